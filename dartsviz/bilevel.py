@@ -1,0 +1,116 @@
+"""The architecture gradient: first order, and second order (unrolled) with a
+finite-difference or exact Hessian-vector product.
+
+Nothing here mutates the network: every evaluation at other weights (w', w+, w-)
+goes through `torch.func.functional_call` with those weights, and BatchNorm
+buffers are cloned, so the arch step never touches weights or running statistics.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+Batch = Tuple[torch.Tensor, torch.Tensor]   # (x: (B, C, H, W), y: (B,))
+Params = Dict[str, torch.Tensor]
+
+HVP_MODES = ("finite", "exact")
+
+
+def weight_dict(model: nn.Module) -> Params:
+    return dict(model.named_weight_parameters())
+
+
+def forward_with(model: nn.Module, params: Optional[Params], x: torch.Tensor) -> torch.Tensor:
+    """model(x) with `params` substituted and BatchNorm buffers cloned (left untouched)."""
+    state = {n: b.clone() for n, b in model.named_buffers()}
+    if params:
+        state.update(params)
+    return functional_call(model, state, (x,))
+
+
+def loss_at(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
+    x, y = batch
+    logits = forward_with(model, params, x)          # (B, num_classes)
+    return F.cross_entropy(logits, y), logits
+
+
+def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: float,
+                 momentum_buffers: Optional[Params] = None) -> Params:
+    """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached."""
+    w = weight_dict(model)
+    loss, _ = loss_at(model, None, batch)
+    grads = torch.autograd.grad(loss, list(w.values()))
+    out = {}
+    for (n, p), g in zip(w.items(), grads):
+        d = g + weight_decay * p.detach()
+        if momentum_buffers is not None and n in momentum_buffers:
+            d = d + momentum * momentum_buffers[n]
+        out[n] = (p.detach() - xi * d).requires_grad_(True)
+    return out
+
+
+def _alpha_grads_at(model, params: Params, batch: Batch) -> List[torch.Tensor]:
+    loss, _ = loss_at(model, params, batch)
+    return list(torch.autograd.grad(loss, model.arch_parameters()))
+
+
+def finite_difference_terms(model, batch: Batch, v: Sequence[torch.Tensor], eps_scale: float = 0.01):
+    """dL_train/dalpha at w + eps v and w - eps v, with eps = eps_scale / ||v||.
+
+    Returns (grads_plus, grads_minus, eps)."""
+    w = weight_dict(model)
+    norm = torch.sqrt(sum((t.detach().double() ** 2).sum() for t in v))
+    eps = float(eps_scale / norm.clamp_min(1e-12))
+    plus = {n: p.detach() + eps * t for (n, p), t in zip(w.items(), v)}
+    minus = {n: p.detach() - eps * t for (n, p), t in zip(w.items(), v)}
+    return _alpha_grads_at(model, plus, batch), _alpha_grads_at(model, minus, batch), eps
+
+
+def hvp_finite_difference(model, batch: Batch, v: Sequence[torch.Tensor],
+                          eps_scale: float = 0.01) -> List[torch.Tensor]:
+    """(d^2 L_train / dalpha dw) . v by central differences (DARTS eq. 8)."""
+    gp, gn, eps = finite_difference_terms(model, batch, v, eps_scale)
+    return [(p - n) / (2 * eps) for p, n in zip(gp, gn)]
+
+
+def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """(d^2 L_train / dalpha dw) . v by double backward."""
+    w = weight_dict(model)
+    loss, _ = loss_at(model, None, batch)
+    g = torch.autograd.grad(loss, list(w.values()), create_graph=True)
+    dot = sum((gi * vi.detach()).sum() for gi, vi in zip(g, v))
+    return list(torch.autograd.grad(dot, model.arch_parameters()))
+
+
+def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, hvp: str = "finite",
+                  xi: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4,
+                  momentum_buffers: Optional[Params] = None, eps_scale: float = 0.01):
+    """Gradient of the validation loss with respect to the alphas.
+
+    order 1: dL_val(w, alpha)/dalpha.
+    order 2: dL_val(w', alpha)/dalpha - xi * H, w' the virtual SGD step, H the
+    Hessian-vector product with v = dL_val(w')/dw' (finite differences or exact).
+    Returns (grads for model.arch_parameters(), val_loss, val_logits), all detached.
+    """
+    alphas = model.arch_parameters()
+    if order == 1:
+        loss, logits = loss_at(model, None, val_batch)
+        grads = torch.autograd.grad(loss, alphas)
+        return list(grads), loss.detach(), logits.detach()
+    if order != 2:
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if hvp not in HVP_MODES:
+        raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
+    w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers)
+    loss, logits = loss_at(model, w_virtual, val_batch)
+    grads = torch.autograd.grad(loss, alphas + list(w_virtual.values()))
+    d_alpha, v = grads[:len(alphas)], grads[len(alphas):]
+    if hvp == "finite":
+        h = hvp_finite_difference(model, train_batch, v, eps_scale)
+    else:
+        h = hvp_exact(model, train_batch, v)
+    return [da - xi * hi for da, hi in zip(d_alpha, h)], loss.detach(), logits.detach()

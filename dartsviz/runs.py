@@ -1,0 +1,160 @@
+"""The run directory: config, history, genotype and checkpoint, each written atomically.
+
+    RUN_DIR/config.json      the SearchConfig (or training config) as JSON
+    RUN_DIR/history.jsonl    one JSON record per line (step and epoch records)
+    RUN_DIR/genotype.json    the latest derived genotype, JSON form
+    RUN_DIR/genotype.txt     the same in the reference code's text form
+    RUN_DIR/checkpoint.pt    weights, alphas, optimiser and RNG states, step
+
+Readers (replay, compare, the CLI) use this module without importing the search.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+import pickle
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+import torch
+
+from .genotype import Genotype
+
+CHECKPOINT_FORMAT = "dartsviz-checkpoint"
+PathLike = Union[str, os.PathLike]
+
+
+class RunDirError(ValueError):
+    """A run directory or checkpoint that cannot be read."""
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_checkpoint(path: PathLike, state: dict, kind: str = "search") -> None:
+    state = {"format": CHECKPOINT_FORMAT, "kind": kind, **state}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: PathLike, map_location="cpu", kind: Optional[str] = None) -> dict:
+    """Load with `weights_only=True`; a missing, corrupt or foreign file raises RunDirError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise RunDirError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError, TypeError, KeyError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunDirError(f"{path} is not a readable dartsviz checkpoint (corrupt or foreign file): {first}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path} is not a dartsviz checkpoint (foreign file)")
+    if kind is not None and state.get("kind") != kind:
+        raise RunDirError(f"{path} is a {state.get('kind')} checkpoint, expected a {kind} checkpoint")
+    return state
+
+
+class RunDir:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    def exists(self) -> bool:
+        return (self.path / "config.json").is_file() or (self.path / "history.jsonl").is_file()
+
+    def require(self) -> "RunDir":
+        """Raise RunDirError unless this looks like a run directory."""
+        if not self.path.is_dir():
+            raise RunDirError(f"run directory {self.path} does not exist")
+        if not self.exists():
+            raise RunDirError(f"{self.path} is not a dartsviz run directory (no config.json or history.jsonl)")
+        return self
+
+    # -- writers -------------------------------------------------------------
+    def write_config(self, config: dict) -> None:
+        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def write_history(self, records: Iterable[dict]) -> None:
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        atomic_write_text(self.path / "history.jsonl", text)
+
+    def write_genotype(self, genotype: Genotype) -> None:
+        atomic_write_text(self.path / "genotype.json", json.dumps(genotype.to_dict(), indent=1) + "\n")
+        atomic_write_text(self.path / "genotype.txt", genotype.to_text() + "\n")
+
+    def save_checkpoint(self, state: dict, kind: str = "search") -> None:
+        save_checkpoint(self.checkpoint_path, state, kind)
+
+    # -- readers -------------------------------------------------------------
+    def read_config(self) -> dict:
+        p = self.path / "config.json"
+        if not p.is_file():
+            raise RunDirError(f"{self.path} has no config.json")
+        try:
+            return json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunDirError(f"{p} is not valid JSON: {e}") from None
+
+    def read_history(self) -> List[dict]:
+        p = self.path / "history.jsonl"
+        if not p.is_file():
+            raise RunDirError(f"{self.path} has no history.jsonl")
+        out = []
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RunDirError(f"{p} line {i} is not valid JSON: {e.msg}") from None
+            if not isinstance(rec, dict):
+                raise RunDirError(f"{p} line {i} is not a record")
+            out.append(rec)
+        return out
+
+    def read_genotype(self) -> Genotype:
+        p = self.path / "genotype.json"
+        if p.is_file():
+            return Genotype.from_json(p.read_text())
+        t = self.path / "genotype.txt"
+        if t.is_file():
+            return Genotype.from_text(t.read_text())
+        raise RunDirError(f"{self.path} has no genotype.json or genotype.txt")
+
+    def load_checkpoint(self, map_location="cpu", kind: Optional[str] = None) -> dict:
+        return load_checkpoint(self.checkpoint_path, map_location, kind)

@@ -1,0 +1,465 @@
+"""SearchConfig and its presets, and Search: the bilevel loop that emits plain records.
+
+    search = Search(SearchConfig.preset("tiny"))
+    search.subscribe(lambda record: print(record["step"], record["val_acc"]))
+    search.run(epochs=1)          # or search.step() for one bilevel step
+    search.genotype               # the derived cell pair now
+
+Records are plain dicts (JSON-serialisable). Step records (`kind == "step"`) carry the
+step, epoch, order, losses and accuracies of the step's batches, learning rates, the
+softmax weights of both cell types, the derived genotype, seconds and peak memory.
+Epoch records (`kind == "epoch"`) add the held-out test loss and accuracy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import resource
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .bilevel import HVP_MODES, arch_gradient, forward_with
+from .data import BatchStream, DataSplits, iterate, load_data
+from .genotype import Genotype
+from .runs import RunDir, RunDirError, load_checkpoint
+from .supernet import SearchNetwork
+
+Record = Dict[str, object]
+Callback = Callable[[Record], None]
+IMPLS = ("reference",)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class SearchConfig:
+    """Search settings. Defaults are the paper's CIFAR-10 search settings."""
+
+    # data
+    dataset: str = "cifar10"          # digits | cifar10 | cifar100 | mnist | fashion_mnist | synthetic[:CxHxW]
+    data_dir: str = "./data"
+    download: bool = False            # fetch a torchvision data set when it is missing
+    train_portion: float = 0.5        # weight half / alpha half of the training set
+    # supernet
+    layers: int = 8                   # cells; reductions at layers//3 and 2*layers//3
+    channels: int = 16                # initial channels C
+    nodes: int = 4                    # intermediate nodes per cell
+    stem_multiplier: int = 3
+    alpha_init_std: float = 1e-3      # alpha = alpha_init_std * randn
+    # weights: SGD with cosine learning rate
+    batch_size: int = 64
+    epochs: int = 50
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    # architecture: Adam
+    arch_lr: float = 3e-4
+    arch_betas: tuple = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    warmup_epochs: int = 0            # epochs of weight-only training before alpha moves
+    # bilevel
+    order: int = 1                    # 1 = first order, 2 = second order (unrolled)
+    hvp: str = "finite"               # second order: finite | exact Hessian-vector product
+    eps_scale: float = 0.01           # finite differences: eps = eps_scale / ||v||
+    # run
+    steps_per_epoch: Optional[int] = None   # None: one pass over the weight half
+    seed: int = 2
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"            # float32 | float64 (tests)
+    impl: str = "reference"           # supernet implementation
+
+    def __post_init__(self):
+        self.arch_betas = tuple(self.arch_betas)
+        self.validate()
+
+    def validate(self) -> "SearchConfig":
+        def positive(name, integer=True):
+            v = getattr(self, name)
+            if (integer and (isinstance(v, bool) or not isinstance(v, int))) or v <= 0:
+                raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+        for n in ("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs"):
+            positive(n)
+        for n in ("lr", "arch_lr", "grad_clip", "eps_scale"):
+            positive(n, integer=False)
+        if self.order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, got {self.order!r}")
+        if self.hvp not in HVP_MODES:
+            raise ValueError(f"hvp must be one of {', '.join(HVP_MODES)}, got {self.hvp!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
+        if not 0 < self.train_portion < 1:
+            raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
+        if self.channels % 2:
+            raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")
+        if self.warmup_epochs < 0:
+            raise ValueError("warmup_epochs must be >= 0")
+        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+            raise ValueError("steps_per_epoch must be positive or None")
+        return self
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "SearchConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = [k for k in overrides if k not in fields]
+        if bad:
+            raise ValueError(f"unknown SearchConfig field(s): {', '.join(bad)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["arch_betas"] = list(self.arch_betas)
+        return d
+
+
+PRESETS: Dict[str, dict] = {
+    # The paper's CIFAR-10 search: 8 cells, 16 channels, batch 64, 50 epochs, seed 2.
+    "paper": dict(dataset="cifar10"),
+    # Digits on a laptop CPU: a small supernet (the paper's 4-node cell), a larger
+    # architecture learning rate so the weights visibly separate within a minute,
+    # and one epoch of weight warm-up. See README, "Presets".
+    "tiny": dict(dataset="digits", layers=3, channels=4, batch_size=32, epochs=6,
+                 arch_lr=3e-2, warmup_epochs=1, lr=0.05, lr_min=0.005, seed=2),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but CUDA is not available (try --device cpu)")
+    return dev
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+def _rounded(t: torch.Tensor, digits: int = 6) -> list:
+    return [[round(float(v), digits) for v in row] for row in t.tolist()]
+
+
+class Search:
+    """A DARTS search: supernet, two optimisers, two batch streams, a step counter."""
+
+    def __init__(self, config: Optional[SearchConfig] = None, out=None,
+                 callbacks: tuple = (), data: Optional[DataSplits] = None):
+        self.config = config if config is not None else SearchConfig.preset("tiny")
+        self.config.validate()
+        c = self.config
+        self.device = resolve_device(c.device)
+        self.dtype = DTYPES[c.dtype]
+        torch.manual_seed(c.seed)
+        self.data = data if data is not None else load_data(
+            c.dataset, c.data_dir, c.download, self.device, c.train_portion)
+        self.model = SearchNetwork(c.channels, self.data.num_classes, c.layers, self.data.in_channels,
+                                   c.nodes, stem_multiplier=c.stem_multiplier,
+                                   alpha_init_std=c.alpha_init_std).to(self.device, self.dtype)
+        self.w_opt = torch.optim.SGD(self.model.weight_parameters(), lr=c.lr, momentum=c.momentum,
+                                     weight_decay=c.weight_decay)
+        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
+                                      weight_decay=c.arch_weight_decay)
+        self.train_stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
+        self.val_stream = BatchStream(self.data, "val", c.batch_size, c.seed + 2, self.dtype, augment=False)
+        self.step_count = 0
+        self.history: List[Record] = []
+        self._subscribers: List[Callback] = list(callbacks)
+        self.run_dir = RunDir(out) if out is not None else None
+        self.interrupted = False
+        self._stop_requested = False
+        if self.run_dir is not None:
+            self.run_dir.write_config(c.to_dict())
+
+    # -- bookkeeping -----------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.train_stream)
+        return min(n, self.config.steps_per_epoch) if self.config.steps_per_epoch else n
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next step belongs to (0-based)."""
+        return self.step_count // self.steps_per_epoch
+
+    @property
+    def done(self) -> bool:
+        return self.step_count >= self.total_steps
+
+    @property
+    def genotype(self) -> Genotype:
+        return self.model.genotype()
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
+        c = self.config
+        e = min(epoch, c.epochs)
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
+
+    def subscribe(self, fn: Callback) -> Callback:
+        """Call fn(record) for every record from now on; returns fn (usable as a decorator)."""
+        self._subscribers.append(fn)
+        return fn
+
+    def unsubscribe(self, fn: Callback) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
+
+    def set(self, **settings) -> None:
+        """Change settings between steps, e.g. search.set(order=2, hvp="exact")."""
+        allowed = {"order", "hvp", "eps_scale", "arch_lr", "warmup_epochs"}
+        bad = [k for k in settings if k not in allowed]
+        if bad:
+            raise ValueError(f"cannot change {', '.join(bad)} during a search; changeable: {', '.join(sorted(allowed))}")
+        new = dataclasses.replace(self.config, **settings)
+        self.config = new
+        for g in self.a_opt.param_groups:
+            g["lr"] = new.arch_lr
+
+    def _emit(self, record: Record) -> None:
+        self.history.append(record)
+        for fn in list(self._subscribers):
+            fn(record)
+
+    # -- one bilevel step --------------------------------------------------------
+    def step(self) -> Record:
+        """One architecture step (alpha half) then one weight step (weight half)."""
+        c = self.config
+        if c.order not in (1, 2) or c.hvp not in HVP_MODES:
+            c.validate()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        epoch = self.epoch
+        lr = self.lr_at(epoch)
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
+        model = self.model
+        model.train()
+        x_t, y_t = next(self.train_stream)            # (B, C, H, W), (B,)
+        x_v, y_v = next(self.val_stream)              # (B, C, H, W), (B,)
+        arch_updated = epoch >= c.warmup_epochs
+        if arch_updated:
+            buffers = self._momentum_buffers()
+            grads, val_loss, val_logits = arch_gradient(
+                model, (x_t, y_t), (x_v, y_v), order=c.order, hvp=c.hvp, xi=lr,
+                momentum=c.momentum, weight_decay=c.weight_decay,
+                momentum_buffers=buffers, eps_scale=c.eps_scale)
+            for a, g in zip(model.arch_parameters(), grads):
+                a.grad = g
+            self.a_opt.step()
+            self.a_opt.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                val_logits = forward_with(model, None, x_v)
+                val_loss = F.cross_entropy(val_logits, y_v)
+        # weight step
+        weights = model.weight_parameters()
+        logits = model(x_t)                           # (B, num_classes)
+        loss = F.cross_entropy(logits, y_t)
+        self.w_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=weights)
+        torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
+        self.w_opt.step()
+        self.step_count += 1
+        probs = model.probs()
+        record: Record = {
+            "kind": "step",
+            "step": self.step_count,
+            "epoch": epoch,
+            "order": c.order,
+            "hvp": c.hvp if c.order == 2 else None,
+            "arch_updated": arch_updated,
+            "train_loss": float(loss.detach()),
+            "train_acc": float((logits.argmax(1) == y_t).float().mean()),
+            "val_loss": float(val_loss),
+            "val_acc": float((val_logits.argmax(1) == y_v).float().mean()),
+            "lr": lr,
+            "arch_lr": c.arch_lr,
+            "probs": {k: _rounded(v) for k, v in probs.items()},
+            "genotype": model.genotype().to_text(),
+            "seconds": time.perf_counter() - t0,
+            "peak_mem_mb": round(_peak_memory_mb(self.device), 2),
+            "device": self.device.type,
+        }
+        self._emit(record)
+        if self.step_count % self.steps_per_epoch == 0:
+            self._end_epoch(epoch)
+        return record
+
+    def _momentum_buffers(self) -> Dict[str, torch.Tensor]:
+        out = {}
+        for n, p in self.model.named_weight_parameters():
+            buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                out[n] = buf
+        return out
+
+    def _end_epoch(self, epoch: int) -> None:
+        steps = [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
+        mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
+        test_loss, test_acc = self.evaluate("test")
+        self._emit({
+            "kind": "epoch", "step": self.step_count, "epoch": epoch,
+            "train_loss": mean("train_loss"), "train_acc": mean("train_acc"),
+            "val_loss": mean("val_loss"), "val_acc": mean("val_acc"),
+            "test_loss": test_loss, "test_acc": test_acc,
+            "seconds": sum(r["seconds"] for r in steps),
+            "genotype": self.model.genotype().to_text(),
+        })
+        if self.run_dir is not None:
+            self.save()
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test"):
+        """Mean loss and accuracy of the supernet on a whole split, in eval mode."""
+        self.model.eval()
+        total, loss_sum, correct = 0, 0.0, 0
+        for x, y in iterate(self.data, split, 256, self.dtype):
+            logits = self.model(x)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        self.model.train()
+        return loss_sum / max(1, total), correct / max(1, total)
+
+    # -- many steps ----------------------------------------------------------------
+    def pause(self) -> None:
+        """Ask a running `run()` to stop after the current step."""
+        self._stop_requested = True
+
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
+        """Run `epochs` more epochs or `steps` more steps (default: to the configured end).
+
+        Ctrl-C (Kernel > Interrupt) stops at the next step boundary and leaves a state
+        that `run()` continues; `self.interrupted` tells whether that happened.
+        """
+        if epochs is not None and steps is not None:
+            raise ValueError("give epochs or steps, not both")
+        if steps is None:
+            if epochs is None:
+                steps = max(0, self.total_steps - self.step_count)
+            else:
+                # to the end of the epoch `epochs` from now
+                target = (self.epoch + epochs) * self.steps_per_epoch
+                steps = target - self.step_count
+        start = len(self.history)
+        self.interrupted = False
+        self._stop_requested = False
+        with self._deferred_interrupt():
+            for _ in range(steps):
+                if self._stop_requested:
+                    self.interrupted = True
+                    break
+                self.step()
+            if self._stop_requested and not self.interrupted:
+                self.interrupted = True
+        if self.run_dir is not None:
+            self.save()
+        return self.history[start:]
+
+    @contextmanager
+    def _deferred_interrupt(self):
+        """Turn the first SIGINT into a stop request honoured at the next step boundary."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._stop_requested:           # second Ctrl-C: stop now
+                signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+    # -- state, checkpoints, run directory --------------------------------------------
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "config": self.config.to_dict(),
+            "step": self.step_count,
+            "model": self.model.state_dict(),
+            "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict(),
+            "streams": {"train": self.train_stream.state_dict(), "val": self.val_stream.state_dict()},
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.w_opt.load_state_dict(state["w_opt"])
+            self.a_opt.load_state_dict(state["a_opt"])
+            self.train_stream.load_state_dict(state["streams"]["train"])
+            self.val_stream.load_state_dict(state["streams"]["val"])
+            self.step_count = int(state["step"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunDirError(f"checkpoint does not fit this search: {str(e).splitlines()[0]}") from None
+
+    def save(self, out=None) -> Path:
+        """Write config, history, genotype and checkpoint to the run directory."""
+        run_dir = RunDir(out) if out is not None else self.run_dir
+        if run_dir is None:
+            raise ValueError("no run directory: pass out= to Search or to save()")
+        run_dir.write_config(self.config.to_dict())
+        run_dir.write_history(self.history)
+        run_dir.write_genotype(self.genotype)
+        run_dir.save_checkpoint(self.state_dict(), kind="search")
+        return run_dir.path
+
+    @classmethod
+    def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None,
+               **overrides) -> "Search":
+        """Continue a search from a run directory (or a checkpoint file inside one)."""
+        path = Path(path)
+        run_dir = RunDir(path if path.is_dir() else path.parent)
+        state = load_checkpoint(path, map_location="cpu", kind="search")
+        try:
+            config = SearchConfig.from_dict({**state["config"], **overrides})
+        except (KeyError, TypeError) as e:
+            raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
+        search = cls(config, out=run_dir.path, callbacks=callbacks, data=data)
+        search.load_state_dict(state)
+        try:
+            history = run_dir.read_history()
+        except RunDirError:
+            history = []
+        search.history = [r for r in history if int(r.get("step", 0)) <= search.step_count]
+        return search
