@@ -1,0 +1,1 @@
+"""Subcommands of the `dartsviz` command, one per file."""

@@ -1,0 +1,100 @@
+"""`dartsviz search`: run a DARTS search and write a run directory."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..data import DATASETS
+
+
+def add_parser(sub):
+    p = sub.add_parser("search", help="run a DARTS search (digits, tiny preset by default)")
+    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
+    p.add_argument("--order", type=int, choices=(1, 2), help="1 = first order, 2 = second order")
+    p.add_argument("--hvp", choices=("finite", "exact"), help="second order: Hessian-vector product")
+    p.add_argument("--epochs", type=int, help="number of search epochs")
+    p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works)")
+    p.add_argument("--data-dir", help="folder holding (or receiving) torchvision data sets")
+    p.add_argument("--download", action="store_true", help="download the data set if it is missing")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--layers", type=int, help="cells in the supernet")
+    p.add_argument("--channels", type=int, help="initial channels")
+    p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _overrides(args) -> dict:
+    names = {"order": "order", "hvp": "hvp", "epochs": "epochs", "dataset": "dataset",
+             "data_dir": "data_dir", "device": "device", "seed": "seed", "batch_size": "batch_size",
+             "layers": "layers", "channels": "channels"}
+    out = {field: getattr(args, a) for a, field in names.items() if getattr(args, a) is not None}
+    if args.download:
+        out["download"] = True
+    for k in ("epochs", "batch_size", "layers", "channels", "steps"):
+        v = getattr(args, k, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
+    return out
+
+
+def progress_printer(search, total: int, quiet: bool):
+    """A tqdm bar fed by the search's records (the search itself knows nothing of it)."""
+    if quiet:
+        return None, None
+    from tqdm.auto import tqdm
+    bar = tqdm(total=total, initial=min(search.step_count, total), unit="step", file=sys.stderr,
+               dynamic_ncols=True, desc=f"search o{search.config.order}")
+
+    def on_record(r):
+        if r["kind"] == "step":
+            bar.update(1)
+            bar.set_postfix(ep=r["epoch"], loss=f"{r['train_loss']:.3f}", acc=f"{r['train_acc']:.2f}",
+                            val_loss=f"{r['val_loss']:.3f}", val_acc=f"{r['val_acc']:.2f}",
+                            o=r["order"], refresh=False)
+        else:
+            bar.write(f"epoch {r['epoch']}: train acc {r['train_acc']:.3f}  val acc {r['val_acc']:.3f}  "
+                      f"test acc {r['test_acc']:.3f}  {r['seconds']:.1f}s")
+    return bar, on_record
+
+
+def run(args) -> int:
+    from ..search import Search, SearchConfig
+    overrides = _overrides(args)
+    if args.resume:
+        if args.out:
+            raise ValueError("--out and --resume do not go together: a resumed run writes to its own directory")
+        search = Search.resume(args.resume, **overrides)
+    else:
+        config = SearchConfig.preset(args.preset, **overrides)
+        out = Path(args.out) if args.out else Path("runs") / (
+            f"search-{config.dataset.replace(':', '_')}-o{config.order}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (out / "config.json").exists() or (out / "checkpoint.pt").exists():
+            raise ValueError(f"{out} already holds a run; pass --resume {out} or choose another --out")
+        search = Search(config, out=out)
+    remaining = max(0, search.total_steps - search.step_count)
+    steps = min(remaining, args.steps) if args.steps else remaining
+    bar, on_record = progress_printer(search, search.step_count + steps, args.quiet)
+    if on_record:
+        search.subscribe(on_record)
+    try:
+        search.run(steps=steps)
+    finally:
+        if bar is not None:
+            bar.close()
+    hook = getattr(args, "after_search", None)
+    if hook is not None and not search.interrupted:
+        hook(search, args)
+    print(f"genotype: {search.genotype.to_text()}")
+    print(f"run directory: {search.run_dir.path}")
+    if search.interrupted:
+        sys.stderr.write(f"interrupted at step {search.step_count}; continue with: "
+                         f"dartsviz search --resume {search.run_dir.path}\n")
+        return 130
+    return 0
