@@ -7,7 +7,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("search", "doctor")
+COMMANDS = ("search", "doctor", "train")
 
 
 class CliError(Exception):

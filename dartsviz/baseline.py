@@ -1,0 +1,233 @@
+"""The random baseline and the end-to-end comparison: first order vs second order vs random.
+
+    res = compare_end_to_end(seeds=(0, 1), random=1)      # tiny presets on digits
+    print(format_table(res["rows"]))
+
+For each seed: search with first order and with second order (same search budget),
+derive each cell, train it from scratch (same training budget); draw random cells from
+the same space and train them the same way. The rows follow the paper's table:
+test accuracy mean ± std over runs, parameters, search and training time.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random as _random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .data import DataSplits, load_data
+from .genotype import random_genotype
+from .runs import atomic_write_bytes, atomic_write_text
+from .search import Search, SearchConfig, resolve_device
+from .train import Train, TrainConfig
+
+METHODS = {1: "DARTS (first order)", 2: "DARTS (second order)", "random": "random"}
+# The paper's CIFAR-10 test error (%) with cutout, for reference next to the measured rows.
+PAPER_ERROR = {"DARTS (first order)": "3.00 ± 0.14", "DARTS (second order)": "2.76 ± 0.09",
+               "random": "3.29 ± 0.15"}
+
+
+def _mean_std(values: Sequence[float]):
+    values = [float(v) for v in values]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _train_config(config: Optional[TrainConfig], seed: int) -> TrainConfig:
+    base = config if config is not None else TrainConfig.preset("tiny")
+    return TrainConfig.from_dict({**base.to_dict(), "seed": seed})
+
+
+def random_baseline(n: int, config: Optional[TrainConfig] = None, seed: int = 0,
+                    data: Optional[DataSplits] = None, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Train `n` random genotypes (drawn from random.Random(seed)) with the same config.
+
+    Returns {"n", "seed", "runs": [summary per genotype], "test_acc_mean", "test_acc_std"};
+    the std is the sample standard deviation (0 for one run).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"the random baseline needs a positive number of genotypes, got {n!r}")
+    config = config if config is not None else TrainConfig.preset("tiny")
+    rng = _random.Random(seed)
+    runs = []
+    for i in range(n):
+        genotype = random_genotype(rng)
+        train = Train(genotype, TrainConfig.from_dict(config.to_dict()), data=data)
+        train.run()
+        runs.append({"index": i, **train.summary()})
+        if log:
+            log(f"random {i + 1}/{n}: test acc {runs[-1]['test_acc']:.4f}")
+    mean, std = _mean_std([r["test_acc"] for r in runs])
+    return {"n": n, "seed": seed, "runs": runs, "test_acc_mean": mean, "test_acc_std": std}
+
+
+def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: Sequence[int] = (1, 2),
+                       search_config: Optional[SearchConfig] = None, train_config: Optional[TrainConfig] = None,
+                       search_epochs: Optional[int] = None, train_epochs: Optional[int] = None,
+                       out=None, data: Optional[DataSplits] = None,
+                       log: Optional[Callable[[str], None]] = None) -> dict:
+    """First-order, second-order and random cells over `seeds`, with equal budgets.
+
+    `search_config` / `train_config` default to the tiny presets; `search_epochs` and
+    `train_epochs` override their epochs. Warm-up epochs that would eat the whole search
+    budget are dropped, so alpha always moves. `random` random cells are drawn per seed.
+    With `out`, writes results.json, table.md, table.csv, comparison.png and each run's
+    search and training run directories. Returns {"settings", "runs", "rows"}.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if random < 0:
+        raise ValueError(f"random must be >= 0, got {random}")
+    if any(o not in (1, 2) for o in orders):
+        raise ValueError(f"orders must be 1 and/or 2, got {list(orders)}")
+    s_base = (search_config or SearchConfig.preset("tiny")).to_dict()
+    t_base = (train_config or TrainConfig.preset("tiny")).to_dict()
+    if search_epochs is not None:
+        s_base["epochs"] = search_epochs
+    if train_epochs is not None:
+        t_base["epochs"] = train_epochs
+    if s_base.get("warmup_epochs", 0) >= s_base["epochs"]:
+        s_base["warmup_epochs"] = 0
+    SearchConfig.from_dict(s_base)            # validate early, before any training
+    TrainConfig.from_dict(t_base)
+    if t_base["dataset"] != s_base["dataset"]:
+        raise ValueError(f"search data set {s_base['dataset']!r} and training data set "
+                         f"{t_base['dataset']!r} differ")
+    say = log or (lambda msg: None)
+    out = Path(out) if out is not None else None
+    if data is None:
+        device = resolve_device(t_base["device"])
+        data = load_data(t_base["dataset"], t_base["data_dir"], t_base["download"], device,
+                         s_base["train_portion"])
+
+    def run_dir(name):
+        return out / "runs" / name if out is not None else None
+
+    runs: List[dict] = []
+    for seed in seeds:
+        for order in orders:
+            name = f"o{order}-seed{seed}"
+            say(f"search {METHODS[order]}, seed {seed}")
+            search = Search(SearchConfig.from_dict({**s_base, "order": order, "seed": seed}),
+                            out=run_dir(f"search-{name}"), data=data)
+            t0 = time.perf_counter()
+            search.run()
+            search_seconds = time.perf_counter() - t0
+            genotype = search.genotype
+            say(f"train {METHODS[order]}, seed {seed}")
+            train = Train(genotype, TrainConfig.from_dict({**t_base, "seed": seed}),
+                          out=run_dir(f"train-{name}"), data=data)
+            train.run()
+            runs.append({"method": METHODS[order], "seed": seed, "search_seconds": search_seconds,
+                         **train.summary()})
+            say(f"  test acc {runs[-1]['test_acc']:.4f}")
+        rng = _random.Random(seed)
+        for i in range(random):
+            genotype = random_genotype(rng)
+            say(f"train random cell {i + 1}/{random}, seed {seed}")
+            train = Train(genotype, TrainConfig.from_dict({**t_base, "seed": seed}),
+                          out=run_dir(f"train-random{i}-seed{seed}"), data=data)
+            train.run()
+            runs.append({"method": "random", "seed": seed, "search_seconds": 0.0, **train.summary()})
+            say(f"  test acc {runs[-1]['test_acc']:.4f}")
+    result = {"settings": {"seeds": seeds, "random": random, "orders": list(orders),
+                           "search": s_base, "train": t_base},
+              "runs": runs, "rows": summarize(runs)}
+    if out is not None:
+        write_comparison(result, out)
+    return result
+
+
+def summarize(runs: List[dict]) -> List[dict]:
+    """One row per method: runs, test accuracy mean ± std, parameters, MACs, mean times."""
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in runs):
+        rs = [r for r in runs if r["method"] == method]
+        acc_mean, acc_std = _mean_std([r["test_acc"] for r in rs])
+        rows.append({
+            "method": method, "runs": len(rs),
+            "test_acc_mean": acc_mean, "test_acc_std": acc_std,
+            "params_mean": statistics.fmean(r["params"] for r in rs),
+            "macs_mean": statistics.fmean(r["macs"] for r in rs),
+            "search_seconds_mean": statistics.fmean(r["search_seconds"] for r in rs),
+            "train_seconds_mean": statistics.fmean(r["train_seconds"] for r in rs),
+            "paper_cifar10_error": PAPER_ERROR.get(method, ""),
+        })
+    return rows
+
+
+_COLUMNS = ["method", "runs", "test acc (%)", "params", "MACs", "search (s)", "train (s)",
+            "paper CIFAR-10 error (%)"]
+
+
+def _cells(row: dict) -> List[str]:
+    return [row["method"], str(row["runs"]),
+            f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}",
+            f"{row['params_mean']:,.0f}", f"{row['macs_mean']:,.0f}",
+            f"{row['search_seconds_mean']:.1f}", f"{row['train_seconds_mean']:.1f}",
+            row["paper_cifar10_error"]]
+
+
+def format_table(rows: List[dict]) -> str:
+    """The rows as a markdown table (also readable when printed)."""
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table_csv(rows: List[dict]) -> str:
+    keys = ["method", "runs", "test_acc_mean", "test_acc_std", "params_mean", "macs_mean",
+            "search_seconds_mean", "train_seconds_mean", "paper_cifar10_error"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r[k] for k in keys})
+    return buf.getvalue()
+
+
+def plot_comparison(result: dict):
+    """A figure with four panels: test accuracy, search time, training time, parameters.
+
+    Bars are the means; dots are the single runs.
+    """
+    from matplotlib.figure import Figure
+    runs, rows = result["runs"], result["rows"]
+    panels = [("test_acc", "test accuracy (%)", 100.0), ("search_seconds", "search time (s)", 1.0),
+              ("train_seconds", "training time (s)", 1.0), ("params", "parameters", 1.0)]
+    fig = Figure(figsize=(13, 3.4), layout="constrained")
+    axes = fig.subplots(1, 4)
+    methods = [r["method"] for r in rows]
+    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:green", "tab:red"]
+    for ax, (key, label, scale) in zip(axes, panels):
+        for i, m in enumerate(methods):
+            vals = [scale * r[key] for r in runs if r["method"] == m]
+            mean, std = _mean_std(vals)
+            ax.bar(i, mean, yerr=std, color=colors[i % len(colors)], alpha=0.6, capsize=4)
+            ax.plot([i] * len(vals), vals, "k.", ms=5)
+        ax.set_xticks(range(len(methods)), [m.replace("DARTS ", "").strip("()") for m in methods],
+                      rotation=20)
+        ax.set_title(label, fontsize=10)
+    fig.suptitle(f"end-to-end comparison, seeds {result['settings']['seeds']}", fontsize=11)
+    return fig
+
+
+def write_comparison(result: dict, out) -> Dict[str, Path]:
+    """Write results.json, table.md, table.csv and comparison.png into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "table.md", "csv": out / "table.csv",
+             "png": out / "comparison.png"}
+    atomic_write_text(paths["json"], json.dumps(result, indent=1) + "\n")
+    atomic_write_text(paths["md"], format_table(result["rows"]) + "\n")
+    atomic_write_text(paths["csv"], table_csv(result["rows"]))
+    buf = io.BytesIO()
+    plot_comparison(result).savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(paths["png"], buf.getvalue())
+    return paths

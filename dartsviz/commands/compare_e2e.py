@@ -1,0 +1,72 @@
+"""End-to-end comparison: first-order vs second-order vs random cells, searched and trained.
+
+Not a subcommand of its own: `add_arguments(parser)` and `run(args)` are meant for
+`dartsviz compare --end-to-end`. Writes table.md, table.csv, results.json, comparison.png.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(p):
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (each: one search per order)")
+    p.add_argument("--random", type=int, default=1, metavar="N", help="random cells per seed (default 1)")
+    p.add_argument("--orders", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="search orders")
+    p.add_argument("--search-preset", default="tiny", help="search preset (tiny or paper)")
+    p.add_argument("--train-preset", default="tiny", help="training preset (tiny or paper)")
+    p.add_argument("--search-epochs", type=int, help="search epochs (same for every search)")
+    p.add_argument("--train-epochs", type=int, help="training epochs (same for every network)")
+    p.add_argument("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
+    p.add_argument("--dataset", help="data set for search and training")
+    p.add_argument("--data-dir", help="folder holding torchvision data sets")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", help="output folder (default runs/compare-TIME)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def run(args) -> int:
+    from ..baseline import compare_end_to_end, format_table
+    from ..search import SearchConfig
+    from ..train import TrainConfig
+    for name in ("search_epochs", "train_epochs", "steps_per_epoch"):
+        v = getattr(args, name, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    if args.random < 0:
+        raise ValueError(f"--random must be >= 0, got {args.random}")
+    common = {k: getattr(args, k) for k in ("dataset", "data_dir", "device", "steps_per_epoch")
+              if getattr(args, k, None) is not None}
+    search_config = SearchConfig.preset(args.search_preset, **common)
+    train_config = TrainConfig.preset(args.train_preset, **common)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = compare_end_to_end(seeds=args.seeds, random=args.random, orders=args.orders,
+                                search_config=search_config, train_config=train_config,
+                                search_epochs=args.search_epochs, train_epochs=args.train_epochs,
+                                out=out, log=log)
+    print(format_table(result["rows"]))
+    print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'results.json'}, {out / 'comparison.png'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point: python -m dartsviz.commands.compare_e2e --seeds 0 1."""
+    import argparse
+    from ..data import DataError
+    from ..runs import RunDirError
+    parser = argparse.ArgumentParser(prog="dartsviz compare --end-to-end",
+                                     description="first order vs second order vs random, searched and trained")
+    args = add_arguments(parser).parse_args(argv)
+    try:
+        return run(args)
+    except (DataError, RunDirError, ValueError, FileNotFoundError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sys.stderr.write(f"dartsviz compare: error: {msg}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""TrainConfig and its presets, and Train: a genotype's network trained from scratch.
+
+    train = Train(DARTS_V2, TrainConfig.preset("tiny"))
+    train.subscribe(lambda r: print(r["step"], r["train_loss"]))
+    train.run()                    # or train.step(), train.run(epochs=1)
+    train.test_acc                 # accuracy on the held-out test split after the last epoch
+
+Records are plain dicts like the search's: `kind == "step"` (loss, accuracy, lr,
+drop-path probability, seconds, peak memory) and `kind == "epoch"` (means over the epoch
+and the test loss and accuracy). Training uses the whole training set: the weight half
+and the alpha half of the search split together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from .data import BatchStream, DataSplits, iterate, load_data
+from .evaluate import NetworkEval, count_macs, cutout
+from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
+from .runs import RunDir, RunDirError, load_checkpoint
+from .search import DTYPES, Search, _peak_memory_mb, resolve_device
+
+Record = Dict[str, object]
+Callback = Callable[[Record], None]
+
+
+@dataclass
+class TrainConfig:
+    """Training-from-scratch settings. Defaults are the paper's CIFAR-10 evaluation settings."""
+
+    # data
+    dataset: str = "cifar10"
+    data_dir: str = "./data"
+    download: bool = False
+    # network
+    layers: int = 20                  # cells; reductions at layers//3 and 2*layers//3
+    channels: int = 36                # initial channels C
+    stem_multiplier: int = 3
+    auxiliary: bool = True            # auxiliary head at 2/3 depth
+    auxiliary_weight: float = 0.4     # loss = CE(logits) + auxiliary_weight * CE(logits_aux)
+    aux_widths: tuple = (128, 768)    # auxiliary head: 1x1 conv width, 2x2 conv width
+    drop_path_prob: float = 0.2       # ramped linearly from 0 (first epoch) towards this value
+    cutout: bool = True
+    cutout_length: int = 16           # pixels
+    # SGD with cosine learning rate, per epoch
+    batch_size: int = 96
+    epochs: int = 600
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    # run
+    steps_per_epoch: Optional[int] = None   # None: one pass over the training set
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        self.aux_widths = tuple(self.aux_widths)
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        for n in ("layers", "channels", "stem_multiplier", "batch_size", "epochs"):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{n} must be a positive integer, got {v!r}")
+        for n in ("lr", "grad_clip"):
+            if not getattr(self, n) > 0:
+                raise ValueError(f"{n} must be positive, got {getattr(self, n)!r}")
+        if self.channels % 2:
+            raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")
+        if not 0 <= self.drop_path_prob < 1:
+            raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
+        if self.auxiliary_weight < 0 or self.cutout_length < 0 or self.lr_min < 0:
+            raise ValueError("auxiliary_weight, cutout_length and lr_min must be >= 0")
+        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+            raise ValueError("steps_per_epoch must be positive or None")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if len(self.aux_widths) != 2 or any(int(w) <= 0 for w in self.aux_widths):
+            raise ValueError(f"aux_widths must be two positive integers, got {self.aux_widths!r}")
+        return self
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "TrainConfig":
+        if name not in TRAIN_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(TRAIN_PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = [k for k in overrides if k not in fields]
+        if bad:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(bad)}")
+        return cls(**{**TRAIN_PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["aux_widths"] = list(self.aux_widths)
+        return d
+
+
+TRAIN_PRESETS: Dict[str, dict] = {
+    # The paper's CIFAR-10 evaluation: 20 cells, 36 channels, batch 96, 600 epochs,
+    # SGD 0.025 cosine to 0, momentum 0.9, wd 3e-4, clip 5, auxiliary 0.4, drop-path 0.2, cutout 16.
+    "paper": dict(dataset="cifar10"),
+    # Digits (8x8) on a 2-core CPU in about a minute: 3 cells, 8 channels, a slim
+    # auxiliary head, cutout 3 (16 would blank the whole image), a larger learning rate.
+    "tiny": dict(dataset="digits", layers=3, channels=8, batch_size=64, epochs=10, lr=0.05,
+                 aux_widths=(32, 64), cutout_length=3, drop_path_prob=0.1),
+}
+
+
+def full_training_data(data: DataSplits) -> DataSplits:
+    """The search split's weight half and alpha half joined into one training split."""
+    x = torch.cat([data.train[0], data.val[0]])   # (N_w + N_a, C, H, W)
+    y = torch.cat([data.train[1], data.val[1]])   # (N_w + N_a,)
+    return dataclasses.replace(data, train=(x, y), val=(x[:0], y[:0]))
+
+
+def resolve_genotype(spec: Union[str, Genotype, Path]) -> Genotype:
+    """A Genotype from a run directory, a .json/.txt file, DARTS_V1/DARTS_V2, random[:SEED], or text.
+
+    Text is parsed, never evaluated. Errors are one-line ValueError/RunDirError messages.
+    """
+    if isinstance(spec, Genotype):
+        return spec
+    s = str(spec).strip()
+    if not s:
+        raise ValueError("empty genotype: give a run directory, DARTS_V1, DARTS_V2 or Genotype(...) text")
+    if s.upper() in GENOTYPES:
+        return GENOTYPES[s.upper()]
+    if s.lower() == "random" or s.lower().startswith("random:"):
+        seed = s.split(":", 1)[1] if ":" in s else "0"
+        try:
+            return random_genotype(int(seed))
+        except ValueError:
+            raise ValueError(f"random genotype seed must be an integer, got {seed!r}") from None
+    if s.startswith("{"):
+        return Genotype.from_json(s)
+    if "Genotype" in s and "(" in s:
+        return parse_genotype(s)
+    path = Path(s).expanduser()
+    if path.is_dir():
+        run_dir = RunDir(path)
+        if (path / "genotype.json").is_file() or (path / "genotype.txt").is_file():
+            return run_dir.read_genotype()
+        raise RunDirError(f"{path} holds no genotype.json or genotype.txt (is it a dartsviz search run directory?)")
+    if path.is_file():
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read genotype file {path}: {e}") from None
+        return Genotype.from_json(text) if text.lstrip().startswith("{") else parse_genotype(text)
+    if "/" in s or "\\" in s or s.endswith((".json", ".txt")) or s.startswith("."):
+        raise RunDirError(f"run directory or genotype file {s} does not exist")
+    raise ValueError(f"genotype {s!r} is not a run directory, a file, {', '.join(GENOTYPES)}, "
+                     f"random[:SEED] or Genotype(normal=[...], ...) text")
+
+
+class Train:
+    """Training from scratch: network, SGD, one batch stream, a cutout generator, a step counter."""
+
+    def __init__(self, genotype: Union[Genotype, str], config: Optional[TrainConfig] = None, out=None,
+                 callbacks: tuple = (), data: Optional[DataSplits] = None):
+        self.genotype = resolve_genotype(genotype)
+        self.config = config if config is not None else TrainConfig.preset("tiny")
+        self.config.validate()
+        c = self.config
+        self.device = resolve_device(c.device)
+        self.dtype = DTYPES[c.dtype]
+        torch.manual_seed(c.seed)
+        splits = data if data is not None else load_data(c.dataset, c.data_dir, c.download, self.device)
+        self.data = full_training_data(splits)
+        self.model = NetworkEval(self.genotype, c.channels, self.data.num_classes, c.layers, c.auxiliary,
+                                 self.data.in_channels, self.data.image_size, c.stem_multiplier,
+                                 c.aux_widths).to(self.device, self.dtype)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
+                                         weight_decay=c.weight_decay)
+        self.stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
+        self.cutout_gen = torch.Generator().manual_seed(c.seed + 3)
+        self.params = self.model.num_parameters()
+        self.macs = count_macs(self.model, tuple(self.data.train[0].shape[1:]))
+        self.step_count = 0
+        self.history: List[Record] = []
+        self._subscribers: List[Callback] = list(callbacks)
+        self.run_dir = RunDir(out) if out is not None else None
+        self.interrupted = False
+        self._stop_requested = False
+        if self.run_dir is not None:
+            self.run_dir.write_config(c.to_dict())
+            self.run_dir.write_genotype(self.genotype)
+
+    # -- bookkeeping -----------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.stream)
+        return min(n, self.config.steps_per_epoch) if self.config.steps_per_epoch else n
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next step belongs to (0-based)."""
+        return self.step_count // self.steps_per_epoch
+
+    @property
+    def done(self) -> bool:
+        return self.step_count >= self.total_steps
+
+    @property
+    def test_acc(self) -> Optional[float]:
+        """Test accuracy of the last finished epoch (None before the first)."""
+        epochs = [r for r in self.history if r["kind"] == "epoch"]
+        return epochs[-1]["test_acc"] if epochs else None
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
+        c = self.config
+        e = min(epoch, c.epochs)
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
+
+    def drop_path_at(self, epoch: int) -> float:
+        """drop_path_prob * epoch / epochs: 0 in the first epoch, ramped linearly."""
+        return self.config.drop_path_prob * min(epoch, self.config.epochs) / self.config.epochs
+
+    def subscribe(self, fn: Callback) -> Callback:
+        """Call fn(record) for every record from now on; returns fn."""
+        self._subscribers.append(fn)
+        return fn
+
+    def unsubscribe(self, fn: Callback) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
+
+    def _emit(self, record: Record) -> None:
+        self.history.append(record)
+        for fn in list(self._subscribers):
+            fn(record)
+
+    # -- one step ----------------------------------------------------------------
+    def step(self) -> Record:
+        """One SGD step on a training batch (cutout, drop-path, auxiliary loss)."""
+        c = self.config
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        epoch = self.epoch
+        lr = self.lr_at(epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        model = self.model
+        model.drop_path_prob = self.drop_path_at(epoch)
+        model.train()
+        x, y = next(self.stream)                                 # (B, C, H, W), (B,)
+        if c.cutout:
+            x = cutout(x, c.cutout_length, self.cutout_gen)      # (B, C, H, W)
+        out = model(x)
+        logits, logits_aux = out if isinstance(out, tuple) else (out, None)   # (B, K) each
+        loss = F.cross_entropy(logits, y)
+        if logits_aux is not None:
+            loss = loss + c.auxiliary_weight * F.cross_entropy(logits_aux, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        self.step_count += 1
+        record: Record = {
+            "kind": "step", "step": self.step_count, "epoch": epoch,
+            "train_loss": float(loss.detach()),
+            "train_acc": float((logits.argmax(1) == y).float().mean()),
+            "lr": lr, "drop_path_prob": model.drop_path_prob,
+            "seconds": time.perf_counter() - t0,
+            "peak_mem_mb": round(_peak_memory_mb(self.device), 2),
+            "device": self.device.type,
+        }
+        self._emit(record)
+        if self.step_count % self.steps_per_epoch == 0:
+            self._end_epoch(epoch)
+        return record
+
+    def _end_epoch(self, epoch: int) -> None:
+        steps = [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
+        mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
+        test_loss, test_acc = self.evaluate("test")
+        self._emit({
+            "kind": "epoch", "step": self.step_count, "epoch": epoch,
+            "train_loss": mean("train_loss"), "train_acc": mean("train_acc"),
+            "test_loss": test_loss, "test_acc": test_acc,
+            "seconds": sum(r["seconds"] for r in steps),
+            "params": self.params, "macs": self.macs,
+        })
+        if self.run_dir is not None:
+            self.save()
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test"):
+        """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head)."""
+        self.model.eval()
+        total, loss_sum, correct = 0, 0.0, 0
+        for x, y in iterate(self.data, split, 256, self.dtype):
+            logits = self.model(x)                               # (B, K)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        self.model.train()
+        return loss_sum / max(1, total), correct / max(1, total)
+
+    # -- many steps ----------------------------------------------------------------
+    def pause(self) -> None:
+        """Ask a running `run()` to stop after the current step."""
+        self._stop_requested = True
+
+    _deferred_interrupt = Search._deferred_interrupt   # first Ctrl-C stops at a step boundary
+
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
+        """Run `epochs` more epochs or `steps` more steps (default: to the configured end)."""
+        if epochs is not None and steps is not None:
+            raise ValueError("give epochs or steps, not both")
+        if steps is None:
+            if epochs is None:
+                steps = max(0, self.total_steps - self.step_count)
+            else:
+                steps = (self.epoch + epochs) * self.steps_per_epoch - self.step_count
+        start = len(self.history)
+        self.interrupted = False
+        self._stop_requested = False
+        with self._deferred_interrupt():
+            for _ in range(steps):
+                if self._stop_requested:
+                    self.interrupted = True
+                    break
+                self.step()
+            if self._stop_requested and not self.interrupted:
+                self.interrupted = True
+        if self.run_dir is not None:
+            self.save()
+        return self.history[start:]
+
+    def summary(self) -> dict:
+        """Genotype, parameters, multiply-adds, final test accuracy, training seconds."""
+        return {"genotype": self.genotype.to_text(), "params": self.params, "macs": self.macs,
+                "test_acc": self.test_acc, "steps": self.step_count,
+                "train_seconds": sum(r["seconds"] for r in self.history if r["kind"] == "step")}
+
+    # -- state, checkpoints, run directory --------------------------------------------
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "config": self.config.to_dict(),
+            "genotype": self.genotype.to_text(),
+            "step": self.step_count,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.state_dict(),
+            "cutout_gen": self.cutout_gen.get_state(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            if state["genotype"] != self.genotype.to_text():
+                raise ValueError("the checkpoint was trained with another genotype")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.stream.load_state_dict(state["stream"])
+            self.cutout_gen.set_state(state["cutout_gen"])
+            self.step_count = int(state["step"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunDirError(f"checkpoint does not fit this training: {str(e).splitlines()[0]}") from None
+
+    def save(self, out=None) -> Path:
+        """Write config, genotype, history, summary and checkpoint to the run directory."""
+        run_dir = RunDir(out) if out is not None else self.run_dir
+        if run_dir is None:
+            raise ValueError("no run directory: pass out= to Train or to save()")
+        run_dir.write_config(self.config.to_dict())
+        run_dir.write_history(self.history)
+        run_dir.write_genotype(self.genotype)
+        from .runs import atomic_write_text
+        atomic_write_text(run_dir.path / "summary.json", json.dumps(self.summary(), indent=1) + "\n")
+        run_dir.save_checkpoint(self.state_dict(), kind="train")
+        return run_dir.path
+
+    @classmethod
+    def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None, **overrides) -> "Train":
+        """Continue a training from its run directory (or a checkpoint file inside one)."""
+        path = Path(path)
+        if not path.exists():
+            raise RunDirError(f"run directory {path} does not exist")
+        run_dir = RunDir(path if path.is_dir() else path.parent)
+        state = load_checkpoint(path, map_location="cpu", kind="train")
+        try:
+            config = TrainConfig.from_dict({**state["config"], **overrides})
+            genotype = parse_genotype(state["genotype"])
+        except (KeyError, TypeError) as e:
+            raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
+        train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
+        train.load_state_dict(state)
+        try:
+            history = run_dir.read_history()
+        except RunDirError:
+            history = []
+        train.history = [r for r in history if int(r.get("step", 0)) <= train.step_count]
+        return train
