@@ -6,7 +6,19 @@ from .supernet import MixedOp, SearchCell, SearchNetwork
 
 __version__ = "0.1.0"
 
+_VIEWS = {"Dashboard": "dashboard", "Compare": "compare", "Replay": "replay"}
+
+
+def __getattr__(name):
+    """Dashboard, Compare and Replay load ipywidgets only when first used."""
+    if name in _VIEWS:
+        import importlib
+        return getattr(importlib.import_module(f".viz.{_VIEWS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DARTS_V1", "DARTS_V2", "GENOTYPES", "Genotype", "derive", "parse_genotype", "random_genotype",
     "OPS", "PRIMITIVES", "PRESETS", "Search", "SearchConfig", "MixedOp", "SearchCell", "SearchNetwork",
+    "Dashboard", "Compare", "Replay",
 ]

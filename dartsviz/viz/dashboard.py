@@ -1,0 +1,308 @@
+"""Dashboard: a live ipywidgets view of a running `Search` (ipywidgets 7.7 and 8).
+
+    dash = Dashboard(dataset="digits")      # or Dashboard(search)
+    dash                                    # shows it in a notebook
+    dash.step(3); dash.run(epochs=1)        # drive it from code (notebooks, tests)
+
+The search emits records; the dashboard subscribes and redraws. Buttons run a bounded
+chunk inside their click handler, so the kernel is idle between clicks. `Run` blocks,
+redraws as it goes (throttled) and stops cleanly at a step boundary on Kernel > Interrupt;
+press it again to continue. Handlers never print: errors appear in the status line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import time
+import traceback
+from typing import Callable, Dict, Optional
+
+import ipywidgets as widgets
+
+from .cellgraph import as_html, cell_svg, soft_cell_svg
+from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
+                      new_figure, to_png)
+from .palette import CELL_TYPES, edge_label
+from .records import cell_edges, genotype_of, step_records
+from .throttle import Throttle
+
+# Panels in the order a throttled run refreshes them.
+PANELS = ("weights", "curves", "cells", "heatmap", "trajectories", "collapse")
+
+
+def _layout(**kw):
+    return widgets.Layout(**kw)
+
+
+class Dashboard:
+    """Controls and panels around one `Search`; also usable from code."""
+
+    def __init__(self, search=None, *, preset: str = "tiny", dataset: Optional[str] = None,
+                 seed: Optional[int] = None, redraw_every: int = 5, min_interval: float = 0.3,
+                 budget: float = 0.025, dpi: int = 72, **overrides):
+        from ..search import Search, SearchConfig
+        self._Search, self._SearchConfig = Search, SearchConfig
+        preset_name = "current" if search is not None else preset
+        if search is None:
+            if dataset is not None:
+                overrides["dataset"] = dataset
+            if seed is not None:
+                overrides["seed"] = seed
+            search = Search(SearchConfig.preset(preset, **overrides))
+        self.search = None
+        self.dpi = dpi
+        self.throttle = Throttle(redraw_every, min_interval, budget)
+        self.draw_seconds = 0.0                 # time spent redrawing (for the overhead figure)
+        self.last_error: Optional[str] = None   # traceback of the last handler error
+        self._figs = {p: new_figure(p, dpi=dpi) for p in ("weights", "heatmap", "trajectories",
+                                                          "curves", "collapse")}
+        self._dirty = set(PANELS)
+        self._next_panel = 0
+        self._running = False
+        self._build(search, preset_name)
+        self.attach(search)
+
+    # -- widgets -------------------------------------------------------------------
+    def _build(self, search, preset_name: str) -> None:
+        from ..data import DATASETS
+        from ..search import PRESETS
+        c = search.config
+        btn = dict(layout=_layout(width="auto"))
+        self.order = widgets.ToggleButtons(options=[("1st order", 1), ("2nd order", 2)], value=c.order,
+                                           description="order")
+        self.step_button = widgets.Button(description="Step", tooltip="one bilevel step", **btn)
+        self.step10_button = widgets.Button(description="Step \u00d710", tooltip="ten steps", **btn)
+        self.epochs = widgets.BoundedIntText(value=1, min=1, max=10000, description="epochs",
+                                             layout=_layout(width="150px"))
+        self.run_button = widgets.Button(description="\u25b6 Run N epochs", button_style="success",
+                                         tooltip="blocking; Kernel > Interrupt stops at the next step", **btn)
+        self.pause_button = widgets.Button(description="\u23f8 Pause", **btn)
+        presets = [("current settings", "current")] + [(p, p) for p in PRESETS]
+        self.preset = widgets.Dropdown(options=presets, value=preset_name if preset_name in PRESETS else "current",
+                                       description="preset", layout=_layout(width="230px"))
+        names = list(DATASETS) + ([c.dataset] if c.dataset not in DATASETS else [])
+        self.dataset = widgets.Dropdown(options=names, value=c.dataset, description="data",
+                                        layout=_layout(width="210px"))
+        self.seed = widgets.IntText(value=c.seed, description="seed", layout=_layout(width="150px"))
+        self.reset_button = widgets.Button(description="\u21ba Reset", button_style="warning", **btn)
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
+        self.counter = widgets.HTML(value="")
+        self.status = widgets.HTML(value="ready")
+        self.genotype_text = widgets.Textarea(value="", description="genotype",
+                                              layout=_layout(width="98%", height="60px"))
+        img = dict(format="png", layout=_layout(max_width="100%", height="auto"))
+        self.images: Dict[str, widgets.Image] = {p: widgets.Image(**img) for p in self._figs}
+        self.edge = widgets.Dropdown(options=[("", ("normal", (0, 2)))], description="edge",
+                                     layout=_layout(width="220px"))
+        self.cells: Dict[str, widgets.HTML] = {f"{kind}_{cell}": widgets.HTML(layout=_layout(width="50%"))
+                                               for kind in ("derived", "soft") for cell in CELL_TYPES}
+
+        self.step_button.on_click(self._handler("Step", lambda _: self.step(1)))
+        self.step10_button.on_click(self._handler("Step \u00d710", lambda _: self.step(10)))
+        self.run_button.on_click(self._handler("Run", lambda _: self.run(epochs=self.epochs.value)))
+        self.pause_button.on_click(self._handler("Pause", lambda _: self.pause()))
+        self.reset_button.on_click(self._handler("Reset", lambda _: self.reset()))
+        self.order.observe(self._handler("order", lambda ch: self.set_order(ch["new"])), names="value")
+        self.edge.observe(self._handler("edge", lambda ch: self._redraw_now(("trajectories",))), names="value")
+
+        row = lambda *ws: widgets.HBox(list(ws), layout=_layout(flex_flow="row wrap", align_items="center"))
+        self.widget = widgets.VBox([
+            row(self.order, self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
+            row(self.preset, self.dataset, self.seed, self.reset_button),
+            row(self.progress, self.counter),
+            self.status,
+            self.images["weights"],
+            row(self.images["heatmap"], widgets.VBox([self.edge, self.images["trajectories"]])),
+            row(self.cells["derived_normal"], self.cells["derived_reduce"]),
+            row(self.cells["soft_normal"], self.cells["soft_reduce"]),
+            self.images["curves"],
+            row(self.images["collapse"]),
+            self.genotype_text,
+        ])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def _handler(self, name: str, fn: Callable) -> Callable:
+        """Wrap a widget callback: errors go to the status line, never out of the handler."""
+        def wrapped(*args):
+            try:
+                fn(*args)
+            except KeyboardInterrupt:
+                self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
+            except Exception as e:  # a UI boundary: show every error instead of losing it
+                self.last_error = traceback.format_exc()
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                self._set_status(f"error in {name}: {type(e).__name__}: {first}", error=True)
+        return wrapped
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        color = "#c00000" if error else "#333333"
+        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    # -- the search -------------------------------------------------------------------
+    def attach(self, search) -> None:
+        """Show `search` (subscribing to its records) instead of the current one."""
+        if self.search is not None:
+            self.search.unsubscribe(self._on_record)
+        self.search = search
+        search.subscribe(self._on_record)
+        n = search.model.probs()["normal"].shape[0]
+        self.edge.options = [(f"{cell} {edge_label(*e)}", (cell, e)) for cell in CELL_TYPES
+                             for e in cell_edges(n)]
+        self.edge.value = ("normal", cell_edges(n)[0])
+        if self.order.value != search.config.order:
+            self.order.value = search.config.order
+        self._dirty = set(PANELS)
+        self._update_counter()
+        self.redraw()
+
+    @property
+    def history(self):
+        return self.search.history
+
+    def current(self) -> dict:
+        """The latest step record, or one made from the search's current weights."""
+        steps = step_records(self.search.history[-50:]) or step_records(self.search.history)
+        if steps:
+            return steps[-1]
+        s = self.search
+        return {"kind": "step", "step": s.step_count, "epoch": s.epoch, "order": s.config.order,
+                "probs": {k: v.tolist() for k, v in s.model.probs().items()},
+                "genotype": s.genotype.to_text()}
+
+    def set_order(self, order: int) -> None:
+        """First (1) or second (2) order from the next step on."""
+        self.search.set(order=int(order))
+        if self.order.value != int(order):
+            self.order.value = int(order)
+        cost = " (second order costs about 2-3x the time per step: watch 'seconds per step')" if order == 2 else ""
+        self._set_status(f"next steps use order {order}{cost}")
+        self._update_counter()
+
+    def step(self, n: int = 1) -> list:
+        """Run n steps, redraw, return their records."""
+        return self._run(steps=int(n))
+
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> list:
+        """Blocking run with throttled redraws; Kernel > Interrupt stops at a step boundary."""
+        return self._run(epochs=epochs, steps=steps)
+
+    def pause(self) -> None:
+        """Ask a running `run` to stop after the current step."""
+        self.search.pause()
+        self._set_status("pausing after this step" if self._running else "nothing is running")
+
+    def reset(self, seed: Optional[int] = None, preset: Optional[str] = None,
+              dataset: Optional[str] = None) -> None:
+        """A fresh search with a new seed, preset or data set (the controls' values by default)."""
+        seed = self.seed.value if seed is None else seed
+        preset = self.preset.value if preset is None else preset
+        dataset = self.dataset.value if dataset is None else dataset
+        old = self.search.config
+        if preset == "current":
+            config = dataclasses.replace(old, seed=int(seed), dataset=dataset, order=int(self.order.value))
+        else:
+            config = self._SearchConfig.preset(preset, seed=int(seed), dataset=dataset, order=int(self.order.value))
+        same_data = all(getattr(config, k) == getattr(old, k) for k in ("dataset", "data_dir", "train_portion",
+                                                                           "device", "dtype"))
+        self._set_status(f"building a new search: {config.dataset}, seed {config.seed} ...")
+        search = self._Search(config, data=self.search.data if same_data else None)
+        self.seed.value, self.dataset.value = config.seed, config.dataset
+        self.attach(search)
+        self._set_status(f"new search: {config.dataset}, seed {config.seed}, {search.total_steps} steps planned")
+
+    def _run(self, epochs=None, steps=None) -> list:
+        if self._running:
+            raise RuntimeError("already running")
+        self._running = True
+        self.throttle.start()
+        start = len(self.search.history)
+        self._set_status("running ... (Kernel > Interrupt or Pause stops after the current step)")
+        try:
+            self.search.run(epochs=epochs, steps=steps)
+        except KeyboardInterrupt:
+            self.search.interrupted = True
+        finally:
+            self._running = False
+            self.redraw()
+        s = self.search
+        if s.interrupted:
+            self._set_status(f"stopped at step {s.step_count}; press Run or Step to continue")
+        else:
+            self._set_status(f"done: step {s.step_count}, {s.config.order}{'st' if s.config.order == 1 else 'nd'} order")
+        return s.history[start:]
+
+    # -- records and redraws --------------------------------------------------------
+    def _on_record(self, record: dict) -> None:
+        t0 = time.perf_counter()
+        self._dirty = set(PANELS)
+        self._update_counter(record)
+        self.draw_seconds += time.perf_counter() - t0          # redraws count themselves
+        if self._running and self.throttle.due(cost=0.12):
+            self._redraw_some(time_slice=0.15)
+
+    def _update_counter(self, record: Optional[dict] = None) -> None:
+        s = self.search
+        total = max(s.total_steps, s.step_count, 1)
+        with self.progress.hold_sync():
+            self.progress.max = total
+            self.progress.value = s.step_count
+        sec = f" \u00b7 {record['seconds']:.3f} s/step" if record and record.get("kind") == "step" else ""
+        acc = f" \u00b7 val acc {record['val_acc']:.2f}" if record and "val_acc" in record else ""
+        self.counter.value = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {s.epoch} "
+                              f"\u00b7 order {s.config.order}{sec}{acc}")
+
+    def redraw(self) -> None:
+        """Redraw every panel whose data changed (always called at the end of a run)."""
+        self._redraw_now(tuple(p for p in PANELS if p in self._dirty))
+
+    def _redraw_some(self, time_slice: float) -> None:
+        """Redraw dirty panels round-robin until `time_slice` seconds are used (at least one)."""
+        t0 = time.perf_counter()
+        for _ in range(len(PANELS)):
+            p = PANELS[self._next_panel % len(PANELS)]
+            self._next_panel += 1
+            if p in self._dirty:
+                self._redraw_now((p,))
+                if time.perf_counter() - t0 >= time_slice:
+                    break
+        self.throttle.charge(time.perf_counter() - t0)
+
+    def _redraw_now(self, panels) -> None:
+        t0 = time.perf_counter()
+        record = self.current()
+        history = self.search.history
+        for p in panels:
+            if p == "cells":
+                g = genotype_of(record)
+                for cell in CELL_TYPES:
+                    self._set_html(self.cells[f"derived_{cell}"], as_html(cell_svg(g, cell)))
+                    self._set_html(self.cells[f"soft_{cell}"], as_html(soft_cell_svg(record, cell)))
+                text = g.to_text()
+                if self.genotype_text.value != text:
+                    self.genotype_text.value = text
+            else:
+                fig = self._figs[p]
+                if p == "weights":
+                    draw_weights(record, fig)
+                elif p == "heatmap":
+                    draw_heatmap(record, fig)
+                elif p == "trajectories":
+                    cell, edge = self.edge.value
+                    draw_trajectories(history, cell, edge, fig)
+                elif p == "curves":
+                    draw_curves(history, fig)
+                elif p == "collapse":
+                    draw_collapse(history, fig)
+                png = to_png(fig)
+                if self.images[p].value != png:
+                    self.images[p].value = png
+            self._dirty.discard(p)
+        self.draw_seconds += time.perf_counter() - t0
+
+    @staticmethod
+    def _set_html(w: widgets.HTML, value: str) -> None:
+        if w.value != value:
+            w.value = value
