@@ -22,3 +22,11 @@ __all__ = [
     "OPS", "PRIMITIVES", "PRESETS", "Search", "SearchConfig", "MixedOp", "SearchCell", "SearchNetwork",
     "Dashboard", "Compare", "Replay",
 ]
+
+# training from scratch, random baseline, end-to-end comparison (issue 5)
+from .evaluate import NetworkEval, count_macs  # noqa: E402
+from .train import TRAIN_PRESETS, Train, TrainConfig, resolve_genotype  # noqa: E402
+from .baseline import compare_end_to_end, random_baseline  # noqa: E402
+
+__all__ += ["NetworkEval", "count_macs", "TRAIN_PRESETS", "Train", "TrainConfig", "resolve_genotype",
+            "compare_end_to_end", "random_baseline"]
