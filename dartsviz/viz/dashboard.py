@@ -15,19 +15,13 @@ import dataclasses
 import html
 import time
 import traceback
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import ipywidgets as widgets
 
-from .cellgraph import as_html, cell_svg, soft_cell_svg
-from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
-                      new_figure, to_png)
-from .palette import CELL_TYPES, edge_label
-from .records import cell_edges, genotype_of, step_records
+from .panels import PANELS, PanelSet
+from .records import step_records
 from .throttle import Throttle
-
-# Panels in the order a throttled run refreshes them.
-PANELS = ("weights", "curves", "cells", "heatmap", "trajectories", "collapse")
 
 
 def _layout(**kw):
@@ -54,8 +48,9 @@ class Dashboard:
         self.throttle = Throttle(redraw_every, min_interval, budget)
         self.draw_seconds = 0.0                 # time spent redrawing (for the overhead figure)
         self.last_error: Optional[str] = None   # traceback of the last handler error
-        self._figs = {p: new_figure(p, dpi=dpi) for p in ("weights", "heatmap", "trajectories",
-                                                          "curves", "collapse")}
+        self.panels = PanelSet(dpi=dpi)
+        self.images, self.cells = self.panels.images, self.panels.cells
+        self.genotype_text, self.edge = self.panels.genotype_text, self.panels.edge
         self._dirty = set(PANELS)
         self._next_panel = 0
         self._running = False
@@ -88,14 +83,6 @@ class Dashboard:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
         self.counter = widgets.HTML(value="")
         self.status = widgets.HTML(value="ready")
-        self.genotype_text = widgets.Textarea(value="", description="genotype",
-                                              layout=_layout(width="98%", height="60px"))
-        img = dict(format="png", layout=_layout(max_width="100%", height="auto"))
-        self.images: Dict[str, widgets.Image] = {p: widgets.Image(**img) for p in self._figs}
-        self.edge = widgets.Dropdown(options=[("", ("normal", (0, 2)))], description="edge",
-                                     layout=_layout(width="220px"))
-        self.cells: Dict[str, widgets.HTML] = {f"{kind}_{cell}": widgets.HTML(layout=_layout(width="50%"))
-                                               for kind in ("derived", "soft") for cell in CELL_TYPES}
 
         self.step_button.on_click(self._handler("Step", lambda _: self.step(1)))
         self.step10_button.on_click(self._handler("Step \u00d710", lambda _: self.step(10)))
@@ -106,19 +93,12 @@ class Dashboard:
         self.edge.observe(self._handler("edge", lambda ch: self._redraw_now(("trajectories",))), names="value")
 
         row = lambda *ws: widgets.HBox(list(ws), layout=_layout(flex_flow="row wrap", align_items="center"))
-        self.widget = widgets.VBox([
+        self.widget = self.panels.layout(above=(
             row(self.order, self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
             row(self.preset, self.dataset, self.seed, self.reset_button),
             row(self.progress, self.counter),
             self.status,
-            self.images["weights"],
-            row(self.images["heatmap"], widgets.VBox([self.edge, self.images["trajectories"]])),
-            row(self.cells["derived_normal"], self.cells["derived_reduce"]),
-            row(self.cells["soft_normal"], self.cells["soft_reduce"]),
-            self.images["curves"],
-            row(self.images["collapse"]),
-            self.genotype_text,
-        ])
+        ))
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -148,10 +128,7 @@ class Dashboard:
             self.search.unsubscribe(self._on_record)
         self.search = search
         search.subscribe(self._on_record)
-        n = search.model.probs()["normal"].shape[0]
-        self.edge.options = [(f"{cell} {edge_label(*e)}", (cell, e)) for cell in CELL_TYPES
-                             for e in cell_edges(n)]
-        self.edge.value = ("normal", cell_edges(n)[0])
+        self.panels.set_edges(search.model.probs()["normal"].shape[0])
         if self.order.value != search.config.order:
             self.order.value = search.config.order
         self._dirty = set(PANELS)
@@ -272,37 +249,6 @@ class Dashboard:
 
     def _redraw_now(self, panels) -> None:
         t0 = time.perf_counter()
-        record = self.current()
-        history = self.search.history
-        for p in panels:
-            if p == "cells":
-                g = genotype_of(record)
-                for cell in CELL_TYPES:
-                    self._set_html(self.cells[f"derived_{cell}"], as_html(cell_svg(g, cell)))
-                    self._set_html(self.cells[f"soft_{cell}"], as_html(soft_cell_svg(record, cell)))
-                text = g.to_text()
-                if self.genotype_text.value != text:
-                    self.genotype_text.value = text
-            else:
-                fig = self._figs[p]
-                if p == "weights":
-                    draw_weights(record, fig)
-                elif p == "heatmap":
-                    draw_heatmap(record, fig)
-                elif p == "trajectories":
-                    cell, edge = self.edge.value
-                    draw_trajectories(history, cell, edge, fig)
-                elif p == "curves":
-                    draw_curves(history, fig)
-                elif p == "collapse":
-                    draw_collapse(history, fig)
-                png = to_png(fig)
-                if self.images[p].value != png:
-                    self.images[p].value = png
-            self._dirty.discard(p)
+        self.panels.render(panels, self.current(), self.search.history)
+        self._dirty.difference_update(panels)
         self.draw_seconds += time.perf_counter() - t0
-
-    @staticmethod
-    def _set_html(w: widgets.HTML, value: str) -> None:
-        if w.value != value:
-            w.value = value

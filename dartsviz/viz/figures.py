@@ -13,6 +13,7 @@ import io
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
@@ -133,17 +134,20 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
 
 def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None,
                  vmax: Optional[float] = None) -> Figure:
-    """Edges x ops heat map of the weights of both cells; kept (edge, op) cells boxed."""
+    """Edges x ops heat map of the weights of both cells, centred on the uniform 1/8:
+    red = above uniform, blue = below; kept (edge, op) cells boxed."""
     fig = _fig(fig, "heatmap")
     pair = _probs_pair(data)
     axes = fig.subplots(1, len(pair), squeeze=False)[0]
+    uniform = 1.0 / len(PRIMITIVES)
     top = vmax if vmax is not None else max(0.25, max(float(p.max()) for p in pair.values()))
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=max(top, uniform * 1.01))
     image = None
     for ax, (cell, probs) in zip(axes, pair.items()):
         edges = cell_edges(probs.shape[0])
-        image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=top, aspect="auto")  # (E, O)
+        image = ax.imshow(probs, cmap="RdBu_r", norm=norm, aspect="auto")  # (E, O)
         for e, k in zip(*np.nonzero(kept_mask(probs))):
-            ax.add_patch(Rectangle((k - 0.5, e - 0.5), 1, 1, fill=False, ec="#ff3030", lw=1.8))
+            ax.add_patch(Rectangle((k - 0.5, e - 0.5), 1, 1, fill=False, ec="black", lw=1.8))
         ax.set_yticks(range(len(edges)))
         ax.set_yticklabels([edge_label(s, d) for s, d in edges], fontsize=8)
         ax.set_xticks(range(len(PRIMITIVES)))
@@ -153,7 +157,7 @@ def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None
             lab.set_fontweight("bold")
         ax.set_title(CELL_TITLES[cell], fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.85, pad=0.02).ax.tick_params(labelsize=7)
-    fig.suptitle(title or _step_title(data, "weights (red box = kept)"), fontsize=9)
+    fig.suptitle(title or _step_title(data, "weights vs uniform 1/8 (box = kept)"), fontsize=9)
     return fig
 
 
@@ -206,9 +210,10 @@ def draw_curves(records: Sequence[dict], fig: Optional[Figure] = None, upto: Opt
     epochs = epoch_records(records)
     if steps:
         x = np.array([r["step"] for r in steps])             # (T,)
+        style = ".-" if len(steps) < 30 else "-"
         for key, ax, name in (("loss", ax_loss, "loss"), ("acc", ax_acc, "accuracy")):
-            ax.plot(x, [r[f"train_{key}"] for r in steps], color="#1f77b4", lw=1, alpha=0.8, label="train")
-            ax.plot(x, [r[f"val_{key}"] for r in steps], color="#ff7f0e", lw=1, alpha=0.8, label="validation")
+            ax.plot(x, [r[f"train_{key}"] for r in steps], style, color="#1f77b4", lw=1, alpha=0.8, label="train")
+            ax.plot(x, [r[f"val_{key}"] for r in steps], style, color="#ff7f0e", lw=1, alpha=0.8, label="validation")
             if epochs:
                 ax.plot([r["step"] for r in epochs], [r[f"test_{key}"] for r in epochs], "o-",
                         color="#2ca02c", ms=4, lw=1, label="test (epoch)")
@@ -222,7 +227,7 @@ def draw_curves(records: Sequence[dict], fig: Optional[Figure] = None, upto: Opt
                                label=f"order {o}: median {np.median(secs[sel]):.3f}s")
         ax_sec.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
         ax_loss.legend(fontsize=7, frameon=False)
-        ax_sec.legend(fontsize=7, frameon=False, loc="lower right")
+        ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
         ax_acc.set_ylim(0, 1.02)
     else:
         for ax in (ax_loss, ax_acc, ax_sec):

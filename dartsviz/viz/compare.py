@@ -1,0 +1,251 @@
+"""Compare two searches side by side: heat maps, derived cells, validation curves, cost,
+and where the cells differ. Live (two Search objects) or loaded from run directories.
+
+    cmp = Compare("runs/o1", "runs/o2")           # or Compare(search_a, search_b); cmp.step(10)
+    compare_report("runs/o1", "runs/o2", "report/")   # PNG + SVG panels and report/index.html
+"""
+from __future__ import annotations
+
+import html
+import time
+import traceback
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .cellgraph import as_html, cell_svg
+from .figures import draw_heatmap, new_figure, to_png, to_svg
+from .palette import CELL_TITLES, OP_COLORS, edge_label
+from .records import cell_differences, step_records
+from .rundata import RunData, load_run
+
+RUN_COLORS = ("#1f77b4", "#ff7f0e")
+
+
+def _labels(runs: Sequence[RunData]) -> None:
+    if runs[0].label == runs[1].label:
+        runs[0].label, runs[1].label = f"A: {runs[0].label}", f"B: {runs[1].label}"
+
+
+def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
+    """Validation loss and accuracy of both runs over the steps."""
+    fig = new_figure((10.0, 3.0)) if fig is None else fig
+    fig.clear()
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for run, color in zip(runs, RUN_COLORS):
+        steps = step_records(run.history)
+        x = [r["step"] for r in steps]
+        style = ".-" if len(steps) < 30 else "-"
+        ax_loss.plot(x, [r["val_loss"] for r in steps], style, color=color, lw=1, label=run.label)
+        ax_acc.plot(x, [r["val_acc"] for r in steps], style, color=color, lw=1, label=run.label)
+    for ax, name in ((ax_loss, "validation loss"), (ax_acc, "validation accuracy")):
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax_acc.set_ylim(0, 1.02)
+    ax_loss.legend(fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.16, wspace=0.18)
+    return fig
+
+
+def cost_summary(run: RunData) -> dict:
+    """Median seconds per step (per order), total seconds, peak memory, device."""
+    steps = step_records(run.history)
+    out = {"steps": len(steps), "seconds_total": float(sum(r["seconds"] for r in steps)),
+           "peak_mem_mb": float(max((r.get("peak_mem_mb") or 0) for r in steps)) if steps else 0.0,
+           "device": steps[-1].get("device", "?") if steps else "?"}
+    for o in (1, 2):
+        secs = [r["seconds"] for r in steps if r.get("order") == o and r.get("arch_updated", True)]
+        out[f"median_s_order{o}"] = float(np.median(secs)) if secs else None
+    secs = [r["seconds"] for r in steps]
+    out["median_s"] = float(np.median(secs)) if secs else 0.0
+    return out
+
+
+def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
+    """Seconds per step of both runs over the steps, and their peak memory."""
+    fig = new_figure((10.0, 3.0)) if fig is None else fig
+    fig.clear()
+    ax_sec, ax_mem = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(3, 1)))
+    for run, color in zip(runs, RUN_COLORS):
+        steps = step_records(run.history)
+        c = cost_summary(run)
+        ax_sec.plot([r["step"] for r in steps], [r["seconds"] for r in steps], ".", ms=4, color=color,
+                    label=f"{run.label}: median {c['median_s']:.3f}s")
+    ax_sec.set_ylim(bottom=0)
+    ax_sec.set_title("seconds per step", fontsize=9)
+    ax_sec.set_xlabel("step", fontsize=8)
+    ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
+    mems = [cost_summary(r)["peak_mem_mb"] for r in runs]
+    ax_mem.bar(range(len(runs)), mems, color=RUN_COLORS[:len(runs)])
+    ax_mem.set_xticks(range(len(runs)))
+    ax_mem.set_xticklabels([r.label[:18] for r in runs], fontsize=7)
+    device = cost_summary(runs[0])["device"]
+    ax_mem.set_title(f"peak memory, MB ({'GPU' if device == 'cuda' else 'process RSS'})", fontsize=9)
+    for ax in (ax_sec, ax_mem):
+        ax.tick_params(labelsize=7)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.16, wspace=0.25)
+    return fig
+
+
+def differences_html(a: RunData, b: RunData) -> str:
+    """An HTML table of the kept edges whose op differs between the two derived cells."""
+    rows = cell_differences(a.genotype, b.genotype)
+    if not rows:
+        return "<p><b>The derived cells are identical.</b></p>"
+
+    def op(name):
+        if name is None:
+            return "<i>not kept</i>"
+        return f'<span style="color:{OP_COLORS[name]};font-weight:bold">{html.escape(name)}</span>'
+    body = "".join(f"<tr><td>{CELL_TITLES[r['cell']]}</td><td>{edge_label(*r['edge'])}</td>"
+                   f"<td>{op(r['a'])}</td><td>{op(r['b'])}</td></tr>" for r in rows)
+    return (f"<p><b>{len(rows)} kept edge(s) differ</b></p><table style='border-collapse:collapse' border='1' "
+            f"cellpadding='3'><tr><th>cell</th><th>edge</th><th>{html.escape(a.label)}</th>"
+            f"<th>{html.escape(b.label)}</th></tr>{body}</table>")
+
+
+def summary_html(runs: Sequence[RunData]) -> str:
+    rows = []
+    for r in runs:
+        c = cost_summary(r)
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"
+        last = step_records(r.history)[-1] if r.steps else {}
+        rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']}</td><td>{fmt(c['median_s_order1'])}</td>"
+                    f"<td>{fmt(c['median_s_order2'])}</td><td>{c['seconds_total']:.1f}</td>"
+                    f"<td>{c['peak_mem_mb']:.0f}</td><td>{last.get('val_acc', 0):.3f}</td></tr>")
+    ratio = ""
+    m1 = [cost_summary(r)["median_s_order1"] for r in runs]
+    m2 = [cost_summary(r)["median_s_order2"] for r in runs]
+    one, two = next((v for v in m1 if v), None), next((v for v in m2 if v), None)
+    if one and two:
+        ratio = f"<p>second order costs <b>{two / one:.2f}x</b> the time per step of first order here.</p>"
+    return ("<table style='border-collapse:collapse' border='1' cellpadding='3'><tr><th>run</th><th>steps</th>"
+            "<th>median s/step, order 1</th><th>median s/step, order 2</th><th>total s</th><th>peak MB</th>"
+            "<th>last val acc</th></tr>" + "".join(rows) + "</table>" + ratio)
+
+
+class Compare:
+    """Two searches side by side, as a widget; `step(n)` advances live searches."""
+
+    def __init__(self, a, b, labels: Optional[Sequence[str]] = None, dpi: int = 72):
+        import ipywidgets as widgets
+        labels = list(labels) if labels else [None, None]
+        self.runs: List[RunData] = [load_run(a, labels[0]), load_run(b, labels[1])]
+        _labels(self.runs)
+        self.dpi = dpi
+        self._figs = {"heat_a": new_figure("heatmap", dpi), "heat_b": new_figure("heatmap", dpi),
+                      "curves": new_figure((10.0, 3.0), dpi), "cost": new_figure((10.0, 3.0), dpi)}
+        img = dict(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.images = {k: widgets.Image(**img) for k in self._figs}
+        self.cells = {f"{i}_{cell}": widgets.HTML(layout=widgets.Layout(width="50%"))
+                      for i in "ab" for cell in ("normal", "reduce")}
+        self.titles = [widgets.HTML(), widgets.HTML()]
+        self.differences = widgets.HTML()
+        self.summary = widgets.HTML()
+        self.status = widgets.HTML()
+        self.last_error: Optional[str] = None
+        live = all(r.search is not None for r in self.runs)
+        self.step_button = widgets.Button(description="Step both", disabled=not live)
+        self.step10_button = widgets.Button(description="Step both \u00d710", disabled=not live)
+        self.step_button.on_click(self._guard(lambda _: self.step(1)))
+        self.step10_button.on_click(self._guard(lambda _: self.step(10)))
+        row = lambda *ws: widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap"))
+        col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{'ab'[i]}"],
+                                      self.cells[f"{'ab'[i]}_normal"], self.cells[f"{'ab'[i]}_reduce"]],
+                                     layout=widgets.Layout(width="50%"))
+        self.widget = widgets.VBox([row(self.step_button, self.step10_button, self.status), self.summary,
+                                    row(col(0), col(1)), self.images["curves"], self.images["cost"],
+                                    self.differences])
+        self.redraw()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def _guard(self, fn):
+        def wrapped(*args):
+            try:
+                fn(*args)
+            except Exception as e:  # a UI boundary: show the error in the status line
+                self.last_error = traceback.format_exc()
+                self.status.value = (f'<span style="color:#c00000">error: {html.escape(type(e).__name__)}: '
+                                     f'{html.escape(str(e))}</span>')
+        return wrapped
+
+    def step(self, n: int = 1) -> None:
+        """n more steps of each live search (one after the other), then redraw."""
+        for r in self.runs:
+            if r.search is None:
+                raise ValueError(f"{r.label} is a saved run, not a live search")
+        t0 = time.perf_counter()
+        for r in self.runs:
+            r.search.run(steps=int(n))
+            r.refresh()
+        self.status.value = f"stepped both by {n} in {time.perf_counter() - t0:.1f}s"
+        self.redraw()
+
+    def redraw(self) -> None:
+        latest = [r.latest() for r in self.runs]
+        vmax = max([0.25] + [float(np.max(rec["probs"][c])) for rec in latest for c in ("normal", "reduce")])
+        for i, r in enumerate(self.runs):
+            k = "ab"[i]
+            self.titles[i].value = f'<b style="color:{RUN_COLORS[i]}">{html.escape(r.label)}</b>'
+            draw_heatmap(latest[i], self._figs[f"heat_{k}"], vmax=vmax,
+                         title=f"{r.label}: step {latest[i]['step']}")
+            _set(self.images[f"heat_{k}"], to_png(self._figs[f"heat_{k}"]))
+            g = r.genotype
+            for cell in ("normal", "reduce"):
+                _set(self.cells[f"{k}_{cell}"], as_html(cell_svg(g, cell, f"{r.label}: {CELL_TITLES[cell]}")))
+        _set(self.images["curves"], to_png(draw_compare_curves(self.runs, self._figs["curves"])))
+        _set(self.images["cost"], to_png(draw_compare_cost(self.runs, self._figs["cost"])))
+        _set(self.differences, differences_html(*self.runs))
+        _set(self.summary, summary_html(self.runs))
+
+
+def _set(w, value) -> None:
+    if w.value != value:
+        w.value = value
+
+
+def compare_report(a, b, out, labels: Optional[Sequence[str]] = None, dpi: int = 100) -> Path:
+    """Write the comparison as PNG and SVG panels plus `out/index.html`; returns that page."""
+    labels = list(labels) if labels else [None, None]
+    runs = [load_run(a, labels[0]), load_run(b, labels[1])]
+    _labels(runs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save(fig: Figure, name: str) -> str:
+        (out / f"{name}.png").write_bytes(to_png(fig, dpi=dpi))
+        (out / f"{name}.svg").write_text(to_svg(fig))
+        return f"{name}.png"
+
+    latest = [r.latest() for r in runs]
+    vmax = max([0.25] + [float(np.max(rec["probs"][c])) for rec in latest for c in ("normal", "reduce")])
+    heat = [save(draw_heatmap(rec, vmax=vmax, title=f"{r.label}: step {rec['step']}"), f"heatmap_{k}")
+            for r, rec, k in zip(runs, latest, "ab")]
+    curves = save(draw_compare_curves(runs), "validation")
+    cost = save(draw_compare_cost(runs), "cost")
+    cells = {}
+    for r, k in zip(runs, "ab"):
+        for cell in ("normal", "reduce"):
+            svg = cell_svg(r.genotype, cell, f"{r.label}: {CELL_TITLES[cell]}")
+            (out / f"cell_{k}_{cell}.svg").write_text(svg)
+            cells[(k, cell)] = f"cell_{k}_{cell}.svg"
+    cols = "".join(
+        f"<td style='vertical-align:top'><h3 style='color:{RUN_COLORS[i]}'>{html.escape(r.label)}</h3>"
+        f"<img src='{heat[i]}' width='100%'><br><img src='{cells[('ab'[i], 'normal')]}' width='100%'>"
+        f"<br><img src='{cells[('ab'[i], 'reduce')]}' width='100%'></td>" for i, r in enumerate(runs))
+    genotypes = "".join(f"<p><b>{html.escape(r.label)}</b>: <code>{html.escape(r.genotype.to_text())}</code></p>"
+                        for r in runs)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>dartsviz compare</title></head>"
+            f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'>"
+            f"<h1>{html.escape(runs[0].label)} vs {html.escape(runs[1].label)}</h1>{summary_html(runs)}"
+            f"<table width='100%'><tr>{cols}</tr></table><h2>Validation</h2><img src='{curves}' width='100%'>"
+            f"<h2>Cost</h2><img src='{cost}' width='100%'><h2>Where the cells differ</h2>"
+            f"{differences_html(*runs)}<h2>Genotypes</h2>{genotypes}</body></html>")
+    (out / "index.html").write_text(page)
+    return out / "index.html"

@@ -1,0 +1,83 @@
+"""Replay: scrub the history of a saved run with a slider; nothing is trained.
+
+    rp = Replay("runs/search-digits-o1-...")   # a run directory written by the CLI or a notebook
+    rp                                         # slider, ◀ ▶ buttons, the dashboard's panels
+    rp.show(step=40)                           # from code
+"""
+from __future__ import annotations
+
+import html
+import traceback
+from typing import Optional
+
+import ipywidgets as widgets
+
+from .panels import PANELS, PanelSet
+from .rundata import load_run
+
+
+class Replay:
+    """Alphas, cells and curves of a recorded search at any of its steps."""
+
+    def __init__(self, run, label: Optional[str] = None, dpi: int = 72):
+        self.run = load_run(run, label)
+        self.steps = self.run.steps
+        n_edges = len(self.steps[0]["probs"]["normal"])
+        self.panels = PanelSet(dpi=dpi, n_edges=n_edges)
+        self.images, self.cells, self.genotype_text = self.panels.images, self.panels.cells, self.panels.genotype_text
+        self.slider = widgets.IntSlider(value=len(self.steps), min=1, max=len(self.steps), description="step",
+                                        continuous_update=False, layout=widgets.Layout(width="60%"))
+        self.prev_button = widgets.Button(description="\u25c0", layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="\u25b6", layout=widgets.Layout(width="40px"))
+        self.title = widgets.HTML(value="")
+        self.status = widgets.HTML(value="")
+        self.last_error: Optional[str] = None
+        self.slider.observe(self._guard(lambda ch: self._draw()), names="value")
+        self.panels.edge.observe(self._guard(lambda ch: self._draw(("trajectories",))), names="value")
+        self.prev_button.on_click(self._guard(lambda _: self._nudge(-1)))
+        self.next_button.on_click(self._guard(lambda _: self._nudge(+1)))
+        controls = widgets.HBox([self.prev_button, self.slider, self.next_button, self.title])
+        self.widget = self.panels.layout(above=(controls, self.status))
+        self._draw()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def _guard(self, fn):
+        def wrapped(*args):
+            try:
+                fn(*args)
+            except Exception as e:  # a UI boundary: show the error in the status line
+                self.last_error = traceback.format_exc()
+                self.status.value = (f'<span style="color:#c00000">error: {html.escape(type(e).__name__)}: '
+                                     f'{html.escape(str(e))}</span>')
+        return wrapped
+
+    def _nudge(self, delta: int) -> None:
+        self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))
+
+    @property
+    def record(self) -> dict:
+        """The step record the slider points at."""
+        return self.steps[self.slider.value - 1]
+
+    def show(self, step: Optional[int] = None, index: Optional[int] = None) -> dict:
+        """Move to the record of step number `step` (or to position `index`, 1-based)."""
+        if step is not None:
+            matches = [i for i, r in enumerate(self.steps) if r["step"] == step]
+            if not matches:
+                raise ValueError(f"no step {step} in {self.run.label}: steps "
+                                 f"{self.steps[0]['step']}..{self.steps[-1]['step']}")
+            index = matches[-1] + 1
+        if index is not None:
+            self.slider.value = index        # observing the slider redraws
+        return self.record
+
+    def _draw(self, panels=PANELS) -> None:
+        rec = self.record
+        upto = rec["step"]
+        self.panels.render(panels, rec, self.run.history, upto=upto)   # whole curves, a line at `upto`
+        self.title.value = (f"<b>{html.escape(self.run.label)}</b>: step {upto} of {self.steps[-1]['step']}, "
+                            f"epoch {rec.get('epoch')}, order {rec.get('order')}, val acc {rec.get('val_acc', 0):.2f}")
+        self.status.value = ""
