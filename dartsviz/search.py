@@ -30,11 +30,12 @@ from .bilevel import HVP_MODES, arch_gradient, forward_with
 from .data import BatchStream, DataSplits, iterate, load_data
 from .genotype import Genotype
 from .runs import RunDir, RunDirError, load_checkpoint
+from .fastnet import FastSearchNetwork
 from .supernet import SearchNetwork
 
 Record = Dict[str, object]
 Callback = Callable[[Record], None]
-IMPLS = ("reference",)
+IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -75,7 +76,7 @@ class SearchConfig:
     seed: int = 2
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     dtype: str = "float32"            # float32 | float64 (tests)
-    impl: str = "reference"           # supernet implementation
+    impl: str = "fast"                # supernet implementation: fast | reference
 
     def __post_init__(self):
         self.arch_betas = tuple(self.arch_betas)
@@ -175,9 +176,10 @@ class Search:
         torch.manual_seed(c.seed)
         self.data = data if data is not None else load_data(
             c.dataset, c.data_dir, c.download, self.device, c.train_portion)
-        self.model = SearchNetwork(c.channels, self.data.num_classes, c.layers, self.data.in_channels,
-                                   c.nodes, stem_multiplier=c.stem_multiplier,
-                                   alpha_init_std=c.alpha_init_std).to(self.device, self.dtype)
+        net_cls = FastSearchNetwork if c.impl == "fast" else SearchNetwork
+        self.model = net_cls(c.channels, self.data.num_classes, c.layers, self.data.in_channels,
+                             c.nodes, stem_multiplier=c.stem_multiplier,
+                             alpha_init_std=c.alpha_init_std).to(self.device, self.dtype)
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), lr=c.lr, momentum=c.momentum,
                                      weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,

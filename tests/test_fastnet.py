@@ -1,0 +1,161 @@
+"""The fast supernet equals the reference: outputs, gradients, running statistics, bilevel."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dartsviz.bilevel import arch_gradient
+from dartsviz.fastnet import FastSearchNetwork
+from dartsviz.supernet import SearchNetwork
+
+ATOL = 1e-10
+RTOL = 1e-9
+
+
+def _pair(C=4, layers=3, in_channels=1, nodes=4, seed=0):
+    torch.manual_seed(seed)
+    ref = SearchNetwork(C, 10, layers, in_channels, nodes, alpha_init_std=1.0).double()
+    fast = FastSearchNetwork(C, 10, layers, in_channels, nodes, alpha_init_std=1.0).double()
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def _randomise_running_stats(ref, fast, seed=1):
+    """Different running statistics on every BatchNorm, so eval mode is a real test."""
+    g = torch.Generator().manual_seed(seed)
+    for n, b in ref.named_buffers():
+        if n.endswith("running_mean"):
+            b.copy_(torch.randn(b.shape, generator=g, dtype=b.dtype))
+        elif n.endswith("running_var"):
+            b.copy_(0.5 + torch.rand(b.shape, generator=g, dtype=b.dtype))
+    fast.load_state_dict(ref.state_dict())
+
+
+def _close(a, b, what):
+    assert a.shape == b.shape, what
+    assert torch.allclose(a, b, atol=ATOL, rtol=RTOL), f"{what}: max diff {(a - b).abs().max():.3e}"
+
+
+def _batch(B=6, C=1, H=8, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, C, H, H, generator=g, dtype=torch.float64),
+            torch.randint(0, 10, (B,), generator=g))
+
+
+def test_same_state_dict_keys_and_parameters():
+    ref, fast = _pair()
+    assert list(ref.state_dict()) == list(fast.state_dict())
+    assert [tuple(t.shape) for t in ref.state_dict().values()] == [tuple(t.shape) for t in fast.state_dict().values()]
+    assert [n for n, _ in ref.named_weight_parameters()] == [n for n, _ in fast.named_weight_parameters()]
+    assert len(fast.arch_parameters()) == 2
+    assert fast.genotype() == ref.genotype()
+    for k in ("normal", "reduce"):
+        assert torch.equal(fast.probs()[k], ref.probs()[k])
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("size", [8, 7])
+def test_outputs_and_gradients_equal(mode, size):
+    ref, fast = _pair()
+    if mode == "eval":
+        _randomise_running_stats(ref, fast)
+        ref.eval(), fast.eval()
+    x, y = _batch(H=size)
+    outs = []
+    for net in (ref, fast):
+        logits = net(x)
+        loss = F.cross_entropy(logits, y) + 0.1 * (logits ** 2).mean()
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        outs.append((logits, grads))
+    _close(outs[0][0], outs[1][0], "logits")
+    names = [n for n, _ in ref.named_parameters()]
+    for n, ga, gb in zip(names, outs[0][1], outs[1][1]):
+        _close(ga, gb, f"grad {n}")
+    assert {"alpha_normal", "alpha_reduce"} <= set(names)
+
+
+def test_running_statistics_update_like_reference():
+    ref, fast = _pair()
+    for seed in range(3):
+        x, _ = _batch(seed=seed)
+        ref(x), fast(x)
+    rs, fs = ref.state_dict(), fast.state_dict()
+    for n in rs:
+        if rs[n].is_floating_point():
+            _close(rs[n], fs[n], n)
+        else:
+            assert torch.equal(rs[n], fs[n]), n
+    # and then eval mode with those statistics
+    ref.eval(), fast.eval()
+    x, _ = _batch(seed=9)
+    _close(ref(x), fast(x), "eval logits after training")
+
+
+def test_reduction_every_cell_and_other_shapes():
+    # layers=2: cells 0 and 1 are both reductions; 3 input channels, 5 nodes, odd size
+    ref, fast = _pair(C=6, layers=2, in_channels=3, nodes=5, seed=4)
+    x, y = _batch(B=5, C=3, H=9)
+    la, lb = ref(x), fast(x)
+    _close(la, lb, "logits")
+    assert all(c.reduction for c in fast.cells)
+    ga = torch.autograd.grad(F.cross_entropy(la, y), [ref.alpha_reduce] + ref.weight_parameters())
+    gb = torch.autograd.grad(F.cross_entropy(lb, y), [fast.alpha_reduce] + fast.weight_parameters())
+    for a, b in zip(ga, gb):
+        _close(a, b, "grad")
+
+
+def test_functional_call_leaves_buffers_untouched():
+    from dartsviz.bilevel import forward_with
+    _, fast = _pair()
+    before = {n: b.clone() for n, b in fast.named_buffers()}
+    x, _ = _batch()
+    forward_with(fast, None, x)
+    for n, b in fast.named_buffers():
+        assert torch.equal(before[n], b), n
+
+
+@pytest.mark.parametrize("order,hvp", [(1, "finite"), (2, "finite"), (2, "exact")])
+def test_arch_gradient_equal(order, hvp):
+    ref, fast = _pair()
+    train, val = _batch(seed=5), _batch(seed=6)
+    # non-trivial momentum buffers for the virtual step
+    g = torch.Generator().manual_seed(7)
+    bufs = {n: 0.01 * torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in ref.named_weight_parameters()}
+    out = []
+    for net in (ref, fast):
+        grads, loss, logits = arch_gradient(net, train, val, order=order, hvp=hvp, xi=0.05,
+                                            momentum=0.9, weight_decay=3e-4, momentum_buffers=bufs)
+        out.append((grads, loss, logits))
+    _close(out[0][1], out[1][1], "val loss")
+    _close(out[0][2], out[1][2], "val logits")
+    for a, b in zip(out[0][0], out[1][0]):
+        _close(a, b, f"arch gradient order {order} {hvp}")
+
+
+def test_search_steps_equal_between_impls():
+    from dartsviz.data import load_data
+    from dartsviz.search import Search, SearchConfig
+    data = load_data("synthetic:1x8x8", device=torch.device("cpu"))
+    recs = {}
+    for impl in ("reference", "fast"):
+        cfg = SearchConfig.preset("tiny", dataset="synthetic:1x8x8", impl=impl, dtype="float64",
+                                  device="cpu", warmup_epochs=0, order=2, steps_per_epoch=2, epochs=2)
+        s = Search(cfg, data=data)
+        recs[impl] = [s.step() for _ in range(2)]
+        recs[impl + "_state"] = s.model.state_dict()
+    for a, b in zip(recs["reference"], recs["fast"]):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-9
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-9
+        assert a["genotype"] == b["genotype"]
+    for n, t in recs["reference_state"].items():
+        u = recs["fast_state"][n]
+        if t.is_floating_point():
+            assert torch.allclose(t, u, atol=1e-9, rtol=1e-8), n
+        else:
+            assert torch.equal(t, u), n
+
+
+def test_fast_is_default_impl():
+    from dartsviz.search import IMPLS, SearchConfig
+    assert SearchConfig().impl == "fast"
+    assert SearchConfig.preset("tiny").impl == "fast"
+    assert "reference" in IMPLS
