@@ -96,9 +96,8 @@ def render_svg(digraph) -> Optional[str]:
     if not dot_available():
         return None
     try:
-        import graphviz
         return digraph.pipe(format="svg", encoding="utf-8")
-    except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError) as e:  # noqa: F841
+    except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
         return None          # graphviz.ExecutableNotFound is a RuntimeError; CalledProcessError a SubprocessError
 
 
@@ -112,8 +111,8 @@ def _positions(nodes: int) -> Dict[object, Tuple[float, float]]:
 
 
 def fallback_svg(edges: Sequence[DrawEdge], title: str, nodes: int = 4,
-                 concat: Optional[Sequence[int]] = None) -> str:
-    """The same cell drawn with matplotlib (no binary needed), as SVG text."""
+                 concat: Optional[Sequence[int]] = None, fmt: str = "svg"):
+    """The same cell drawn with matplotlib (no binary needed): SVG text, or PNG bytes."""
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch
     fig = Figure(figsize=(6.4, 3.0), dpi=72)
@@ -141,8 +140,8 @@ def fallback_svg(edges: Sequence[DrawEdge], title: str, nodes: int = 4,
     ax.axis("off")
     fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg")
-    return buf.getvalue().decode("utf-8")
+    fig.savefig(buf, format=fmt)
+    return buf.getvalue().decode("utf-8") if fmt == "svg" else buf.getvalue()
 
 
 # -- cached entry points ------------------------------------------------------------------
@@ -188,3 +187,25 @@ def as_html(svg: str) -> str:
     """SVG for a widgets.HTML, with the install hint under it when `dot` is missing."""
     hint = "" if dot_available() else f'<div style="font-size:11px;color:#777">{DOT_HINT}</div>'
     return f'<div style="max-width:100%;overflow:auto">{svg}</div>{hint}'
+
+
+def cell_png(genotype: Genotype, cell: str = "normal", title: Optional[str] = None) -> bytes:
+    """PNG bytes of a derived cell (dot when present, else the matplotlib drawing)."""
+    edges = discrete_edges(genotype, cell)
+    title = title or f"derived {CELL_TITLES[cell]}"
+    return _png(edges, title, genotype.nodes, genotype.concat(cell))
+
+
+def soft_cell_png(probs, cell: str = "normal", title: Optional[str] = None) -> bytes:
+    edges = soft_edges(probs, cell)
+    nodes = max(d for _, d, *_ in edges) - 1
+    return _png(edges, title or f"continuous {CELL_TITLES[cell]} (solid = kept)", nodes)
+
+
+def _png(edges, title, nodes, concat=None) -> bytes:
+    if dot_available():
+        try:
+            return cell_digraph(edges, title, nodes, concat).pipe(format="png")
+        except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
+            pass
+    return fallback_svg(edges, title, nodes, concat, fmt="png")

@@ -1,0 +1,32 @@
+"""`dartsviz plot RUN_DIR`: write every panel (PNG, SVG), the cell graphs and an animation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("plot", help="write the plots of a run directory (PNG, SVG, GIF/HTML animation)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `dartsviz search` or a notebook")
+    p.add_argument("--out", help="output folder (default RUN_DIR/plots)")
+    p.add_argument("--formats", default="png,svg", help="comma-separated: png, svg (default png,svg)")
+    p.add_argument("--animation", default="gif,html",
+                   help="comma-separated: gif, html, or none (default gif,html)")
+    p.add_argument("--frames", type=int, default=24, help="at most this many animation frames (default 24)")
+    p.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _list(text: str) -> tuple:
+    return tuple(x.strip() for x in text.split(",") if x.strip() and x.strip() != "none")
+
+
+def run(args) -> int:
+    from ..viz.export import export_run
+    if args.frames <= 0 or args.dpi <= 0:
+        raise ValueError("--frames and --dpi must be positive")
+    paths = export_run(args.run_dir, out=args.out, formats=_list(args.formats), animation=_list(args.animation),
+                       max_frames=args.frames, dpi=args.dpi)
+    folder = Path(args.out) if args.out else Path(args.run_dir) / "plots"
+    print(f"wrote {len(paths)} files to {folder}")
+    return 0
