@@ -7,7 +7,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("search", "doctor", "train")
+COMMANDS = ("search", "doctor", "train", "plot", "compare")
 
 
 class CliError(Exception):

@@ -26,6 +26,7 @@ def add_parser(sub):
     p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true", help="do not write RUN_DIR/plots at the end")
     p.set_defaults(func=run)
     return p
 
@@ -64,6 +65,17 @@ def progress_printer(search, total: int, quiet: bool):
     return bar, on_record
 
 
+def write_plots(search, args) -> None:
+    """The static export into RUN_DIR/plots; a failure is reported, the search is kept."""
+    from ..viz.export import export_run
+    try:
+        paths = export_run(search.run_dir.path, out=search.run_dir.path / "plots")
+    except Exception as e:  # plotting must never lose a finished search
+        sys.stderr.write(f"plots not written: {type(e).__name__}: {e}\n")
+        return
+    print(f"plots: {len(paths)} files in {search.run_dir.path / 'plots'}")
+
+
 def run(args) -> int:
     from ..search import Search, SearchConfig
     overrides = _overrides(args)
@@ -89,6 +101,8 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     hook = getattr(args, "after_search", None)
+    if hook is None and not getattr(args, "no_plots", False):
+        hook = write_plots
     if hook is not None and not search.interrupted:
         hook(search, args)
     print(f"genotype: {search.genotype.to_text()}")
