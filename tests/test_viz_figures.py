@@ -111,3 +111,19 @@ def test_collapse_counts_and_differences():
     assert diff and all(r["a"] != r["b"] for r in diff)
     assert {"cell": "normal", "edge": (1, 2), "a": "sep_conv_3x3", "b": "sep_conv_3x3"} not in diff
     assert cell_differences(DARTS_V2, DARTS_V2) == []
+
+
+def test_in_place_redraw_matches_a_fresh_drawing():
+    h = [r for r in fake_history(4) if r["kind"] == "step"]
+    fig = F.new_figure("weights")
+    F.draw_weights(h[0], fig)
+    first = F.to_png(fig)
+    F.draw_weights(h[1], fig)                                   # updated in place
+    assert F.to_png(fig) != first
+    assert F.to_png(fig) == F.to_png(F.draw_weights(h[1], F.new_figure("weights")))
+    F.draw_heatmap(h[2], fig)                                   # another panel in the same figure
+    assert len(fig.axes) == 3                                   # two heat maps and a colour bar
+    F.draw_heatmap(h[3], fig)
+    assert F.to_png(fig) == F.to_png(F.draw_heatmap(h[3], F.new_figure("weights")))
+    F.draw_weights(h[1], fig)
+    assert len(fig.axes) == 2

@@ -39,10 +39,18 @@ def new_figure(panel_or_size="weights", dpi: int = DPI) -> Figure:
 
 
 def _fig(fig: Optional[Figure], panel: str) -> Figure:
+    """`fig` cleared (forgetting any in-place state), or a new Figure for `panel`."""
     if fig is None:
         return new_figure(panel)
     fig.clear()
+    fig._dartsviz_state = None
     return fig
+
+
+def _state(fig: Optional[Figure], key):
+    """The in-place state of a panel already drawn in `fig` with the same layout `key`."""
+    state = getattr(fig, "_dartsviz_state", None) if fig is not None else None
+    return state if state is not None and state["key"] == key else None
 
 
 def to_png(fig: Figure, dpi: Optional[int] = None) -> bytes:
@@ -92,31 +100,48 @@ def _op_legend(fig: Figure, y: float = 0.995) -> None:
 # -- 1. per-edge softmax weights ------------------------------------------------
 
 def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None) -> Figure:
-    """Grouped bars: one group per edge, one bar per op; kept edges shaded, kept ops marked ▼."""
-    fig = _fig(fig, "weights")
+    """Grouped bars: one group per edge, one bar per op; kept edges shaded, kept ops marked ▼.
+
+    Redrawing into a figure that already shows this panel updates its artists in place."""
     pair = _probs_pair(data)
+    key = ("weights", tuple((c, p.shape) for c, p in pair.items()))
+    state = _state(fig, key)
+    if state is None:
+        fig = _fig(fig, "weights")
+        state = _build_weights(fig, pair, key)
+    width = 0.8 / len(PRIMITIVES)
+    for (cell, probs), st in zip(pair.items(), state["cells"]):
+        kept = kept_mask(probs)                               # (E, O)
+        kept_edge = kept.any(axis=1)                          # (E,)
+        for k, bars in enumerate(st["bars"]):
+            for e, rect in enumerate(bars.patches):
+                rect.set_height(probs[e, k])
+        for e, span in enumerate(st["spans"]):
+            span.set_visible(bool(kept_edge[e]))
+        ke, ko = np.nonzero(kept)
+        st["marks"].set_offsets(np.column_stack([ke - 0.4 + (ko + 0.5) * width, probs[ke, ko] + 0.012]))
+        for lab, k in zip(st["labels"], kept_edge):
+            lab.set_fontweight("bold" if k else "normal")
+        st["ax"].set_ylim(0, max(0.2, float(probs.max()) * 1.15))
+    state["title"].set_text(title or _step_title(data, "softmax weights per edge"))
+    return state["fig"]
+
+
+def _build_weights(fig: Figure, pair: dict, key) -> dict:
     axes = fig.subplots(len(pair), 1, squeeze=False)[:, 0]
     n_ops = len(PRIMITIVES)
     width = 0.8 / n_ops
-    colors = [OP_COLORS[op] for op in PRIMITIVES]
+    cells = []
     for ax, (cell, probs) in zip(axes, pair.items()):
         edges = cell_edges(probs.shape[0])
-        kept = kept_mask(probs)                               # (E, O)
         x = np.arange(len(edges))                             # (E,)
-        for e in np.flatnonzero(kept.any(axis=1)):
-            ax.axvspan(e - 0.45, e + 0.45, color="#fff3c4", zorder=0)
-        for k in range(n_ops):
-            ax.bar(x - 0.4 + (k + 0.5) * width, probs[:, k], width, color=colors[k], zorder=2)
-        ke, ko = np.nonzero(kept)
-        ax.scatter(ke - 0.4 + (ko + 0.5) * width, probs[ke, ko] + 0.012, marker="v", s=22,
-                   color="black", zorder=3)
+        spans = [ax.axvspan(e - 0.45, e + 0.45, color="#fff3c4", zorder=0) for e in x]
+        bars = [ax.bar(x - 0.4 + (k + 0.5) * width, np.zeros(len(edges)), width, color=OP_COLORS[op], zorder=2)
+                for k, op in enumerate(PRIMITIVES)]
+        marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
         ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=9)
-        for lab, k in zip(ax.get_xticklabels(), kept.any(axis=1)):
-            if k:
-                lab.set_fontweight("bold")
         ax.set_xlim(-0.55, len(edges) - 0.45)
-        ax.set_ylim(0, max(0.2, float(probs.max()) * 1.15))
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
         ax.set_ylabel("softmax weight", fontsize=9)
         ax.set_title(f"{CELL_TITLES[cell]}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/8",
@@ -124,10 +149,14 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
         ax.tick_params(axis="y", labelsize=8)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+        labels = [t.label1 for t in ax.xaxis.get_major_ticks()]
+        cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels))
     _op_legend(fig)
-    fig.suptitle(title or _step_title(data, "softmax weights per edge"), fontsize=10, y=0.935)
+    title = fig.suptitle("", fontsize=10, y=0.935)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.84, bottom=0.07, hspace=0.45)
-    return fig
+    state = dict(key=key, fig=fig, cells=cells, title=title)
+    fig._dartsviz_state = state
+    return state
 
 
 # -- 2. heat map and trajectories ---------------------------------------------------
@@ -135,19 +164,35 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
 def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None,
                  vmax: Optional[float] = None) -> Figure:
     """Edges x ops heat map of the weights of both cells, centred on the uniform 1/8:
-    red = above uniform, blue = below; kept (edge, op) cells boxed."""
-    fig = _fig(fig, "heatmap")
+    red = above uniform, blue = below; kept (edge, op) cells boxed. Updates in place."""
     pair = _probs_pair(data)
-    axes = fig.subplots(1, len(pair), squeeze=False)[0]
+    key = ("heatmap", tuple((c, p.shape) for c, p in pair.items()))
+    state = _state(fig, key)
+    if state is None:
+        fig = _fig(fig, "heatmap")
+        state = _build_heatmap(fig, pair, key)
     uniform = 1.0 / len(PRIMITIVES)
     top = vmax if vmax is not None else max(0.25, max(float(p.max()) for p in pair.values()))
-    norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=max(top, uniform * 1.01))
-    image = None
+    state["norm"].vmax = max(top, uniform * 1.01)
+    for (cell, probs), st in zip(pair.items(), state["cells"]):
+        st["image"].set_data(probs)                           # (E, O)
+        for rect, (e, k) in zip(st["boxes"], zip(*np.nonzero(kept_mask(probs)))):
+            rect.set_xy((k - 0.5, e - 0.5))
+    state["colorbar"].update_normal(state["cells"][0]["image"])
+    state["title"].set_text(title or _step_title(data, "weights vs uniform 1/8 (box = kept)"))
+    return state["fig"]
+
+
+def _build_heatmap(fig: Figure, pair: dict, key) -> dict:
+    axes = fig.subplots(1, len(pair), squeeze=False)[0]
+    uniform = 1.0 / len(PRIMITIVES)
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=0.25)
+    cells = []
     for ax, (cell, probs) in zip(axes, pair.items()):
         edges = cell_edges(probs.shape[0])
         image = ax.imshow(probs, cmap="RdBu_r", norm=norm, aspect="auto")  # (E, O)
-        for e, k in zip(*np.nonzero(kept_mask(probs))):
-            ax.add_patch(Rectangle((k - 0.5, e - 0.5), 1, 1, fill=False, ec="black", lw=1.8))
+        boxes = [ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="black", lw=1.8))
+                 for _ in range(int(kept_mask(probs).sum()))]
         ax.set_yticks(range(len(edges)))
         ax.set_yticklabels([edge_label(s, d) for s, d in edges], fontsize=8)
         ax.set_xticks(range(len(PRIMITIVES)))
@@ -156,9 +201,12 @@ def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None
             lab.set_color(OP_COLORS[op] if op != "none" else "#666666")
             lab.set_fontweight("bold")
         ax.set_title(CELL_TITLES[cell], fontsize=9)
-    fig.colorbar(image, ax=list(axes), shrink=0.85, pad=0.02).ax.tick_params(labelsize=7)
-    fig.suptitle(title or _step_title(data, "weights vs uniform 1/8 (box = kept)"), fontsize=9)
-    return fig
+        cells.append(dict(image=image, boxes=boxes))
+    colorbar = fig.colorbar(cells[0]["image"], ax=list(axes), shrink=0.85, pad=0.02)
+    colorbar.ax.tick_params(labelsize=7)
+    state = dict(key=key, fig=fig, cells=cells, norm=norm, colorbar=colorbar, title=fig.suptitle("", fontsize=9))
+    fig._dartsviz_state = state
+    return state
 
 
 def draw_trajectories(records: Sequence[dict], cell: str = "normal", edge: Tuple[int, int] = (0, 2),
