@@ -170,6 +170,8 @@ def test_cli_search_then_train_then_resume(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"genotype: {found.to_text()}" in out and "multiply-adds" in out and "test accuracy: " in out
     assert (t_dir / "checkpoint.pt").is_file()
+    assert main(["train", "--genotype", "DARTS_V1", "--out", str(s_dir), "--quiet"]) == 1
+    assert "already holds a run" in capsys.readouterr().err      # never overwrites the search
     assert main(["train", "--resume", str(t_dir), "--quiet"]) == 0
     summary = json.loads((t_dir / "summary.json").read_text())
     assert summary["steps"] == 2 * (1438 // 32)        # both halves of digits' training split

@@ -135,8 +135,8 @@ def run(args) -> int:
         genotype = resolve_genotype(args.genotype)
         out = Path(args.out) if args.out else Path("runs") / (
             f"train-{config.dataset.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (out / "checkpoint.pt").exists():
-            raise ValueError(f"{out} already holds a run; pass --resume {out} or choose another --out")
+        if (out / "checkpoint.pt").exists() or (out / "config.json").exists():
+            raise ValueError(f"{out} already holds a run; pass --resume {out} (a training) or choose another --out")
         train = Train(genotype, config, out=out)
     print(f"genotype: {train.genotype.to_text()}")
     print(f"network: {train.config.layers} cells, {train.config.channels} channels, "
