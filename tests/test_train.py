@@ -189,3 +189,18 @@ def test_cli_errors_are_one_line(args, match, capsys, tmp_path):
     assert main(["train", "--out", str(tmp_path / "t"), "--quiet", *args]) == 1
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1 and err.startswith("dartsviz train: error:")
+
+
+def test_cli_random_baseline_reports_mean_and_std(tmp_path, capsys):
+    args = ["train", "--random", "2", "--epochs", "1", "--layers", "3", "--channels", "4", "--batch-size", "64",
+            "--seed", "1", "--device", "cpu", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "baseline.json").read_text())
+    import statistics
+    assert res["test_acc_mean"] == pytest.approx(statistics.fmean(res["test_accs"]))
+    assert res["test_acc_std"] == pytest.approx(statistics.stdev(res["test_accs"]))
+    assert f"{100 * res['test_acc_mean']:.2f} ± {100 * res['test_acc_std']:.2f} %" in out
+    import random
+    rng = random.Random(1)
+    assert [RunDir(tmp_path / f"random{i}").read_genotype() for i in range(2)] == [random_genotype(rng) for _ in range(2)]

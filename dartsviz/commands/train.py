@@ -116,6 +116,13 @@ def _random_baseline(args, config) -> int:
     mean, std = _mean_std(accs)
     print(f"random baseline ({args.random} cells, seed {config.seed}): "
           f"test accuracy {100 * mean:.2f} ± {100 * std:.2f} %")
+    if args.out:
+        import json
+        from ..runs import atomic_write_text
+        atomic_write_text(Path(args.out) / "baseline.json", json.dumps(
+            {"n": args.random, "seed": config.seed, "test_accs": accs, "test_acc_mean": mean,
+             "test_acc_std": std, "config": config.to_dict()}, indent=1) + "\n")
+        print(f"written: {Path(args.out) / 'baseline.json'}")
     return 0
 
 
