@@ -72,7 +72,18 @@ def test_without_dot_fallback_is_drawn_and_nothing_raises(no_dot):
         assert "apt-get install graphviz" in html
     svg = C.soft_cell_svg({"normal": np.full((14, 8), 1 / 8)}, "normal")
     assert "<svg" in svg
-    from dartsviz.viz.dashboard import Dashboard  # noqa: F401  (the dashboard uses the same path)
+
+
+def test_panels_without_dot_show_fallback_and_hint_once(no_dot):
+    from dartsviz.viz.panels import PanelSet
+    from test_viz_figures import fake_history
+    h = fake_history(3)
+    panels = PanelSet()
+    panels.render(("cells",), [r for r in h if r["kind"] == "step"][-1], h)
+    html = [w.value for w in panels.cells.values()]
+    assert all("<svg" in v for v in html)
+    assert sum("apt-get install graphviz" in v for v in html) == 1
+    assert panels.genotype_text.value.startswith("Genotype(normal=")
 
 
 def test_broken_dot_falls_back(monkeypatch):

@@ -22,6 +22,8 @@ def _list(text: str) -> tuple:
 
 
 def run(args) -> int:
+    import sys
+    from ..viz.cellgraph import DOT_HINT, dot_available
     from ..viz.export import export_run
     if args.frames <= 0 or args.dpi <= 0:
         raise ValueError("--frames and --dpi must be positive")
@@ -29,4 +31,6 @@ def run(args) -> int:
                        max_frames=args.frames, dpi=args.dpi)
     folder = Path(args.out) if args.out else Path(args.run_dir) / "plots"
     print(f"wrote {len(paths)} files to {folder}")
+    if not dot_available():
+        sys.stderr.write(DOT_HINT + "\n")
     return 0

@@ -183,10 +183,10 @@ def cell_dot(genotype: Genotype, cell: str = "normal"):
                         genotype.nodes, genotype.concat(cell))
 
 
-def as_html(svg: str) -> str:
-    """SVG for a widgets.HTML, with the install hint under it when `dot` is missing."""
-    hint = "" if dot_available() else f'<div style="font-size:11px;color:#777">{DOT_HINT}</div>'
-    return f'<div style="max-width:100%;overflow:auto">{svg}</div>{hint}'
+def as_html(svg: str, hint: bool = True) -> str:
+    """SVG for a widgets.HTML; with `hint`, the one-line install hint under it when `dot` is missing."""
+    note = "" if (not hint or dot_available()) else f'<div style="font-size:11px;color:#777">{DOT_HINT}</div>'
+    return f'<div style="max-width:100%;overflow:auto">{svg}</div>{note}'
 
 
 def cell_png(genotype: Genotype, cell: str = "normal", title: Optional[str] = None) -> bytes:

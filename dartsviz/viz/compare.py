@@ -198,7 +198,8 @@ class Compare:
             _set(self.images[f"heat_{k}"], to_png(self._figs[f"heat_{k}"]))
             g = r.genotype
             for cell in ("normal", "reduce"):
-                _set(self.cells[f"{k}_{cell}"], as_html(cell_svg(g, cell, f"{r.label}: {CELL_TITLES[cell]}")))
+                _set(self.cells[f"{k}_{cell}"], as_html(cell_svg(g, cell, f"{r.label}: {CELL_TITLES[cell]}"),
+                                                       hint=(i, cell) == (0, "normal")))
         _set(self.images["curves"], to_png(draw_compare_curves(self.runs, self._figs["curves"])))
         _set(self.images["cost"], to_png(draw_compare_cost(self.runs, self._figs["cost"])))
         _set(self.differences, differences_html(*self.runs))

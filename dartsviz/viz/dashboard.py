@@ -33,7 +33,7 @@ class Dashboard:
 
     def __init__(self, search=None, *, preset: str = "tiny", dataset: Optional[str] = None,
                  seed: Optional[int] = None, redraw_every: int = 5, min_interval: float = 0.3,
-                 budget: float = 0.02, dpi: int = 72, **overrides):
+                 budget: float = 0.015, dpi: int = 72, **overrides):
         from ..search import Search, SearchConfig
         self._Search, self._SearchConfig = Search, SearchConfig
         preset_name = "current" if search is not None else preset

@@ -251,43 +251,68 @@ def _shade_order(ax, steps: Sequence[dict]) -> None:
 # -- 3. curves ------------------------------------------------------------------------
 
 def draw_curves(records: Sequence[dict], fig: Optional[Figure] = None, upto: Optional[int] = None) -> Figure:
-    """Loss, accuracy (train / validation per step, test per epoch) and seconds per step."""
-    fig = _fig(fig, "curves")
-    ax_loss, ax_acc, ax_sec = fig.subplots(1, 3)
+    """Loss, accuracy (train / validation per step, test per epoch) and seconds per step
+    (coloured by order). Redrawing into the same figure updates its artists in place."""
+    state = _state(fig, ("curves",))
+    if state is None:
+        fig = _fig(fig, "curves")
+        state = _build_curves(fig)
     steps = step_records(records)
     epochs = epoch_records(records)
-    if steps:
-        x = np.array([r["step"] for r in steps])             # (T,)
-        style = ".-" if len(steps) < 30 else "-"
-        for key, ax, name in (("loss", ax_loss, "loss"), ("acc", ax_acc, "accuracy")):
-            ax.plot(x, [r[f"train_{key}"] for r in steps], style, color="#1f77b4", lw=1, alpha=0.8, label="train")
-            ax.plot(x, [r[f"val_{key}"] for r in steps], style, color="#ff7f0e", lw=1, alpha=0.8, label="validation")
-            if epochs:
-                ax.plot([r["step"] for r in epochs], [r[f"test_{key}"] for r in epochs], "o-",
-                        color="#2ca02c", ms=4, lw=1, label="test (epoch)")
-            ax.set_title(name, fontsize=9)
-        secs = np.array([r["seconds"] for r in steps])        # (T,)
-        order = np.array([r.get("order", 1) for r in steps])  # (T,)
-        for o in (1, 2):
-            sel = order == o
-            if sel.any():
-                ax_sec.scatter(x[sel], secs[sel], s=8, color=ORDER_COLORS[o],
-                               label=f"order {o}: median {np.median(secs[sel]):.3f}s")
-        ax_sec.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
-        ax_loss.legend(fontsize=7, frameon=False)
-        ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
-        ax_acc.set_ylim(0, 1.02)
-    else:
-        for ax in (ax_loss, ax_acc, ax_sec):
-            ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", transform=ax.transAxes)
-    ax_sec.set_title("seconds per step", fontsize=9)
+    x = np.array([r["step"] for r in steps], dtype=float)   # (T,)
+    marker = "." if len(steps) < 30 else ""
+    for key, ax in (("loss", state["loss"]), ("acc", state["acc"])):
+        lines = state[f"{key}_lines"]
+        lines["train"].set_data(x, [r[f"train_{key}"] for r in steps])
+        lines["val"].set_data(x, [r[f"val_{key}"] for r in steps])
+        lines["test"].set_data([r["step"] for r in epochs], [r[f"test_{key}"] for r in epochs])
+        for line in (lines["train"], lines["val"]):
+            line.set_marker(marker)
+        ax.relim()
+        ax.autoscale_view()
+    state["acc"].set_ylim(0, 1.02)
+    secs = np.array([r["seconds"] for r in steps], dtype=float)        # (T,)
+    order = np.array([r.get("order", 1) for r in steps])               # (T,)
+    medians = []
+    for o in (1, 2):
+        sel = order == o
+        state["sec_points"][o].set_offsets(np.column_stack([x[sel], secs[sel]]) if sel.any() else np.zeros((0, 2)))
+        if sel.any():
+            medians.append(f"o{o} {np.median(secs[sel]):.3f}")
+    ax = state["sec"]
+    if len(steps):
+        ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+        ax.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
+    ax.set_title("seconds per step" + (f" (median {', '.join(medians)})" if medians else ""), fontsize=8)
+    state["empty"].set_visible(not steps)
+    for line in state["upto"]:
+        line.set_visible(upto is not None)
+        if upto is not None:
+            line.set_xdata([upto, upto])
+    return state["fig"]
+
+
+def _build_curves(fig: Figure) -> dict:
+    ax_loss, ax_acc, ax_sec = fig.subplots(1, 3)
+    state = dict(key=("curves",), fig=fig, loss=ax_loss, acc=ax_acc, sec=ax_sec)
+    for key, ax, name in (("loss", ax_loss, "loss"), ("acc", ax_acc, "accuracy")):
+        state[f"{key}_lines"] = dict(
+            train=ax.plot([], [], "-", color="#1f77b4", lw=1, alpha=0.8, label="train")[0],
+            val=ax.plot([], [], "-", color="#ff7f0e", lw=1, alpha=0.8, label="validation")[0],
+            test=ax.plot([], [], "o-", color="#2ca02c", ms=4, lw=1, label="test (epoch)")[0])
+        ax.set_title(name, fontsize=9)
+    ax_loss.legend(fontsize=7, frameon=False)
+    state["sec_points"] = {o: ax_sec.scatter([], [], s=8, color=ORDER_COLORS[o], label=f"order {o}")
+                           for o in (1, 2)}
+    ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
+    state["empty"] = fig.text(0.5, 0.5, "no steps yet", ha="center", va="center")
+    state["upto"] = [ax.axvline(0, color="black", lw=1) for ax in (ax_loss, ax_acc, ax_sec)]
     for ax in (ax_loss, ax_acc, ax_sec):
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-        if upto is not None:
-            ax.axvline(upto, color="black", lw=1)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.15, wspace=0.2)
-    return fig
+    fig._dartsviz_state = state
+    return state
 
 
 # -- 4. collapse indicator -------------------------------------------------------------

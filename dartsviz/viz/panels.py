@@ -59,8 +59,9 @@ class PanelSet:
             if p == "cells":
                 g = genotype_of(record)
                 for cell in CELL_TYPES:
-                    _set(self.cells[f"derived_{cell}"], as_html(cell_svg(g, cell)))
-                    _set(self.cells[f"soft_{cell}"], as_html(soft_cell_svg(record, cell)))
+                    # the install hint (when `dot` is missing) once, under the first graph
+                    _set(self.cells[f"derived_{cell}"], as_html(cell_svg(g, cell), hint=cell == "normal"))
+                    _set(self.cells[f"soft_{cell}"], as_html(soft_cell_svg(record, cell), hint=False))
                 _set(self.genotype_text, g.to_text())
                 continue
             fig = self.figs[p]
