@@ -195,7 +195,7 @@ def table_csv(rows: List[dict]) -> str:
 def plot_comparison(result: dict):
     """A figure with four panels: test accuracy, search time, training time, parameters.
 
-    Bars are the means; dots are the single runs.
+    Bars (squares for accuracy) are the means with one standard deviation; dots are the single runs.
     """
     from matplotlib.figure import Figure
     runs, rows = result["runs"], result["rows"]
@@ -209,11 +209,17 @@ def plot_comparison(result: dict):
         for i, m in enumerate(methods):
             vals = [scale * r[key] for r in runs if r["method"] == m]
             mean, std = _mean_std(vals)
-            ax.bar(i, mean, yerr=std, color=colors[i % len(colors)], alpha=0.6, capsize=4)
+            color = colors[i % len(colors)]
+            if key == "test_acc":      # points, not bars: the y axis zooms in on the differences
+                ax.errorbar(i, mean, yerr=std, fmt="s", color=color, ms=8, capsize=5)
+            else:
+                ax.bar(i, mean, yerr=std, color=color, alpha=0.6, capsize=4)
             ax.plot([i] * len(vals), vals, "k.", ms=5)
         ax.set_xticks(range(len(methods)), [m.replace("DARTS ", "").strip("()") for m in methods],
                       rotation=20)
         ax.set_title(label, fontsize=10)
+        if key == "test_acc":
+            ax.set_xlim(-0.5, len(methods) - 0.5)
     fig.suptitle(f"end-to-end comparison, seeds {result['settings']['seeds']}", fontsize=11)
     return fig
 
