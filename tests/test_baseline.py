@@ -101,3 +101,14 @@ def test_compare_e2e_command(tmp_path, capsys):
     assert (tmp_path / "table.csv").is_file()
     assert compare_e2e.main(["--seeds", "0", "--train-epochs", "0", "--out", str(tmp_path / "x")]) == 1
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_compare_e2e_options_fit_a_parser_that_has_out_already():
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("runs", nargs="*")
+    p.add_argument("--out")
+    p.add_argument("--end-to-end", action="store_true")
+    compare_e2e.add_arguments(p)
+    args = p.parse_args(["--end-to-end", "--seeds", "0", "2", "--random", "3", "--out", "d", "--train-epochs", "4"])
+    assert (args.seeds, args.random, args.out, args.train_epochs, args.orders) == ([0, 2], 3, "d", 4, [1, 2])

@@ -11,19 +11,25 @@ from pathlib import Path
 
 
 def add_arguments(p):
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (each: one search per order)")
-    p.add_argument("--random", type=int, default=1, metavar="N", help="random cells per seed (default 1)")
-    p.add_argument("--orders", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="search orders")
-    p.add_argument("--search-preset", default="tiny", help="search preset (tiny or paper)")
-    p.add_argument("--train-preset", default="tiny", help="training preset (tiny or paper)")
-    p.add_argument("--search-epochs", type=int, help="search epochs (same for every search)")
-    p.add_argument("--train-epochs", type=int, help="training epochs (same for every network)")
-    p.add_argument("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
-    p.add_argument("--dataset", help="data set for search and training")
-    p.add_argument("--data-dir", help="folder holding torchvision data sets")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", help="output folder (default runs/compare-TIME)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    """Add the end-to-end options to `p`; options `p` already has (e.g. --out) are kept as they are."""
+    g = p.add_argument_group("end-to-end comparison (first order vs second order vs random)")
+
+    def add(flag, **kw):
+        if flag not in p._option_string_actions:
+            g.add_argument(flag, **kw)
+    add("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (each: one search per order)")
+    add("--random", type=int, default=1, metavar="N", help="random cells per seed (default 1)")
+    add("--orders", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="search orders")
+    add("--search-preset", default="tiny", help="search preset (tiny or paper)")
+    add("--train-preset", default="tiny", help="training preset (tiny or paper)")
+    add("--search-epochs", type=int, help="search epochs (same for every search)")
+    add("--train-epochs", type=int, help="training epochs (same for every network)")
+    add("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
+    add("--dataset", help="data set for search and training")
+    add("--data-dir", help="folder holding torchvision data sets")
+    add("--device", help="auto, cpu, cuda or cuda:N")
+    add("--out", help="output folder (default runs/compare-TIME)")
+    add("--quiet", action="store_true", help="no progress lines")
     return p
 
 
@@ -42,7 +48,7 @@ def run(args) -> int:
     search_config = SearchConfig.preset(args.search_preset, **common)
     train_config = TrainConfig.preset(args.train_preset, **common)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = None if getattr(args, "quiet", False) else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = compare_end_to_end(seeds=args.seeds, random=args.random, orders=args.orders,
                                 search_config=search_config, train_config=train_config,
                                 search_epochs=args.search_epochs, train_epochs=args.train_epochs,
