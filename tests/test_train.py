@@ -204,3 +204,12 @@ def test_cli_random_baseline_reports_mean_and_std(tmp_path, capsys):
     import random
     rng = random.Random(1)
     assert [RunDir(tmp_path / f"random{i}").read_genotype() for i in range(2)] == [random_genotype(rng) for _ in range(2)]
+
+
+def test_pause_stops_at_a_step_boundary_and_run_continues(digits):
+    t = Train(DARTS_V2, small(), data=digits)
+    t.subscribe(lambda r: r["step"] == 2 and r["kind"] == "step" and t.pause())
+    t.run()
+    assert t.interrupted and t.step_count == 2
+    t.run()
+    assert not t.interrupted and t.done and t.step_count == 6
