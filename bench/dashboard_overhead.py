@@ -33,36 +33,39 @@ def main() -> None:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     data = Search(SearchConfig.preset(args.preset, **overrides)).data
 
-    def bare() -> float:
+    def bare():
         s = Search(SearchConfig.preset(args.preset, **overrides), data=data)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         s.run()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     def with_dashboard():
         s = Search(SearchConfig.preset(args.preset, **overrides), data=data)
         dash = Dashboard(s)              # the first drawing is set-up, like building the search
         dash.draw_seconds = 0.0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         dash.run()
-        return time.perf_counter() - t0, dash.draw_seconds, s.step_count
+        return time.perf_counter() - t0, time.process_time() - c0, dash.draw_seconds, s.step_count
 
-    plain, dashed, drawn = [], [], []
+    rows = []
     for i in range(args.repeats):
         if i % 2 == 0:
-            plain.append(bare())
-            t, d, steps = with_dashboard()
+            b = bare()
+            w = with_dashboard()
         else:
-            t, d, steps = with_dashboard()
-            plain.append(bare())
-        dashed.append(t)
-        drawn.append(d)
-        print(f"repeat {i + 1}: bare {plain[-1]:.2f}s, with dashboard {t:.2f}s "
-              f"(dashboard's own time {d:.2f}s), {steps} steps", flush=True)
-    p, w, d = statistics.median(plain), statistics.median(dashed), statistics.median(drawn)
-    print(f"preset {args.preset}: {steps} steps, torch threads {args.threads}")
-    print(f"wall-time overhead: {100 * (w - p) / p:+.1f} % (median bare {p:.2f}s, with dashboard {w:.2f}s)")
-    print(f"dashboard's own time: {d:.2f}s = {100 * d / (w - d):.1f} % of the search's time in that run")
+            w = with_dashboard()
+            b = bare()
+        rows.append((b, w))
+        print(f"repeat {i + 1}: bare {b[0]:.2f}s wall / {b[1]:.2f}s CPU; with dashboard {w[0]:.2f}s wall / "
+              f"{w[1]:.2f}s CPU (dashboard's own time {w[2]:.2f}s); {w[3]} steps", flush=True)
+    pct = lambda new, old: 100 * (new - old) / old
+    wall = statistics.median(pct(w[0], b[0]) for b, w in rows)
+    cpu = statistics.median(pct(w[1], b[1]) for b, w in rows)
+    own = statistics.median(100 * w[2] / (w[0] - w[2]) for _, w in rows)
+    print(f"preset {args.preset}: {rows[0][1][3]} steps, torch threads {args.threads}, {args.repeats} repeat(s)")
+    print(f"wall-time overhead (median of repeats): {wall:+.1f} %   <- noisy on a shared machine")
+    print(f"CPU-time overhead (median of repeats):  {cpu:+.1f} %")
+    print(f"dashboard's own time (median):          {own:.1f} % of the search's time")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ class Dashboard:
                  budget: float = 0.015, dpi: int = 72, **overrides):
         from ..search import Search, SearchConfig
         self._Search, self._SearchConfig = Search, SearchConfig
-        preset_name = "current" if search is not None else preset
+        # Reset keeps the settings unless the dashboard was made from a plain preset
+        preset_name = preset if (search is None and not overrides) else "current"
         if search is None:
             if dataset is not None:
                 overrides["dataset"] = dataset
