@@ -40,6 +40,114 @@ SEP_KINDS = (SEP3, SEP5)
 POOL_KINDS = (MAX, AVG)
 
 
+# -- kernels ----------------------------------------------------------------------
+# Small depthwise and grouped 1x1 convolutions, each in the formulation that measured
+# fastest on CPU (bench/step.py, README "Fast path"); on other devices plain conv2d.
+
+def _crop(w: torch.Tensor, pad: int, dil: int, H: int, W: int) -> Tuple[torch.Tensor, int]:
+    """Drop kernel taps that only ever see padding (exact: they add zeros, get zero gradient)."""
+    k = w.shape[-1]
+    r = (k - 1) // 2
+    reach = min(r, (max(H, W) - 1) // dil)
+    if reach == r:
+        return w, pad
+    return w[:, :, r - reach:r + reach + 1, r - reach:r + reach + 1], pad - (r - reach) * dil
+
+
+def dwconv(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int) -> torch.Tensor:
+    """Depthwise convolution, `same` padding (pad = dil * (k - 1) / 2); x (B, G, H, W), w (G, 1, k, k)."""
+    G = x.shape[1]
+    if x.device.type != "cpu":
+        return F.conv2d(x, w, None, stride, pad, dil, G)
+    if dil == 2 and stride == 2:
+        # a dilation-2 stride-2 convolution reads only even pixels: undilated on x[::2, ::2]
+        x, stride, pad, dil = x[:, :, ::2, ::2], 1, pad // 2, 1
+    H, W = x.shape[-2:]
+    w, pad = _crop(w, pad, dil, H, W)
+    if w.shape[-1] == 1:                                  # only the centre tap reaches the image
+        return x[:, :, ::stride, ::stride] * w.view(1, G, 1, 1)
+    if H * W <= DENSE_MAX_PIXELS:
+        return _dense_dwconv(x, w, stride, pad, dil)
+    if dil == 1:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, w, None, stride, pad, 1, G).contiguous()
+    if dil == 2 and H % 2 == 0 and W % 2 == 0 and min(H, W) >= PIXEL_UNSHUFFLE_MIN:
+        # dilation 2 at stride 1 = undilated convolution on the four pixel-parity sub-images
+        xs = F.pixel_unshuffle(x, 2)                        # (B, 4G, H/2, W/2), channel g*4 + parity
+        out = F.conv2d(xs, w.repeat_interleave(4, 0), None, 1, pad // 2, 1, 4 * G)
+        return F.pixel_shuffle(out, 2)
+    return F.conv2d(x, w, None, stride, pad, dil, G)
+
+
+def _dw_cm(x, w, H, W, stride, pad, dil):
+    """Depthwise convolution on a channel-major (G, B, H*W) tensor; returns ((G, B, h*w), h, w)."""
+    G, B = x.shape[:2]
+    if dil == 2 and stride == 2:
+        x = x.view(G, B, H, W)[:, :, ::2, ::2]
+        H, W = x.shape[-2:]
+        x, stride, pad, dil = x.reshape(G, B, H * W), 1, pad // 2, 1
+    w, pad = _crop(w, pad, dil, H, W)
+    k = w.shape[-1]
+    if k == 1:                                            # only the centre tap reaches the image
+        x = x.view(G, B, H, W)[:, :, ::stride, ::stride]
+        h, wo = x.shape[-2:]
+        return (x * w.view(G, 1, 1, 1)).reshape(G, B, h * wo), h, wo
+    e, h, wo = _taps(H, W, k, stride, pad, dil, x.dtype, x.device)
+    T = torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W)            # (G, hw, HW)
+    return torch.bmm(x, T.transpose(1, 2)), h, wo                         # (G, B, hw)
+
+
+def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
+    """Grouped 1x1 convolution; x (B, G*Ci, H, W), w (G*Co, Ci, 1, 1). On CPU one batched matmul."""
+    if x.device.type != "cpu":
+        return F.conv2d(x, w, None, 1, 0, 1, groups)
+    B, GC, H, W = x.shape
+    Ci, Co = GC // groups, w.shape[0] // groups
+    xt = x.reshape(B, groups, Ci, H * W).permute(1, 2, 0, 3).reshape(groups, Ci, B * H * W)
+    out = torch.bmm(w.view(groups, Co, Ci), xt)                                # (G, Co, B*H*W)
+    return out.view(groups, Co, B, H * W).permute(2, 0, 1, 3).reshape(B, groups * Co, H, W)
+
+
+PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
+DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
+CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
+_TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
+
+
+def _taps(H, W, k, stride, pad, dil, dtype, device):
+    """0/1 tensor (k*k, h*w*H*W): which input pixel each kernel tap reads for each output pixel."""
+    key = (H, W, k, stride, pad, dil, dtype, device)
+    hit = _TAPS.get(key)
+    if hit is None:
+        h = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
+        w = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
+        e = torch.zeros(k, k, h, w, H, W, dtype=dtype)
+        for a in range(k):
+            for b in range(k):
+                for i in range(h):
+                    y = i * stride + a * dil - pad
+                    if not 0 <= y < H:
+                        continue
+                    for j in range(w):
+                        x = j * stride + b * dil - pad
+                        if 0 <= x < W:
+                            e[a, b, i, j, y, x] = 1
+        hit = _TAPS[key] = (e.reshape(k * k, h * w * H * W).to(device), h, w)
+    return hit
+
+
+def _dense_dwconv(x, w, stride, pad, dil):
+    """A small depthwise convolution as one batched matmul with each channel's (hw, HW) matrix.
+
+    Exact: each output sums the same products as the convolution (plus zeros)."""
+    B, G, H, W = x.shape
+    k = w.shape[-1]
+    e, h, wo = _taps(H, W, k, stride, pad, dil, x.dtype, x.device)
+    T = torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W)            # (G, hw, HW)
+    out = torch.bmm(x.reshape(B, G, H * W).transpose(0, 1), T.transpose(1, 2))   # (G, B, hw)
+    return out.transpose(0, 1).reshape(B, G, h, wo)
+
+
 def _stages_of(nodes: int) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
     """(sources, destinations) per stage: the two inputs together, then each intermediate node."""
     out = [((0, 1), tuple(range(2, 2 + nodes)))]
@@ -233,30 +341,17 @@ class FastSearchNetwork(SearchNetwork):
         return torch.cat(nodes[-cell.multiplier:], dim=1)                   # (B, multiplier*C, h, w)
 
     def _stage(self, plan, st: _Stage, X, wt, K, K2, P1, P2, FR, pending):
+        """All edges of one stage: returns their sums per destination, (B, n, C, h, w)."""
         C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
-        B = X.shape[0]
+        B, _, H, Wd = X.shape
         MC = M * C
+        W = wt[:, st.e]                                                      # (O, M) op weights
         R = F.relu(X)                                                        # shared ReLU
-        Rr = R.repeat(1, n, 1, 1) if n > 1 else R                            # (B, M*C, H, W), edge-major
-        ch = st.ch
-        a3 = F.conv2d(Rr, K[SEP3][ch], None, s, 1, 1, MC)
-        a5 = F.conv2d(Rr, K[SEP5][ch], None, s, 2, 1, MC)
-        d3 = F.conv2d(Rr, K[DIL3][ch], None, s, 2, 2, MC)
-        d5 = F.conv2d(Rr, K[DIL5][ch], None, s, 4, 2, MC)
-        y = torch.cat([a3, a5, d3, d5], 1)                                   # (B, 4MC, h, w)
-        h, w = y.shape[-2:]
-        o = st.offset * C
-        p1 = F.conv2d(y, P1[4 * o:4 * o + 4 * MC], None, 1, 0, 1, 4 * M)
-        z1 = self._bn(p1, st.bn1, pending)                                   # (B, 4MC, h, w)
-        r2 = F.relu(z1[:, :2 * MC])
-        b3 = F.conv2d(r2[:, :MC], K2[SEP3][ch], None, 1, 1, 1, MC)
-        b5 = F.conv2d(r2[:, MC:], K2[SEP5][ch], None, 1, 2, 1, MC)
-        p2 = F.conv2d(torch.cat([b3, b5], 1), P2[2 * o:2 * o + 2 * MC], None, 1, 0, 1, 2 * M)
-        z2 = self._bn(p2, st.bn2, pending)                                   # (B, 2MC, h, w)
+        if X.device.type == "cpu" and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
+            conv, h, w = self._convs_small(plan, st, R, W, K, K2, P1, P2, pending)
+        else:
+            conv, h, w = self._convs(plan, st, R, W, K, K2, P1, P2, pending)
         Xd = C * h * w
-        W = wt[:, st.e]                                                      # (O, M)
-        out = (z2.view(B, 2, n, S, Xd) * W[SEP3:SEP5 + 1].reshape(1, 2, n, S, 1)).sum(1)
-        out = out + (z1[:, 2 * MC:].view(B, 2, n, S, Xd) * W[DIL3:DIL5 + 1].reshape(1, 2, n, S, 1)).sum(1)
         # pooling: once per stage
         pm = F.max_pool2d(X, 3, s, 1)
         pa = F.avg_pool2d(X, 3, s, 1, count_include_pad=False)
@@ -266,7 +361,7 @@ class FastSearchNetwork(SearchNetwork):
         else:
             ppr = pp.view(B, 2, 1, S * Xd).expand(B, 2, n, S * Xd).reshape(B, 2 * MC, h, w)
             zp = self._bn(ppr, st.pool_bn, pending).view(B, 2, n, S, Xd)
-        out = out + (zp * W[MAX:AVG + 1].reshape(1, 2, n, S, 1)).sum(1)
+        out = (zp * W[MAX:AVG + 1].reshape(1, 2, n, S, 1)).sum(1)           # (B, n, S, Xd)
         # skip_connect: identity at stride 1, FactorizedReduce at stride 2
         if s == 1:
             out = out + X.view(B, 1, S, Xd) * W[SKIP].reshape(1, n, S, 1)
@@ -277,11 +372,59 @@ class FastSearchNetwork(SearchNetwork):
                 shifted = R[:, :, 1::2, 1::2]
             T = torch.stack([R[:, :, ::2, ::2].reshape(B, S, C, h, w), shifted.reshape(B, S, C, h, w)], 2)
             T = T.unsqueeze(1).expand(B, n, S, 2, C, h, w).reshape(B, 2 * MC, h, w)
-            fr = F.conv2d(T, FR, None, 1, 0, 1, 2 * M)                      # (B, MC, h, w)
+            fr = pwconv(T, FR, 2 * M)                                        # (B, MC, h, w)
             zfr = self._bn(fr, st.fr_bn, pending)
             out = out + zfr.view(B, n, S, Xd) * W[SKIP].reshape(1, n, S, 1)
-        if S > 1:
-            out = out.sum(2)
-        else:
-            out = out.squeeze(2)
-        return out.view(B, n, C, h, w)
+        out = out.sum(2) if S > 1 else out.squeeze(2)
+        return out.view(B, n, C, h, w) + conv
+
+    def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
+        """The four conv ops of every edge, batch-major (B, channels, H, W) tensors."""
+        C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
+        B, MC, ch, o = R.shape[0], M * plan.C, st.ch, st.offset * plan.C
+        Rr = R.repeat(1, n, 1, 1) if n > 1 else R                            # (B, M*C, H, W), edge-major
+        a3 = dwconv(Rr, K[SEP3][ch], s, 1, 1)
+        a5 = dwconv(Rr, K[SEP5][ch], s, 2, 1)
+        d3 = dwconv(Rr, K[DIL3][ch], s, 2, 2)
+        d5 = dwconv(Rr, K[DIL5][ch], s, 4, 2)
+        y = torch.cat([a3, a5, d3, d5], 1)                                   # (B, 4MC, h, w)
+        h, w = y.shape[-2:]
+        p1 = pwconv(y, P1[4 * o:4 * o + 4 * MC], 4 * M)
+        z1 = self._bn(p1, st.bn1, pending)                                   # (B, 4MC, h, w)
+        r2 = F.relu(z1[:, :2 * MC])
+        b3 = dwconv(r2[:, :MC], K2[SEP3][ch], 1, 1, 1)
+        b5 = dwconv(r2[:, MC:], K2[SEP5][ch], 1, 2, 1)
+        p2 = pwconv(torch.cat([b3, b5], 1), P2[2 * o:2 * o + 2 * MC], 2 * M)
+        z2 = self._bn(p2, st.bn2, pending)                                   # (B, 2MC, h, w)
+        Xd = C * h * w
+        out = (z2.view(B, 2, n, S, Xd) * W[SEP3:SEP5 + 1].reshape(1, 2, n, S, 1)).sum(1)
+        out = out + (z1[:, 2 * MC:].view(B, 2, n, S, Xd) * W[DIL3:DIL5 + 1].reshape(1, 2, n, S, 1)).sum(1)
+        out = out.sum(2) if S > 1 else out.squeeze(2)
+        return out.view(B, n, C, h, w), h, w
+
+    def _convs_small(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
+        """`_convs` for small images on CPU, channel-major: (channels, B, H*W) tensors throughout,
+        depthwise convs as batched matmuls, pointwise convs as batched matmuls, BatchNorm over
+        (1, channels, B*H*W) (the same per-channel statistics), one layout change at the end."""
+        C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
+        B, SC, H, Wd = R.shape
+        MC, ch, o = M * C, st.ch, st.offset * C
+        Rg = R.reshape(B, SC, H * Wd).transpose(0, 1)                        # (SC, B, HW)
+        Rr = Rg.repeat(n, 1, 1) if n > 1 else Rg.contiguous()                # (MC, B, HW), edge-major
+        a3, h, w = _dw_cm(Rr, K[SEP3][ch], H, Wd, s, 1, 1)
+        a5, _, _ = _dw_cm(Rr, K[SEP5][ch], H, Wd, s, 2, 1)
+        d3, _, _ = _dw_cm(Rr, K[DIL3][ch], H, Wd, s, 2, 2)
+        d5, _, _ = _dw_cm(Rr, K[DIL5][ch], H, Wd, s, 4, 2)
+        L = B * h * w
+        y = torch.cat([a3, a5, d3, d5], 0).view(4 * M, C, L)               # (4M, C, B*hw)
+        p1 = torch.bmm(P1[4 * o:4 * o + 4 * MC].view(4 * M, C, C), y)       # (4M, C, B*hw)
+        z1 = self._bn(p1.view(1, 4 * MC, L), st.bn1, pending).view(4 * MC, B, h * w)
+        r2 = F.relu(z1[:2 * MC])
+        b3, _, _ = _dw_cm(r2[:MC], K2[SEP3][ch], h, w, 1, 1, 1)
+        b5, _, _ = _dw_cm(r2[MC:], K2[SEP5][ch], h, w, 1, 2, 1)
+        p2 = torch.bmm(P2[2 * o:2 * o + 2 * MC].view(2 * M, C, C), torch.cat([b3, b5], 0).view(2 * M, C, L))
+        z2 = self._bn(p2.view(1, 2 * MC, L), st.bn2, pending)               # (1, 2MC, B*hw)
+        out = (z2.view(2, n, S, C * L) * W[SEP3:SEP5 + 1].reshape(2, n, S, 1)).sum(0)
+        out = out + (z1[2 * MC:].view(2, n, S, C * L) * W[DIL3:DIL5 + 1].reshape(2, n, S, 1)).sum(0)
+        out = out.sum(1) if S > 1 else out.squeeze(1)                       # (n, C*B*hw)
+        return out.view(n, C, B, h, w).permute(2, 0, 1, 3, 4), h, w         # (B, n, C, h, w) view

@@ -115,8 +115,8 @@ def test_functional_call_leaves_buffers_untouched():
 
 @pytest.mark.parametrize("order,hvp", [(1, "finite"), (2, "finite"), (2, "exact")])
 def test_arch_gradient_equal(order, hvp):
-    ref, fast = _pair()
-    train, val = _batch(seed=5), _batch(seed=6)
+    ref, fast = _pair(C=2)
+    train, val = _batch(B=4, seed=5), _batch(B=4, seed=6)
     # non-trivial momentum buffers for the virtual step
     g = torch.Generator().manual_seed(7)
     bufs = {n: 0.01 * torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in ref.named_weight_parameters()}
@@ -138,7 +138,7 @@ def test_search_steps_equal_between_impls():
     recs = {}
     for impl in ("reference", "fast"):
         cfg = SearchConfig.preset("tiny", dataset="synthetic:1x8x8", impl=impl, dtype="float64",
-                                  device="cpu", warmup_epochs=0, order=2, steps_per_epoch=2, epochs=2)
+                                  device="cpu", channels=2, batch_size=8, warmup_epochs=0, order=2, steps_per_epoch=2, epochs=2)
         s = Search(cfg, data=data)
         recs[impl] = [s.step() for _ in range(2)]
         recs[impl + "_state"] = s.model.state_dict()
@@ -159,3 +159,29 @@ def test_fast_is_default_impl():
     assert SearchConfig().impl == "fast"
     assert SearchConfig.preset("tiny").impl == "fast"
     assert "reference" in IMPLS
+
+
+@pytest.mark.parametrize("H", [2, 3, 4, 8, 16])
+@pytest.mark.parametrize("k,dil", [(3, 1), (5, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_dwconv_formulations_equal_conv2d(H, k, dil, stride):
+    from dartsviz.fastnet import dwconv
+    g = torch.Generator().manual_seed(H * 100 + k * 10 + dil + stride)
+    pad = dil * (k - 1) // 2
+    x = torch.randn(3, 5, H, H, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 1, k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    a = F.conv2d(x, w, None, stride, pad, dil, 5)
+    b = dwconv(x, w, stride, pad, dil)
+    _close(a, b, "dwconv")
+    ga = torch.autograd.grad((a ** 2).sum(), (x, w))
+    gb = torch.autograd.grad((b ** 2).sum(), (x, w))
+    for u, v in zip(ga, gb):
+        _close(u, v, "dwconv grad")
+
+
+def test_pwconv_equals_grouped_conv2d():
+    from dartsviz.fastnet import pwconv
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 12, 5, 4, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 4, 1, 1, generator=g, dtype=torch.float64)
+    _close(F.conv2d(x, w, None, 1, 0, 1, 3), pwconv(x, w, 3), "pwconv")

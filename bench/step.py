@@ -1,0 +1,138 @@
+"""Benchmark one bilevel search step: reference supernet vs fast path, same run.
+
+    python bench/step.py --device cpu --preset tiny --orders 1 2 --steps 10
+    python bench/step.py --device cuda --preset paper --orders 1 2 --steps 20
+
+Each (impl, order) gets its own `Search` (same config, same seed); their steps are
+interleaved (reference, fast, reference, fast, ...) so that a noisy, shared machine
+slows both alike. A line per (impl, order): median ms per step over --steps steps
+after --warmup steps, peak memory, and the ratio reference/fast ("speed-up") with
+fast/reference (time ratio).
+
+Timing is `Search.step()`'s own `seconds` (the whole bilevel step: arch gradient,
+Adam, weight step, record; on CUDA it ends with the record's host reads, so it
+includes the GPU work). Steps that end an epoch are dropped (they would time the
+test-set evaluation). Peak memory: on CUDA `torch.cuda.max_memory_allocated` during
+a step (max over steps); on CPU the peak RSS of a fresh process that builds the
+search and runs 3 steps, minus its RSS before the first step ("+step").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from dartsviz.data import load_data                    # noqa: E402
+from dartsviz.search import Search, SearchConfig       # noqa: E402
+
+PAPER_DATA = "synthetic:3x32x32"
+
+
+def make_config(preset: str, impl: str, order: int, device: str, hvp: str, extra: dict) -> SearchConfig:
+    over = dict(impl=impl, order=order, hvp=hvp, device=device, warmup_epochs=0, epochs=1000)
+    if preset == "paper":
+        over["dataset"] = PAPER_DATA
+    over.update(extra)
+    return SearchConfig.preset(preset, **over)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def cpu_memory_child(args) -> None:
+    """Subprocess: build one search, run 3 steps, print peak RSS and the step's share of it."""
+    torch.set_num_threads(args.threads)
+    cfg = make_config(args.preset, args.impls[0], args.orders[0], "cpu", args.hvp, json.loads(args.extra))
+    s = Search(cfg)
+    base = _rss_mb()
+    for _ in range(3):
+        s.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"peak_rss_mb": peak, "step_mb": peak - base}))
+
+
+def cpu_memory(args, impl: str, order: int) -> str:
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--device", "cpu",
+           "--preset", args.preset, "--impls", impl, "--orders", str(order), "--hvp", args.hvp,
+           "--threads", str(args.threads), "--extra", args.extra]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800).stdout
+        d = json.loads(out.strip().splitlines()[-1])
+        return f"peak RSS {d['peak_rss_mb']:7.1f} MB (+step {d['step_mb']:6.1f} MB)"
+    except Exception as e:                               # noqa: BLE001 - report, do not die
+        return f"peak RSS n/a ({type(e).__name__})"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
+    p.add_argument("--orders", type=int, nargs="+", default=[1, 2], choices=[1, 2])
+    p.add_argument("--impls", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
+    p.add_argument("--steps", type=int, default=10, help="timed steps per (impl, order)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--hvp", choices=["finite", "exact"], default="finite")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    p.add_argument("--extra", default="{}", help="JSON of further SearchConfig overrides")
+    p.add_argument("--no-memory", action="store_true", help="CPU: skip the per-impl memory subprocesses")
+    p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_child:
+        return cpu_memory_child(args)
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("CUDA is not available on this machine")
+    extra = json.loads(args.extra)
+    dev = torch.device(args.device)
+    base = make_config(args.preset, "reference", 1, args.device, args.hvp, extra)
+    data = load_data(base.dataset, base.data_dir, base.download, dev, base.train_portion)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
+    print(f"# bench/step.py  preset={args.preset} ({base.layers} cells, C={base.channels}, batch {base.batch_size}, "
+          f"{base.dataset if args.preset == 'tiny' else PAPER_DATA})  device={args.device} ({name})  "
+          f"torch {torch.__version__}  steps={args.steps} warmup={args.warmup} hvp={args.hvp}")
+    results = {}
+    for order in args.orders:
+        searches = {impl: Search(make_config(args.preset, impl, order, args.device, args.hvp, extra), data=data)
+                    for impl in args.impls}
+        times = {impl: [] for impl in args.impls}
+        mems = {impl: 0.0 for impl in args.impls}
+        for i in range(args.warmup + args.steps):
+            for impl, s in searches.items():
+                rec = s.step()
+                ended_epoch = s.step_count % s.steps_per_epoch == 0
+                if i >= args.warmup and not ended_epoch:
+                    times[impl].append(rec["seconds"])
+                    mems[impl] = max(mems[impl], rec["peak_mem_mb"])
+        for impl in args.impls:
+            ms = 1000 * statistics.median(times[impl]) if times[impl] else float("nan")
+            if args.device == "cuda":
+                mem = f"peak {mems[impl]:8.1f} MB (max_memory_allocated)"
+            elif args.no_memory:
+                mem = "peak RSS skipped"
+            else:
+                mem = cpu_memory(args, impl, order)
+            results[(impl, order)] = ms
+            line = f"{impl:9s} order {order}: {ms:9.2f} ms/step  {mem}"
+            ref = results.get(("reference", order))
+            if impl != "reference" and ref:
+                line += f"  speed-up {ref / ms:5.2f}x (time ratio fast/reference {ms / ref:.3f})"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
