@@ -124,8 +124,10 @@ def fallback_svg(edges: Sequence[DrawEdge], title: str, nodes: int = 4,
         ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}",
                                      arrowstyle="-|>", mutation_scale=10, color=color, alpha=opacity,
                                      lw=min(width, 6) * 0.6, ls="-" if kept else "--", shrinkA=12, shrinkB=12))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12 + rad * 0.4, label, fontsize=7, color=color,
-                ha="center", alpha=max(opacity, 0.5))
+        # the middle of matplotlib's arc3 curve: midpoint + rad/2 * (dy, -dx)
+        mx, my = (x0 + x1) / 2 + rad / 2 * (y1 - y0), (y0 + y1) / 2 - rad / 2 * (x1 - x0)
+        ax.text(mx, my, label, fontsize=7, color=color, ha="center", va="center", alpha=max(opacity, 0.5),
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
     for k in (concat if concat is not None else range(2, 2 + nodes)):
         (x0, y0), (x1, y1) = pos[k], pos["out"]
         ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=8,
