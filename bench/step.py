@@ -13,8 +13,9 @@ Timing is `Search.step()`'s own `seconds` (the whole bilevel step: arch gradient
 Adam, weight step, record; on CUDA it ends with the record's host reads, so it
 includes the GPU work). Steps that end an epoch are dropped (they would time the
 test-set evaluation). Peak memory: on CUDA `torch.cuda.max_memory_allocated` during
-a step (max over steps); on CPU the peak RSS of a fresh process that builds the
-search and runs 3 steps, minus its RSS before the first step ("+step").
+a step (max over steps); on CPU the peak RSS of a fresh process over 3 steps
+(after one untimed step, with the peak reset through /proc/self/clear_refs), and
+that peak minus the RSS before those steps ("+step", the step's own memory).
 """
 from __future__ import annotations
 
@@ -53,15 +54,32 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
+def _hwm_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def cpu_memory_child(args) -> None:
     """Subprocess: build one search, run 3 steps, print peak RSS and the step's share of it."""
     torch.set_num_threads(args.threads)
     cfg = make_config(args.preset, args.impls[0], args.orders[0], "cpu", args.hvp, json.loads(args.extra))
     s = Search(cfg)
+    s.step()                                            # first step: lazy allocations, caches
     base = _rss_mb()
+    try:                                                # reset the peak (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     for _ in range(3):
         s.step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"peak_rss_mb": peak, "step_mb": peak - base}))
 
 
@@ -94,8 +112,10 @@ def main(argv=None) -> None:
     if args.memory_child:
         return cpu_memory_child(args)
     torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("CUDA is not available on this machine")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("CUDA is not available on this machine")
+        torch.backends.cudnn.benchmark = True            # fixed shapes: let cuDNN pick its kernels
     extra = json.loads(args.extra)
     dev = torch.device(args.device)
     base = make_config(args.preset, "reference", 1, args.device, args.hvp, extra)

@@ -7,10 +7,16 @@ what the reference computes, in fewer and larger kernels:
 - the edges leaving the same source node run together ("a stage"); the two cell inputs
   form one stage (their channels side by side), each intermediate node another;
 - one ReLU per stage, shared by every conv op of every edge of the stage;
-- the depthwise convolutions of all edges of a stage run as one grouped convolution
+- the depthwise convolutions of all edges of a stage run as one depthwise convolution
   per kernel type, the pointwise ones as one grouped 1x1 convolution, and the
   non-affine BatchNorms after them as one BatchNorm over the stacked channels
   (non-affine BatchNorm is per channel, so stacking channels is exact);
+- on CPU each of those kernels takes the formulation that measured fastest for its
+  size (see `dwconv`, `pwconv`, `_convs_small` and bench/README.md): small images
+  (up to 8x8) channel-major, depthwise convs as one batched matmul each, pointwise
+  convs as batched matmuls; kernel taps that only see padding dropped; dilated
+  stride-2 convs on the even pixels; dilated stride-1 convs from 16x16 on the four
+  pixel-parity sub-images; undilated ones channels_last. Elsewhere plain conv2d;
 - max and avg pooling run once per stage; in training mode their BatchNorm (batch
   statistics) gives the same tensor on every edge, so it runs once too;
 - `none` is skipped (its output and its gradients are exactly zero);
@@ -31,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import PRIMITIVES
+from .ops import PRIMITIVES, ReLUConvBN
 from .supernet import SearchCell, SearchNetwork
 
 NONE, MAX, AVG, SKIP, SEP3, SEP5, DIL3, DIL5 = range(8)
@@ -42,7 +48,7 @@ POOL_KINDS = (MAX, AVG)
 
 # -- kernels ----------------------------------------------------------------------
 # Small depthwise and grouped 1x1 convolutions, each in the formulation that measured
-# fastest on CPU (bench/step.py, README "Fast path"); on other devices plain conv2d.
+# fastest on CPU (micro-benchmarks in bench/README.md); on other devices plain conv2d.
 
 def _crop(w: torch.Tensor, pad: int, dil: int, H: int, W: int) -> Tuple[torch.Tensor, int]:
     """Drop kernel taps that only ever see padding (exact: they add zeros, get zero gradient)."""
@@ -103,6 +109,8 @@ def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
         return F.conv2d(x, w, None, 1, 0, 1, groups)
     B, GC, H, W = x.shape
     Ci, Co = GC // groups, w.shape[0] // groups
+    if groups == 1:
+        return torch.matmul(w.view(Co, Ci), x.reshape(B, Ci, H * W)).view(B, Co, H, W)
     xt = x.reshape(B, groups, Ci, H * W).permute(1, 2, 0, 3).reshape(groups, Ci, B * H * W)
     out = torch.bmm(w.view(groups, Co, Ci), xt)                                # (G, Co, B*H*W)
     return out.view(groups, Co, B, H * W).permute(2, 0, 1, 3).reshape(B, groups * Co, H, W)
@@ -110,6 +118,7 @@ def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
 
 PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
 DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
+PREPROCESS_MATMUL = True      # ReLUConvBN preprocessing as ReLU, matmul, BatchNorm on CPU
 CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
 _TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
 
@@ -285,8 +294,8 @@ class FastSearchNetwork(SearchNetwork):
         torch._foreach_mul_(var, [n / max(n - 1, 1) for _, _, n, _, _ in pending])
         rms, rvs, means, vars_ = [], [], [], []
         for (mean, _, _, group, chunks), v in zip(pending, var):
-            mc = mean.split(group.C)
-            vc = v.split(group.C)
+            mc = mean.view(-1, group.C).unbind(0)
+            vc = v.view(-1, group.C).unbind(0)
             if chunks is None:
                 means += mc
                 vars_ += vc
@@ -308,18 +317,34 @@ class FastSearchNetwork(SearchNetwork):
         wn = F.softmax(self.alpha_normal, dim=-1).index_select(0, perm).t()   # (O, E), stage order
         wr = F.softmax(self.alpha_reduce, dim=-1).index_select(0, perm).t()   # (O, E)
         pending: list = []
+        self._extra_nbt: list = []
         s0 = s1 = self.stem(x)                                               # (B, 3C, H, W)
         for cell, plan in zip(self.cells, self._plans):
             s0, s1 = s1, self._cell(plan, s0, s1, wr if cell.reduction else wn, pending)
         if self.training:
             self._update_running_stats(pending)
-            torch._foreach_add_([m.num_batches_tracked for p in self._plans for m in p.all_bn], 1)
+            torch._foreach_add_([m.num_batches_tracked for p in self._plans for m in p.all_bn]
+                                + [m.num_batches_tracked for m in self._extra_nbt], 1)
+        self._extra_nbt = []
         out = F.adaptive_avg_pool2d(s1, 1).flatten(1)                       # (B, C_final)
         return self.classifier(out)                                         # (B, num_classes)
 
+    def _preprocess(self, mod, x, pending):
+        """ReLUConvBN as ReLU, matmul, BatchNorm on CPU (the module itself elsewhere)."""
+        if not (x.device.type == "cpu" and isinstance(mod, ReLUConvBN) and PREPROCESS_MATMUL
+                and not mod.op[2].affine and mod.op[1].kernel_size == (1, 1) and mod.op[1].stride == (1, 1)
+                and mod.op[2].eps == self._bn_eps and mod.op[2].momentum == self._bn_momentum):
+            return mod(x)
+        bn = mod.op[2]
+        y = pwconv(F.relu(x), mod.op[1].weight, 1)
+        if self.training:
+            self._extra_nbt.append(bn)
+        return self._bn(y, _BNGroup([bn], y.shape[1]), pending)
+
     def _cell(self, plan: _CellPlan, s0, s1, wt, pending):
         cell = plan.cell
-        t0, t1 = cell.preprocess0(s0), cell.preprocess1(s1)                  # (B, C, H, W) each
+        t0 = self._preprocess(cell.preprocess0, s0, pending)                 # (B, C, H, W)
+        t1 = self._preprocess(cell.preprocess1, s1, pending)                 # (B, C, H, W)
         K = {k: _cat([c.weight for c in mods]) for k, mods in plan.dw1.items()}   # (E*C, 1, k, k)
         K2 = {k: _cat([c.weight for c in mods]) for k, mods in plan.dw2.items()}
         P1 = _cat([c.weight for c in plan.pw1])                             # (4*E*C, C, 1, 1)

@@ -185,3 +185,15 @@ def test_pwconv_equals_grouped_conv2d():
     x = torch.randn(3, 12, 5, 4, generator=g, dtype=torch.float64)
     w = torch.randn(6, 4, 1, 1, generator=g, dtype=torch.float64)
     _close(F.conv2d(x, w, None, 1, 0, 1, 3), pwconv(x, w, 3), "pwconv")
+
+
+def test_larger_images_use_the_conv_formulations():
+    # 16x16: channels_last, pixel_unshuffle and even-pixel paths inside a whole network
+    ref, fast = _pair(C=2, layers=3, in_channels=3, seed=8)
+    x, y = _batch(B=3, C=3, H=16, seed=8)
+    la, lb = ref(x), fast(x)
+    _close(la, lb, "logits")
+    ga = torch.autograd.grad(F.cross_entropy(la, y), list(ref.parameters()))
+    gb = torch.autograd.grad(F.cross_entropy(lb, y), list(fast.parameters()))
+    for (n, _), a, b in zip(ref.named_parameters(), ga, gb):
+        _close(a, b, f"grad {n}")
