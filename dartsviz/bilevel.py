@@ -53,9 +53,17 @@ def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: 
     return out
 
 
+def _grads(output, inputs) -> List[torch.Tensor]:
+    """autograd.grad with zeros for inputs the output does not use (e.g. alpha_normal
+    in a network of reduction cells only)."""
+    inputs = list(inputs)
+    grads = torch.autograd.grad(output, inputs, allow_unused=True)
+    return [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
+
+
 def _alpha_grads_at(model, params: Params, batch: Batch) -> List[torch.Tensor]:
     loss, _ = loss_at(model, params, batch)
-    return list(torch.autograd.grad(loss, model.arch_parameters()))
+    return _grads(loss, model.arch_parameters())
 
 
 def finite_difference_terms(model, batch: Batch, v: Sequence[torch.Tensor], eps_scale: float = 0.01):
@@ -83,7 +91,7 @@ def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor]) -> List[torch.Tens
     loss, _ = loss_at(model, None, batch)
     g = torch.autograd.grad(loss, list(w.values()), create_graph=True)
     dot = sum((gi * vi.detach()).sum() for gi, vi in zip(g, v))
-    return list(torch.autograd.grad(dot, model.arch_parameters()))
+    return _grads(dot, model.arch_parameters())
 
 
 def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, hvp: str = "finite",
@@ -99,15 +107,14 @@ def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, h
     alphas = model.arch_parameters()
     if order == 1:
         loss, logits = loss_at(model, None, val_batch)
-        grads = torch.autograd.grad(loss, alphas)
-        return list(grads), loss.detach(), logits.detach()
+        return _grads(loss, alphas), loss.detach(), logits.detach()
     if order != 2:
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     if hvp not in HVP_MODES:
         raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
     w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers)
     loss, logits = loss_at(model, w_virtual, val_batch)
-    grads = torch.autograd.grad(loss, alphas + list(w_virtual.values()))
+    grads = _grads(loss, alphas + list(w_virtual.values()))
     d_alpha, v = grads[:len(alphas)], grads[len(alphas):]
     if hvp == "finite":
         h = hvp_finite_difference(model, train_batch, v, eps_scale)
