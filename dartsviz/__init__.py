@@ -30,3 +30,8 @@ from .baseline import compare_end_to_end, random_baseline  # noqa: E402
 
 __all__ += ["NetworkEval", "count_macs", "TRAIN_PRESETS", "Train", "TrainConfig", "resolve_genotype",
             "compare_end_to_end", "random_baseline"]
+
+# the edge-batched supernet, the default implementation (issue 4)
+from .fastnet import FastSearchNetwork  # noqa: E402
+
+__all__ += ["FastSearchNetwork"]
