@@ -184,7 +184,6 @@ class _Stage:
         self.edges = [cell.edges.index((srcs[s], dsts[j])) for j in range(self.n) for s in range(self.S)]
         ops = [cell.mixed[e].ops for e in self.edges]
         self.e = slice(offset, offset + self.M)                 # columns of the stage-ordered weights
-        self.ch = slice(offset * C, (offset + self.M) * C)       # rows of per-edge stacked kernels
         bn = lambda kinds, get: _BNGroup([get(o[k], k) for k in kinds for o in ops], C)
         self.bn1 = bn(CONV_KINDS, lambda op, k: op.op[0].op[3] if k in SEP_KINDS else op.op[3])
         self.bn2 = bn(SEP_KINDS, lambda op, k: op.op[1].op[3])
@@ -208,6 +207,7 @@ class _CellPlan:
         order: List[int] = []
         for srcs, dsts in _stages_of(cell.nodes):
             st = _Stage(cell, srcs, dsts, len(order), C)
+            st.i = len(self.stages)                              # index into per-stage weight splits
             self.stages.append(st)
             order += st.edges
         self.perm = order
@@ -345,10 +345,12 @@ class FastSearchNetwork(SearchNetwork):
         cell = plan.cell
         t0 = self._preprocess(cell.preprocess0, s0, pending)                 # (B, C, H, W)
         t1 = self._preprocess(cell.preprocess1, s1, pending)                 # (B, C, H, W)
-        K = {k: _cat([c.weight for c in mods]) for k, mods in plan.dw1.items()}   # (E*C, 1, k, k)
-        K2 = {k: _cat([c.weight for c in mods]) for k, mods in plan.dw2.items()}
-        P1 = _cat([c.weight for c in plan.pw1])                             # (4*E*C, C, 1, 1)
-        P2 = _cat([c.weight for c in plan.pw2])                             # (2*E*C, C, 1, 1)
+        # per-edge kernels stacked once per cell, split per stage (one SplitBackward each)
+        sizes = [st.M * plan.C for st in plan.stages]
+        K = {k: _cat([c.weight for c in mods]).split(sizes) for k, mods in plan.dw1.items()}   # (M*C, 1, k, k)
+        K2 = {k: _cat([c.weight for c in mods]).split(sizes) for k, mods in plan.dw2.items()}
+        P1 = _cat([c.weight for c in plan.pw1]).split([4 * n for n in sizes])   # (4*M*C, C, 1, 1) per stage
+        P2 = _cat([c.weight for c in plan.pw2]).split([2 * n for n in sizes])   # (2*M*C, C, 1, 1) per stage
         FR = _cat([c.weight for c in plan.fr]) if plan.fr else None         # (2*M*C/2, C, 1, 1)
         acc = None
         nodes = []
@@ -406,24 +408,25 @@ class FastSearchNetwork(SearchNetwork):
     def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
         """The four conv ops of every edge, batch-major (B, channels, H, W) tensors."""
         C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
-        B, MC, ch, o = R.shape[0], M * plan.C, st.ch, st.offset * plan.C
+        B, MC = R.shape[0], M * plan.C
         Rr = R.repeat(1, n, 1, 1) if n > 1 else R                            # (B, M*C, H, W), edge-major
-        a3 = dwconv(Rr, K[SEP3][ch], s, 1, 1)
-        a5 = dwconv(Rr, K[SEP5][ch], s, 2, 1)
-        d3 = dwconv(Rr, K[DIL3][ch], s, 2, 2)
-        d5 = dwconv(Rr, K[DIL5][ch], s, 4, 2)
+        a3 = dwconv(Rr, K[SEP3][st.i], s, 1, 1)
+        a5 = dwconv(Rr, K[SEP5][st.i], s, 2, 1)
+        d3 = dwconv(Rr, K[DIL3][st.i], s, 2, 2)
+        d5 = dwconv(Rr, K[DIL5][st.i], s, 4, 2)
         y = torch.cat([a3, a5, d3, d5], 1)                                   # (B, 4MC, h, w)
         h, w = y.shape[-2:]
-        p1 = pwconv(y, P1[4 * o:4 * o + 4 * MC], 4 * M)
+        p1 = pwconv(y, P1[st.i], 4 * M)
         z1 = self._bn(p1, st.bn1, pending)                                   # (B, 4MC, h, w)
-        r2 = F.relu(z1[:, :2 * MC])
-        b3 = dwconv(r2[:, :MC], K2[SEP3][ch], 1, 1, 1)
-        b5 = dwconv(r2[:, MC:], K2[SEP5][ch], 1, 2, 1)
-        p2 = pwconv(torch.cat([b3, b5], 1), P2[2 * o:2 * o + 2 * MC], 2 * M)
+        z1s, z1d = z1.split(2 * MC, 1)                                       # sep | dil parts
+        r3, r5 = F.relu(z1s).split(MC, 1)
+        b3 = dwconv(r3, K2[SEP3][st.i], 1, 1, 1)
+        b5 = dwconv(r5, K2[SEP5][st.i], 1, 2, 1)
+        p2 = pwconv(torch.cat([b3, b5], 1), P2[st.i], 2 * M)
         z2 = self._bn(p2, st.bn2, pending)                                   # (B, 2MC, h, w)
         Xd = C * h * w
         out = (z2.view(B, 2, n, S, Xd) * W[SEP3:SEP5 + 1].reshape(1, 2, n, S, 1)).sum(1)
-        out = out + (z1[:, 2 * MC:].view(B, 2, n, S, Xd) * W[DIL3:DIL5 + 1].reshape(1, 2, n, S, 1)).sum(1)
+        out = out + (z1d.view(B, 2, n, S, Xd) * W[DIL3:DIL5 + 1].reshape(1, 2, n, S, 1)).sum(1)
         out = out.sum(2) if S > 1 else out.squeeze(2)
         return out.view(B, n, C, h, w), h, w
 
@@ -433,23 +436,24 @@ class FastSearchNetwork(SearchNetwork):
         (1, channels, B*H*W) (the same per-channel statistics), one layout change at the end."""
         C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
         B, SC, H, Wd = R.shape
-        MC, ch, o = M * C, st.ch, st.offset * C
+        MC = M * C
         Rg = R.reshape(B, SC, H * Wd).transpose(0, 1)                        # (SC, B, HW)
         Rr = Rg.repeat(n, 1, 1) if n > 1 else Rg.contiguous()                # (MC, B, HW), edge-major
-        a3, h, w = _dw_cm(Rr, K[SEP3][ch], H, Wd, s, 1, 1)
-        a5, _, _ = _dw_cm(Rr, K[SEP5][ch], H, Wd, s, 2, 1)
-        d3, _, _ = _dw_cm(Rr, K[DIL3][ch], H, Wd, s, 2, 2)
-        d5, _, _ = _dw_cm(Rr, K[DIL5][ch], H, Wd, s, 4, 2)
+        a3, h, w = _dw_cm(Rr, K[SEP3][st.i], H, Wd, s, 1, 1)
+        a5, _, _ = _dw_cm(Rr, K[SEP5][st.i], H, Wd, s, 2, 1)
+        d3, _, _ = _dw_cm(Rr, K[DIL3][st.i], H, Wd, s, 2, 2)
+        d5, _, _ = _dw_cm(Rr, K[DIL5][st.i], H, Wd, s, 4, 2)
         L = B * h * w
         y = torch.cat([a3, a5, d3, d5], 0).view(4 * M, C, L)               # (4M, C, B*hw)
-        p1 = torch.bmm(P1[4 * o:4 * o + 4 * MC].view(4 * M, C, C), y)       # (4M, C, B*hw)
+        p1 = torch.bmm(P1[st.i].view(4 * M, C, C), y)       # (4M, C, B*hw)
         z1 = self._bn(p1.view(1, 4 * MC, L), st.bn1, pending).view(4 * MC, B, h * w)
-        r2 = F.relu(z1[:2 * MC])
-        b3, _, _ = _dw_cm(r2[:MC], K2[SEP3][ch], h, w, 1, 1, 1)
-        b5, _, _ = _dw_cm(r2[MC:], K2[SEP5][ch], h, w, 1, 2, 1)
-        p2 = torch.bmm(P2[2 * o:2 * o + 2 * MC].view(2 * M, C, C), torch.cat([b3, b5], 0).view(2 * M, C, L))
+        z1s, z1d = z1.split(2 * MC, 0)                                       # sep | dil parts
+        r3, r5 = F.relu(z1s).split(MC, 0)
+        b3, _, _ = _dw_cm(r3, K2[SEP3][st.i], h, w, 1, 1, 1)
+        b5, _, _ = _dw_cm(r5, K2[SEP5][st.i], h, w, 1, 2, 1)
+        p2 = torch.bmm(P2[st.i].view(2 * M, C, C), torch.cat([b3, b5], 0).view(2 * M, C, L))
         z2 = self._bn(p2.view(1, 2 * MC, L), st.bn2, pending)               # (1, 2MC, B*hw)
         out = (z2.view(2, n, S, C * L) * W[SEP3:SEP5 + 1].reshape(2, n, S, 1)).sum(0)
-        out = out + (z1[2 * MC:].view(2, n, S, C * L) * W[DIL3:DIL5 + 1].reshape(2, n, S, 1)).sum(0)
+        out = out + (z1d.view(2, n, S, C * L) * W[DIL3:DIL5 + 1].reshape(2, n, S, 1)).sum(0)
         out = out.sum(1) if S > 1 else out.squeeze(1)                       # (n, C*B*hw)
         return out.view(n, C, B, h, w).permute(2, 0, 1, 3, 4), h, w         # (B, n, C, h, w) view
