@@ -1,0 +1,167 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from dartsviz import Genotype, Search, SearchConfig
+from dartsviz.runs import RunDir, RunDirError, load_checkpoint, save_checkpoint
+
+
+def _config(tiny_overrides, **kw):
+    return SearchConfig.preset("tiny", **{**tiny_overrides, **kw})
+
+
+def _assert_same_state(a: Search, b: Search):
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_records_carry_what_views_need(tiny_overrides):
+    search = Search(_config(tiny_overrides))
+    seen = []
+    search.subscribe(seen.append)
+    rec = search.step()
+    assert seen == [rec] == search.history
+    for key in ("step", "epoch", "order", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                "probs", "genotype", "seconds", "peak_mem_mb"):
+        assert key in rec
+    probs = np.array(rec["probs"]["normal"])
+    assert probs.shape == (14, 8)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert Genotype.from_text(rec["genotype"]) == search.genotype
+    search.run()                                  # to the configured end: 2 epochs of 3 steps
+    kinds = [r["kind"] for r in search.history]
+    assert kinds.count("step") == 6 and kinds.count("epoch") == 2
+    epoch_rec = [r for r in search.history if r["kind"] == "epoch"][-1]
+    assert 0.0 <= epoch_rec["test_acc"] <= 1.0
+    assert search.done
+
+
+def test_order_can_change_between_steps_and_the_record_says_so(tiny_overrides):
+    search = Search(_config(tiny_overrides))
+    assert search.step()["order"] == 1
+    search.set(order=2, hvp="exact")
+    rec = search.step()
+    assert rec["order"] == 2 and rec["hvp"] == "exact"
+    with pytest.raises(ValueError, match="order"):
+        search.set(order=3)
+    with pytest.raises(ValueError, match="cannot change"):
+        search.set(layers=5)
+
+
+def test_second_order_moves_alpha_differently_and_weights_follow_a_plain_weight_step(tiny_overrides):
+    cfg = dict(tiny_overrides, dtype="float64")
+    first, second, plain = (Search(_config(cfg)) for _ in range(3))
+    for s in (first, second, plain):
+        s.set(warmup_epochs=0)
+        s.step()                                  # a first step so momentum buffers exist
+    second.set(order=2)
+    first.step()
+    second.step()
+    assert not torch.allclose(first.model.alpha_normal, second.model.alpha_normal)
+    # plain: same state, alphas set to second-order's result, weight step only
+    with torch.no_grad():
+        for a, b in zip(plain.model.arch_parameters(), second.model.arch_parameters()):
+            a.copy_(b)
+    plain.set(warmup_epochs=10 ** 6)              # no architecture step
+    plain.step()
+    _assert_same_state(plain, second)
+
+
+def test_a_short_search_on_digits_beats_chance_by_far():
+    search = Search(SearchConfig.preset("tiny", layers=3, channels=8, batch_size=32, epochs=2, warmup_epochs=0))
+    search.run()
+    epochs = [r for r in search.history if r["kind"] == "epoch"]
+    assert epochs[-1]["test_acc"] > 0.6          # chance is 0.1
+    assert epochs[-1]["val_acc"] > 0.5
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_stop_and_resume_ends_bit_identical(tmp_path, tiny_overrides, order):
+    cfg = _config(tiny_overrides, order=order)
+    whole = Search(cfg)
+    whole.run()
+    part = Search(_config(tiny_overrides, order=order), out=tmp_path / "run")
+    part.run(steps=4)                             # stops inside the second epoch
+    del part
+    resumed = Search.resume(tmp_path / "run")
+    assert resumed.step_count == 4
+    resumed.run()
+    _assert_same_state(whole, resumed)
+    assert [r["train_loss"] for r in whole.history] == [r["train_loss"] for r in resumed.history]
+    assert [r["genotype"] for r in whole.history] == [r["genotype"] for r in resumed.history]
+    assert len(RunDir(tmp_path / "run").read_history()) == len(whole.history)
+
+
+def test_pause_stops_at_a_step_boundary_and_run_continues(tiny_overrides):
+    search = Search(_config(tiny_overrides))
+    search.subscribe(lambda r: search.pause() if r["step"] == 2 else None)
+    search.run()
+    assert search.interrupted and search.step_count == 2
+    search.run()
+    assert not search.interrupted and search.done
+
+
+def test_ctrl_c_stops_at_a_step_boundary(tiny_overrides):
+    search = Search(_config(tiny_overrides))
+    search.subscribe(lambda r: os.kill(os.getpid(), signal.SIGINT) if r["step"] == 1 else None)
+    search.run()                                   # does not raise
+    assert search.interrupted and search.step_count == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    search.run()
+    assert search.done
+
+
+def test_checkpoint_loads_with_weights_only_and_rejects_corrupt_or_foreign_files(tmp_path, tiny_overrides):
+    search = Search(_config(tiny_overrides), out=tmp_path / "run")
+    search.run(steps=2)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and "alpha_normal" in state["model"]
+    good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(good[: len(good) // 2])
+    (tmp_path / "text.pt").write_text("hello")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "pickled_module.pt")   # needs unpickling of code
+    for name in ("trunc.pt", "text.pt", "foreign.pt", "pickled_module.pt"):
+        with pytest.raises(RunDirError, match="checkpoint"):
+            load_checkpoint(tmp_path / name)
+    with pytest.raises(RunDirError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    save_checkpoint(tmp_path / "train.pt", {"x": 1}, kind="train")
+    with pytest.raises(RunDirError, match="expected a search"):
+        Search.resume(tmp_path / "train.pt")
+
+
+def test_run_directory_holds_config_history_genotype_and_checkpoint(tmp_path, tiny_overrides):
+    search = Search(_config(tiny_overrides), out=tmp_path / "run")
+    search.run()
+    run = RunDir(tmp_path / "run").require()
+    assert run.read_config()["dataset"] == "digits"
+    assert len(run.read_history()) == len(search.history)
+    assert run.read_genotype() == search.genotype
+    assert Genotype.from_text((tmp_path / "run" / "genotype.txt").read_text()) == search.genotype
+    assert not list((tmp_path / "run").glob(".*tmp"))       # no temporary files left behind
+
+
+def test_seeds_make_cpu_runs_reproducible_and_differ_between_seeds(tiny_overrides):
+    a, b, c = Search(_config(tiny_overrides)), Search(_config(tiny_overrides)), Search(_config(tiny_overrides, seed=7))
+    for s in (a, b, c):
+        s.run(steps=2)
+    _assert_same_state(a, b)
+    assert not torch.equal(a.model.alpha_normal, c.model.alpha_normal)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="order"):
+        SearchConfig.preset("tiny", order=3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        SearchConfig.preset("huge")
+    with pytest.raises(ValueError, match="unknown SearchConfig field"):
+        SearchConfig.preset("tiny", colour="red")
+    with pytest.raises(ValueError, match="batch_size"):
+        SearchConfig(batch_size=0)
+    assert SearchConfig().arch_lr == 3e-4 and SearchConfig().layers == 8 and SearchConfig().seed == 2
