@@ -165,3 +165,18 @@ def test_config_validation():
     with pytest.raises(ValueError, match="batch_size"):
         SearchConfig(batch_size=0)
     assert SearchConfig().arch_lr == 3e-4 and SearchConfig().layers == 8 and SearchConfig().seed == 2
+
+
+def test_the_tiny_preset_makes_the_weights_separate_within_its_budget():
+    """The teaching preset must show something: after its 10 epochs most edges have a
+    strongest op clearly above the rest (uniform would be 1/8 everywhere)."""
+    search = Search(SearchConfig.preset("tiny"))
+    search.run()
+    probs = np.concatenate([np.array(v) for v in search.history[-2]["probs"].values()])   # (28, 8)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    assert probs.max(1).mean() > 0.3                 # uniform: 0.125
+    assert (margin > 0.1).mean() > 0.5               # most edges separate
+    first = np.concatenate([np.array(v) for v in search.history[0]["probs"].values()])
+    assert probs.max(1).mean() > 2 * first.max(1).mean()
+    assert [r for r in search.history if r["kind"] == "epoch"][-1]["test_acc"] > 0.9
