@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dartsviz.cli import main
+from dartsviz.runs import RunDir
+
+FAST = ["--layers", "3", "--channels", "4", "--batch-size", "16", "--no-plots", "--quiet"]
+
+
+def _run(*args):
+    """The installed console entry point in a subprocess: what a user sees."""
+    return subprocess.run([sys.executable, "-m", "dartsviz.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_search_end_to_end_second_order_prints_genotype_and_run_dir(tmp_path):
+    out = tmp_path / "run"
+    p = _run("search", "--order", "2", "--steps", "3", "--out", str(out), *FAST)
+    assert p.returncode == 0, p.stderr
+    assert "genotype: Genotype(normal=[" in p.stdout and f"run directory: {out}" in p.stdout
+    run = RunDir(out).require()
+    steps = [r for r in run.read_history() if r["kind"] == "step"]
+    assert len(steps) == 3 and all(r["order"] == 2 for r in steps)
+    assert run.read_genotype().to_text() in p.stdout
+    assert json.loads((out / "config.json").read_text())["order"] == 2
+
+
+def test_resume_continues_and_an_existing_run_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--steps", "2", "--out", str(out), *FAST]) == 0
+    before = (out / "history.jsonl").read_text()
+    assert main(["search", "--steps", "2", "--out", str(out), *FAST]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "history.jsonl").read_text() == before
+    assert main(["search", "--resume", str(out), "--steps", "2", "--no-plots", "--quiet"]) == 0
+    steps = [r["step"] for r in RunDir(out).read_history() if r["kind"] == "step"]
+    assert steps == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["search", "--order", "3"], "invalid choice", 2),
+    (["search", "--bogus"], "unrecognized arguments", 2),
+    (["search", "--epochs", "abc"], "invalid int value", 2),
+    (["search", "--epochs", "0"], "--epochs must be positive", 1),
+    (["search", "--dataset", "imagenet"], "unknown data set 'imagenet'", 1),
+    (["search", "--preset", "huge"], "unknown preset 'huge'", 1),
+    (["search", "--device", "tpu"], "device", 1),
+    (["search", "--resume", "/nonexistent/run"], "no checkpoint", 1),
+    (["frobnicate"], "invalid choice", 2),
+])
+def test_bad_input_gives_one_line_and_a_non_zero_exit(args, needle, code, tmp_path):
+    p = _run(*args, *(["--out", str(tmp_path / "r")] if args[0] == "search" and "--resume" not in args else []))
+    assert p.returncode == code
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_missing_data_set_says_how_to_get_it(tmp_path):
+    p = _run("search", "--dataset", "cifar10", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r"))
+    assert p.returncode == 1
+    assert "cifar10 not found" in p.stderr and "--download" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint_on_resume_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    assert main(["search", "--steps", "1", "--out", str(out), *FAST]) == 0
+    (out / "checkpoint.pt").write_bytes(b"garbage")
+    p = _run("search", "--resume", str(out))
+    assert p.returncode == 1 and "corrupt or foreign" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_reports_versions_dot_and_cuda():
+    p = _run("doctor")
+    assert p.returncode == 0
+    for name in ("python", "torch", "torchvision", "ipywidgets", "jupyterlab_widgets", "matplotlib",
+                 "graphviz", "dot", "cuda"):
+        assert any(line.split()[0] == name for line in p.stdout.splitlines() if line.strip()), name
