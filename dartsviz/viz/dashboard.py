@@ -93,8 +93,11 @@ class Dashboard:
         self.order.observe(self._handler("order", lambda ch: self.set_order(ch["new"])), names="value")
         self.edge.observe(self._handler("edge", lambda ch: self._redraw_now(("trajectories",))), names="value")
 
+        from .trainpanel import TrainPanel
+        self.train_panel = TrainPanel(lambda: self.search.genotype, dataset=lambda: self.search.config.dataset)
+
         row = lambda *ws: widgets.HBox(list(ws), layout=_layout(flex_flow="row wrap", align_items="center"))
-        self.widget = self.panels.layout(above=(
+        self.widget = self.panels.layout(between=(self.train_panel.widget,), above=(
             row(self.order, self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
             row(self.preset, self.dataset, self.seed, self.reset_button),
             row(self.progress, self.counter),
@@ -166,6 +169,10 @@ class Dashboard:
     def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> list:
         """Blocking run with throttled redraws; Kernel > Interrupt stops at a step boundary."""
         return self._run(epochs=epochs, steps=steps)
+
+    def train(self, epochs: Optional[int] = None, steps: Optional[int] = None):
+        """Train the current derived cell from scratch, with live curves (returns the Train)."""
+        return self.train_panel.train(epochs=epochs, steps=steps)
 
     def pause(self) -> None:
         """Ask a running `run` to stop after the current step."""

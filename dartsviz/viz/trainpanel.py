@@ -1,0 +1,119 @@
+"""TrainPanel: train the derived cell from scratch with live curves (ipywidgets 7.7 and 8).
+
+    panel = TrainPanel(lambda: search.genotype)   # or Dashboard(...).train_panel
+    panel.train(epochs=1)                          # from code; the button does the same
+
+The training object (`dartsviz.train.Train`) emits records; the panel subscribes, redraws
+a throttled figure and shows errors in its status line.
+"""
+from __future__ import annotations
+
+import html
+import time
+import traceback
+from typing import Callable, Optional, Sequence
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+
+from .figures import to_png
+
+
+def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figure:
+    """Training loss and accuracy per step, test accuracy per epoch, into one reusable Figure."""
+    if fig is None:
+        fig = Figure(figsize=(8, 2.6), dpi=72)
+    fig.clear()
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    steps = [r for r in records if r.get("kind") == "step"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    x = np.array([r["step"] for r in steps], dtype=float)                  # (T,)
+    ax_loss.plot(x, [r["train_loss"] for r in steps], color="#1f77b4", lw=1, label="train")
+    ax_loss.set_title("training loss (from scratch)", fontsize=9)
+    ax_acc.plot(x, [r["train_acc"] for r in steps], color="#1f77b4", lw=1, label="train (batch)")
+    ax_acc.plot([r["step"] for r in epochs], [r["test_acc"] for r in epochs], "o-", color="#d62728",
+                label="test")
+    ax_acc.set_ylim(0, 1.02)
+    ax_acc.set_title("accuracy", fontsize=9)
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+class TrainPanel:
+    """A button that trains `genotype_fn()` from scratch, with live curves."""
+
+    def __init__(self, genotype_fn: Callable, preset: str = "tiny", dataset=None,
+                 min_interval: float = 0.5, **overrides):
+        self.genotype_fn = genotype_fn
+        self.dataset = dataset                  # a name, a callable giving one, or None (the preset's)
+        self.preset, self.overrides = preset, dict(overrides)
+        self.trainer = None
+        self.min_interval = min_interval
+        self.last_error: Optional[str] = None
+        self._fig = Figure(figsize=(8, 2.6), dpi=72)
+        self._last_draw = 0.0
+        self.epochs = widgets.BoundedIntText(value=3, min=1, max=10000, description="epochs",
+                                             layout=widgets.Layout(width="150px"))
+        self.button = widgets.Button(description="Train derived cell", button_style="info",
+                                     tooltip="train the current genotype from scratch (blocking)")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="training")
+        self.status = widgets.HTML(value="train the derived cell from scratch to see what it is worth")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.button.on_click(self._on_click)
+        self.widget = widgets.VBox([widgets.HBox([self.epochs, self.button, self.progress]),
+                                    self.status, self.image])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def _on_click(self, _):
+        try:
+            self.train(epochs=self.epochs.value)
+        except Exception as e:  # a UI boundary: show the error instead of losing it
+            self.last_error = traceback.format_exc()
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            self._set_status(f"error in Train: {type(e).__name__}: {first}", error=True)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        color = "#c00000" if error else "#333333"
+        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def train(self, epochs: Optional[int] = None, steps: Optional[int] = None):
+        """Train the current genotype from scratch for `epochs` epochs (or `steps` steps)."""
+        from ..train import Train, TrainConfig
+        genotype = self.genotype_fn()
+        n_epochs = epochs if epochs is not None else self.epochs.value
+        dataset = self.dataset() if callable(self.dataset) else self.dataset
+        extra = {"dataset": dataset} if dataset is not None else {}
+        config = TrainConfig.preset(self.preset, **{**self.overrides, **extra, "epochs": n_epochs})
+        self.trainer = Train(genotype, config)
+        t = self.trainer
+        total = steps if steps is not None else t.total_steps
+        self.progress.max, self.progress.value = max(1, total), 0
+        self._set_status(f"training {genotype.to_text()[:60]}... ({t.params:,} parameters)")
+        t.subscribe(self._on_record)
+        try:
+            t.run(steps=steps) if steps is not None else t.run()
+        finally:
+            t.unsubscribe(self._on_record)
+            self.redraw()
+        acc = t.test_acc
+        self._set_status(f"{'stopped' if t.interrupted else 'done'} at step {t.step_count}: "
+                         f"{t.params:,} parameters" + (f", test accuracy {acc:.3f}" if acc is not None else ""))
+        return t
+
+    def _on_record(self, record: dict) -> None:
+        self.progress.value = min(self.progress.max, self.trainer.step_count)
+        if time.perf_counter() - self._last_draw >= self.min_interval:
+            self.redraw()
+
+    def redraw(self) -> None:
+        history = self.trainer.history if self.trainer is not None else []
+        self.image.value = to_png(draw_training(history, self._fig))
+        self._last_draw = time.perf_counter()
