@@ -2,11 +2,13 @@
 finite-difference or exact Hessian-vector product.
 
 Nothing here mutates the network: every evaluation at other weights (w', w+, w-)
-goes through `torch.func.functional_call` with those weights, and BatchNorm
-buffers are cloned, so the arch step never touches weights or running statistics.
+goes through `torch.func.functional_call` with those weights, and every pass runs
+inside `frozen_bn_stats()` (training-mode BatchNorm with batch statistics, running
+statistics untouched), so the arch step never touches weights or running statistics.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -25,11 +27,23 @@ def weight_dict(model: nn.Module) -> Params:
 
 
 def forward_with(model: nn.Module, params: Optional[Params], x: torch.Tensor) -> torch.Tensor:
-    """model(x) with `params` substituted and BatchNorm buffers cloned (left untouched)."""
+    """model(x) with `params` substituted; BatchNorm running statistics left untouched."""
+    frozen = getattr(model, "frozen_bn_stats", None)
+    with frozen() if frozen is not None else _frozen_bn_stats(model):
+        return functional_call(model, params, (x,)) if params else model(x)
+
+
+@contextmanager
+def _frozen_bn_stats(model: nn.Module):
+    """`SearchNetwork.frozen_bn_stats` for any module: BatchNorm buffers cloned and discarded."""
     state = {n: b.clone() for n, b in model.named_buffers()}
-    if params:
-        state.update(params)
-    return functional_call(model, state, (x,))
+    saved = {n: b for n, b in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, b in saved.items():
+                b.copy_(state[n])
 
 
 def loss_at(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -183,7 +183,7 @@ class Search:
                              c.nodes, stem_multiplier=c.stem_multiplier,
                              alpha_init_std=c.alpha_init_std).to(self.device, self.dtype)
         self.w_opt = torch.optim.SGD(self.model.weight_parameters(), lr=c.lr, momentum=c.momentum,
-                                     weight_decay=c.weight_decay)
+                                     weight_decay=c.weight_decay, foreach=True)
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
                                       weight_decay=c.arch_weight_decay)
         self.train_stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)

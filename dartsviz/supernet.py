@@ -1,6 +1,7 @@
 """The search network: MixedOp, search cells and the supernet with registered alphas."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Dict, Iterator, List, Tuple
 
 import torch
@@ -112,6 +113,28 @@ class SearchNetwork(nn.Module):
     def genotype(self) -> Genotype:
         p = self.probs()
         return derive(p["normal"], p["reduce"])
+
+    # -- BatchNorm running statistics ------------------------------------------
+    _stats_frozen = False
+
+    @contextmanager
+    def frozen_bn_stats(self):
+        """Inside, training-mode BatchNorm normalises with batch statistics as usual but
+        leaves running statistics and `num_batches_tracked` alone (the arch step's passes)."""
+        if not self.training or self._stats_frozen:
+            yield
+            return
+        mods = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                and m.track_running_stats]
+        for m in mods:
+            m.track_running_stats = False
+        self._stats_frozen = True
+        try:
+            yield
+        finally:
+            self._stats_frozen = False
+            for m in mods:
+                m.track_running_stats = True
 
     # -- forward -------------------------------------------------------------
     def forward(self, x):
