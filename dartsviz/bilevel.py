@@ -2,19 +2,20 @@
 finite-difference or exact Hessian-vector product.
 
 Nothing here mutates the network: every evaluation at other weights (w', w+, w-)
-goes through `torch.func.functional_call` with those weights, and every pass runs
+substitutes those weights for the parameters for one forward pass (`substituted`,
+what `torch.func.functional_call` does, cheaper), and every pass runs
 inside `frozen_bn_stats()` (training-mode BatchNorm with batch statistics, running
 statistics untouched), so the arch step never touches weights or running statistics.
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 
 Batch = Tuple[torch.Tensor, torch.Tensor]   # (x: (B, C, H, W), y: (B,))
 Params = Dict[str, torch.Tensor]
@@ -29,21 +30,53 @@ def weight_dict(model: nn.Module) -> Params:
 def forward_with(model: nn.Module, params: Optional[Params], x: torch.Tensor) -> torch.Tensor:
     """model(x) with `params` substituted; BatchNorm running statistics left untouched."""
     frozen = getattr(model, "frozen_bn_stats", None)
-    with frozen() if frozen is not None else _frozen_bn_stats(model):
-        return functional_call(model, params, (x,)) if params else model(x)
+    with frozen() if frozen is not None else _frozen_bn_stats(model), substituted(model, params):
+        return model(x)
+
+
+_SLOTS: "weakref.WeakKeyDictionary[nn.Module, Dict[str, tuple]]" = weakref.WeakKeyDictionary()
+
+
+def _slots(model: nn.Module) -> Dict[str, tuple]:
+    """Parameter name -> (owning module, attribute), cached per model."""
+    slots = _SLOTS.get(model)
+    if slots is None:
+        slots = {f"{m}.{a}" if m else a: (mod, a)
+                 for m, mod in model.named_modules() for a in mod._parameters}
+        _SLOTS[model] = slots
+    return slots
+
+
+@contextmanager
+def substituted(model: nn.Module, params: Optional[Params]):
+    """Inside, the module attributes named in `params` are those tensors (gradients flow to
+    them); the parameters are put back on exit. What `torch.func.functional_call` does for
+    parameters, without its per-call bookkeeping (about 6 ms for a tiny supernet on CPU)."""
+    slots = _slots(model) if params else {}
+    saved = []
+    try:
+        for name, t in (params or {}).items():
+            if name not in slots:
+                raise KeyError(f"{type(model).__name__} has no parameter {name!r}")
+            mod, attr = slots[name]
+            saved.append((mod, attr, mod._parameters[attr]))
+            mod._parameters[attr] = t
+        yield
+    finally:
+        for mod, attr, p in reversed(saved):
+            mod._parameters[attr] = p
 
 
 @contextmanager
 def _frozen_bn_stats(model: nn.Module):
-    """`SearchNetwork.frozen_bn_stats` for any module: BatchNorm buffers cloned and discarded."""
-    state = {n: b.clone() for n, b in model.named_buffers()}
-    saved = {n: b for n, b in model.named_buffers()}
+    """`SearchNetwork.frozen_bn_stats` for any module: BatchNorm buffers restored afterwards."""
+    saved = {n: b.clone() for n, b in model.named_buffers()}
     try:
         yield
     finally:
         with torch.no_grad():
-            for n, b in saved.items():
-                b.copy_(state[n])
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
 
 
 def loss_at(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -56,15 +89,16 @@ def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: 
                  momentum_buffers: Optional[Params] = None) -> Params:
     """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached."""
     w = weight_dict(model)
+    names, ws = list(w), [p.detach() for p in w.values()]
     loss, _ = loss_at(model, None, batch)
     grads = torch.autograd.grad(loss, list(w.values()))
-    out = {}
-    for (n, p), g in zip(w.items(), grads):
-        d = g + weight_decay * p.detach()
-        if momentum_buffers is not None and n in momentum_buffers:
-            d = d + momentum * momentum_buffers[n]
-        out[n] = (p.detach() - xi * d).requires_grad_(True)
-    return out
+    d = torch._foreach_add(grads, ws, alpha=weight_decay)
+    if momentum_buffers:
+        have = [i for i, n in enumerate(names) if n in momentum_buffers]
+        torch._foreach_add_([d[i] for i in have], [momentum_buffers[names[i]] for i in have],
+                            alpha=momentum)
+    new = torch._foreach_add(ws, d, alpha=-xi)
+    return {n: t.requires_grad_(True) for n, t in zip(names, new)}
 
 
 def _grads(output, inputs) -> List[torch.Tensor]:
@@ -83,12 +117,15 @@ def _alpha_grads_at(model, params: Params, batch: Batch) -> List[torch.Tensor]:
 def finite_difference_terms(model, batch: Batch, v: Sequence[torch.Tensor], eps_scale: float = 0.01):
     """dL_train/dalpha at w + eps v and w - eps v, with eps = eps_scale / ||v||.
 
-    Returns (grads_plus, grads_minus, eps)."""
+    Returns (grads_plus, grads_minus, eps); eps is a 0-dim tensor (no host sync)."""
     w = weight_dict(model)
-    norm = torch.sqrt(sum((t.detach().double() ** 2).sum() for t in v))
-    eps = float(eps_scale / norm.clamp_min(1e-12))
-    plus = {n: p.detach() + eps * t for (n, p), t in zip(w.items(), v)}
-    minus = {n: p.detach() - eps * t for (n, p), t in zip(w.items(), v)}
+    ws = [p.detach() for p in w.values()]
+    v = [t.detach() for t in v]
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v)))
+    eps = eps_scale / norm.clamp_min(1e-12)
+    ev = torch._foreach_mul(v, eps)
+    plus = dict(zip(w, torch._foreach_add(ws, ev)))
+    minus = dict(zip(w, torch._foreach_sub(ws, ev)))
     return _alpha_grads_at(model, plus, batch), _alpha_grads_at(model, minus, batch), eps
 
 

@@ -306,9 +306,16 @@ class FastSearchNetwork(SearchNetwork):
     def _bn(self, x, group: _BNGroup, pending, chunks=None):
         """Non-affine BatchNorm over stacked channels; training stats are queued in `pending`."""
         if self.training:
+            n = x.numel() // x.shape[1]
+            if x.dim() == 3 and x.shape[0] == 1 and x.device.type == "cpu":
+                # channel-major (1, channels, L): per-row LayerNorm is the same normalisation,
+                # about twice as fast as BatchNorm on this layout on CPU
+                out, mean, invstd = torch.native_layer_norm(x.view(x.shape[1], n), [n], None, None,
+                                                            self._bn_eps)
+                pending.append((mean.view(-1), invstd.view(-1), n, group, chunks))
+                return out.view_as(x)
             out, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True,
                                                         self._bn_momentum, self._bn_eps)
-            n = x.numel() // x.shape[1]
             pending.append((mean, invstd, n, group, chunks))
             return out
         rm = _cat([m.running_mean for m in group.mods])

@@ -270,7 +270,7 @@ class Search:
         x_v, y_v = next(self.val_stream)              # (B, C, H, W), (B,)
         arch_updated = epoch >= c.warmup_epochs
         if arch_updated:
-            buffers = self._momentum_buffers()
+            buffers = self._momentum_buffers() if c.order == 2 else None
             grads, val_loss, val_logits = arch_gradient(
                 model, (x_t, y_t), (x_v, y_v), order=c.order, hvp=c.hvp, xi=lr,
                 momentum=c.momentum, weight_decay=c.weight_decay,

@@ -197,3 +197,15 @@ def test_larger_images_use_the_conv_formulations():
     gb = torch.autograd.grad(F.cross_entropy(lb, y), list(fast.parameters()))
     for (n, _), a, b in zip(ref.named_parameters(), ga, gb):
         _close(a, b, f"grad {n}")
+
+
+@pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (4, 1), (2, 1), (7, 2), (9, 1), (16, 2)])
+def test_pools_equal_torch_pooling(size, stride):
+    from dartsviz.fastnet import pools
+    g = torch.Generator().manual_seed(size * 10 + stride)
+    x = torch.randn(3, 5, size, size, generator=g, dtype=torch.float64, requires_grad=True)
+    want = torch.cat([F.max_pool2d(x, 3, stride, 1), F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)
+    got = pools(x, stride)
+    _close(want, got, "pooled")
+    gy = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    _close(torch.autograd.grad(want, x, gy)[0], torch.autograd.grad(got, x, gy)[0], "grad")
