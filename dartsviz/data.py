@@ -154,9 +154,13 @@ def load_data(name: str = "digits", data_dir: str = "./data", download: bool = F
 class BatchStream:
     """An endless, persistent, shuffled stream of full batches from device tensors.
 
-    Shuffling (and augmentation) draw from the stream's own CPU generator, whose state
-    is part of `state_dict()`, so a resumed stream continues exactly.
+    Each pass over the split draws its order (and, when augmenting, every crop offset
+    and flip of the pass) from the stream's own CPU generator and moves them to the
+    device once, so taking a batch never waits on the device. The generator state and
+    the current pass are part of `state_dict()`, so a resumed stream continues exactly.
     """
+
+    PAD = 4                      # augmentation: random crops from a 4-pixel zero padding
 
     def __init__(self, data: DataSplits, split: str, batch_size: int, seed: int,
                  dtype=torch.float32, augment: Optional[bool] = None):
@@ -168,8 +172,26 @@ class BatchStream:
         self.dtype = dtype
         self.augment = data.augment and split == "train" if augment is None else augment
         self.gen = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(self.x), generator=self.gen)
+        self._new_pass()
+
+    def _new_pass(self) -> None:
+        n = len(self.x)
+        self.perm = torch.randperm(n, generator=self.gen)                          # (N,)
+        self.shifts = self._draw_shifts(n) if self.augment else None               # (3, N)
         self.pos = 0
+        self._to_device()
+
+    def _draw_shifts(self, n: int) -> torch.Tensor:
+        """(3, n): crop row offset, crop column offset, flip (0/1) per position of the pass."""
+        span = 2 * self.PAD + 1
+        return torch.stack([torch.randint(0, span, (n,), generator=self.gen),
+                            torch.randint(0, span, (n,), generator=self.gen),
+                            (torch.rand(n, generator=self.gen) < 0.5).long()])
+
+    def _to_device(self) -> None:
+        device = self.x.device
+        self._perm_dev = self.perm.to(device)
+        self._shifts_dev = self.shifts.to(device) if self.shifts is not None else None
 
     def __len__(self) -> int:
         """Full batches per pass."""
@@ -180,20 +202,20 @@ class BatchStream:
 
     def __next__(self) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.pos + self.batch_size > len(self.x):
-            self.perm = torch.randperm(len(self.x), generator=self.gen)
-            self.pos = 0
-        idx = self.perm[self.pos:self.pos + self.batch_size].to(self.x.device)
+            self._new_pass()
+        sl = slice(self.pos, self.pos + self.batch_size)
         self.pos += self.batch_size
+        idx = self._perm_dev[sl]                                                   # (B,)
         x = self.data.prepare(self.x[idx], self.dtype)       # (B, C, H, W)
         if self.augment:
-            x = self._augment(x)
+            x = self._augment(x, self._shifts_dev[:, sl])
         return x, self.y[idx]
 
-    def _augment(self, x, pad: int = 4):
+    def _augment(self, x, shifts):
+        """Random crop (zero padding PAD) and horizontal flip; shifts (3, B) from the pass."""
         B, C, H, W = x.shape
-        dy = torch.randint(0, 2 * pad + 1, (B,), generator=self.gen).to(x.device)
-        dx = torch.randint(0, 2 * pad + 1, (B,), generator=self.gen).to(x.device)
-        flip = (torch.rand(B, generator=self.gen) < 0.5).to(x.device)
+        pad = self.PAD
+        dy, dx, flip = shifts[0], shifts[1], shifts[2].bool()                      # (B,) each
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))           # (B, C, H+2p, W+2p)
         rows = (torch.arange(H, device=x.device)[None] + dy[:, None])       # (B, H)
         cols = (torch.arange(W, device=x.device)[None] + dx[:, None])       # (B, W)
@@ -203,12 +225,21 @@ class BatchStream:
         return torch.where(flip[:, None, None, None], out.flip(3), out)
 
     def state_dict(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+        state = {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+        if self.shifts is not None:
+            state["shifts"] = self.shifts.clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.gen.set_state(state["gen"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])
+        self.shifts = None
+        if self.augment:
+            # checkpoints from before per-pass draws hold no shifts: draw the rest afresh
+            shifts = state.get("shifts")
+            self.shifts = shifts.clone() if shifts is not None else self._draw_shifts(len(self.perm))
+        self._to_device()
 
 
 def iterate(data: DataSplits, split: str, batch_size: int = 256, dtype=torch.float32):

@@ -28,12 +28,21 @@ import torch.nn.functional as F
 
 from .bilevel import HVP_MODES, arch_gradient, forward_with
 from .data import BatchStream, DataSplits, iterate, load_data
-from .genotype import Genotype
+from .genotype import Genotype, derive
 from .runs import RunDir, RunDirError, load_checkpoint
 from .fastnet import FastSearchNetwork
 from .supernet import SearchNetwork
 
 Record = Dict[str, object]
+
+
+@dataclass
+class _Pending:
+    """A step whose numbers are still on the device."""
+    base: dict
+    metrics: torch.Tensor        # (4,) train_loss, train_acc, val_loss, val_acc
+    probs: torch.Tensor          # (2, E, O) softmax of alpha_normal, alpha_reduce
+    host_seconds: float
 Callback = Callable[[Record], None]
 IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -77,6 +86,7 @@ class SearchConfig:
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     dtype: str = "float32"            # float32 | float64 (tests)
     impl: str = "fast"                # supernet implementation: fast | reference
+    sync_every: int = 1               # steps whose records are read from the device together
 
     def __post_init__(self):
         self.arch_betas = tuple(self.arch_betas)
@@ -87,7 +97,7 @@ class SearchConfig:
             v = getattr(self, name)
             if (integer and (isinstance(v, bool) or not isinstance(v, int))) or v <= 0:
                 raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
-        for n in ("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs"):
+        for n in ("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs", "sync_every"):
             positive(n)
         for n in ("lr", "arch_lr", "grad_clip", "eps_scale"):
             positive(n, integer=False)
@@ -190,6 +200,7 @@ class Search:
         self.val_stream = BatchStream(self.data, "val", c.batch_size, c.seed + 2, self.dtype, augment=False)
         self.step_count = 0
         self.history: List[Record] = []
+        self._pending: List[_Pending] = []
         self._subscribers: List[Callback] = list(callbacks)
         self.run_dir = RunDir(out) if out is not None else None
         self.interrupted = False
@@ -237,11 +248,12 @@ class Search:
 
     def set(self, **settings) -> None:
         """Change settings between steps, e.g. search.set(order=2, hvp="exact")."""
-        allowed = {"order", "hvp", "eps_scale", "arch_lr", "warmup_epochs"}
+        allowed = {"order", "hvp", "eps_scale", "arch_lr", "warmup_epochs", "sync_every"}
         bad = [k for k in settings if k not in allowed]
         if bad:
             raise ValueError(f"cannot change {', '.join(bad)} during a search; changeable: {', '.join(sorted(allowed))}")
         new = dataclasses.replace(self.config, **settings)
+        self.flush()
         self.config = new
         for g in self.a_opt.param_groups:
             g["lr"] = new.arch_lr
@@ -252,13 +264,16 @@ class Search:
             fn(record)
 
     # -- one bilevel step --------------------------------------------------------
-    def step(self) -> Record:
-        """One architecture step (alpha half) then one weight step (weight half)."""
+    def step(self) -> Optional[Record]:
+        """One architecture step (alpha half) then one weight step (weight half).
+
+        Returns the step's record. With `sync_every` > 1 the numbers stay on the device
+        and records are read and emitted `sync_every` steps at a time (and at the end of
+        an epoch, of `run()`, at `save()` and `flush()`); steps in between return None.
+        """
         c = self.config
         if c.order not in (1, 2) or c.hvp not in HVP_MODES:
             c.validate()
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         epoch = self.epoch
         lr = self.lr_at(epoch)
@@ -292,30 +307,54 @@ class Search:
         torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
         self.w_opt.step()
         self.step_count += 1
-        probs = model.probs()
-        record: Record = {
+        with torch.no_grad():                         # stays on the device until flush()
+            metrics = torch.stack([loss.detach(), (logits.argmax(1) == y_t).float().mean(),
+                                   val_loss.detach(), (val_logits.argmax(1) == y_v).float().mean()])
+            probs = torch.stack([F.softmax(a.detach().float(), -1) for a in model.arch_parameters()])
+        self._pending.append(_Pending({
             "kind": "step",
             "step": self.step_count,
             "epoch": epoch,
             "order": c.order,
             "hvp": c.hvp if c.order == 2 else None,
             "arch_updated": arch_updated,
-            "train_loss": float(loss.detach()),
-            "train_acc": float((logits.argmax(1) == y_t).float().mean()),
-            "val_loss": float(val_loss),
-            "val_acc": float((val_logits.argmax(1) == y_v).float().mean()),
             "lr": lr,
             "arch_lr": c.arch_lr,
-            "probs": {k: _rounded(v) for k, v in probs.items()},
-            "genotype": model.genotype().to_text(),
-            "seconds": time.perf_counter() - t0,
-            "peak_mem_mb": round(_peak_memory_mb(self.device), 2),
-            "device": self.device.type,
-        }
-        self._emit(record)
-        if self.step_count % self.steps_per_epoch == 0:
+        }, metrics, probs, time.perf_counter() - t0))   # metrics (4,), probs (2, E, O)
+        end_of_epoch = self.step_count % self.steps_per_epoch == 0
+        record = None
+        if end_of_epoch or len(self._pending) >= c.sync_every:
+            record = self.flush()[-1]
+        if end_of_epoch:
             self._end_epoch(epoch)
         return record
+
+    def flush(self) -> List[Record]:
+        """Read the pending steps' numbers from the device in one transfer, emit their records."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        t = time.perf_counter()
+        packed = torch.cat([torch.cat([p.metrics.double(), p.probs.double().flatten()])
+                            for p in pending]).cpu()                  # the one host sync
+        seconds = (sum(p.host_seconds for p in pending) + time.perf_counter() - t) / len(pending)
+        peak = round(_peak_memory_mb(self.device), 2)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        shape = pending[0].probs.shape                # (2, E, O)
+        records = []
+        for p, row in zip(pending, packed.split(4 + shape.numel())):
+            probs = row[4:].view(shape)
+            normal, reduce = probs[0], probs[1]
+            train_loss, train_acc, val_loss, val_acc = row[:4].tolist()
+            record = {**p.base, "train_loss": train_loss, "train_acc": train_acc,
+                      "val_loss": val_loss, "val_acc": val_acc,
+                      "probs": {"normal": _rounded(normal), "reduce": _rounded(reduce)},
+                      "genotype": derive(normal, reduce).to_text(),
+                      "seconds": seconds, "peak_mem_mb": peak, "device": self.device.type}
+            records.append(record)
+            self._emit(record)
+        return records
 
     def _momentum_buffers(self) -> Dict[str, torch.Tensor]:
         out = {}
@@ -377,13 +416,16 @@ class Search:
         self.interrupted = False
         self._stop_requested = False
         with self._deferred_interrupt():
-            for _ in range(steps):
-                if self._stop_requested:
+            try:
+                for _ in range(steps):
+                    if self._stop_requested:
+                        self.interrupted = True
+                        break
+                    self.step()
+                if self._stop_requested and not self.interrupted:
                     self.interrupted = True
-                    break
-                self.step()
-            if self._stop_requested and not self.interrupted:
-                self.interrupted = True
+            finally:
+                self.flush()
         if self.run_dir is not None:
             self.save()
         return self.history[start:]
@@ -442,6 +484,7 @@ class Search:
         run_dir = RunDir(out) if out is not None else self.run_dir
         if run_dir is None:
             raise ValueError("no run directory: pass out= to Search or to save()")
+        self.flush()
         run_dir.write_config(self.config.to_dict())
         run_dir.write_history(self.history)
         run_dir.write_genotype(self.genotype)

@@ -51,6 +51,29 @@ def test_cifar_like_augmentation_keeps_shape_and_is_seeded():
     assert not torch.equal(xa, xp)
 
 
+def test_augmented_stream_crops_and_flips_as_drawn_and_resumes_exactly():
+    d = load_data("synthetic:2x6x6")
+    d.augment = True
+    s = BatchStream(d, "train", 8, seed=4)
+    next(s)
+    state = s.state_dict()
+    pos, shifts, perm = s.pos, s.shifts.clone(), s.perm.clone()
+    x, _ = next(s)
+    # oracle: a plain loop over the images with the drawn offsets and flips
+    raw = d.prepare(d.train[0][perm[pos:pos + 8]])
+    padded = torch.nn.functional.pad(raw, (4, 4, 4, 4))
+    for i in range(8):
+        dy, dx, flip = shifts[:, pos + i].tolist()
+        want = padded[i, :, dy:dy + 6, dx:dx + 6]
+        assert torch.equal(x[i], want.flip(2) if flip else want)
+    later = [next(s) for _ in range(2 * len(s))]          # crosses new passes
+    r = BatchStream(d, "train", 8, seed=123)
+    r.load_state_dict(state)
+    assert torch.equal(next(r)[0], x)
+    for (xa, ya), (xb, yb) in zip(later, [next(r) for _ in range(2 * len(s))]):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_synthetic_shapes_and_iterate_covers_the_split():
     d = load_data("synthetic:3x16x16")
     assert d.train[0].shape[1:] == (3, 16, 16)

@@ -41,6 +41,28 @@ def test_records_carry_what_views_need(tiny_overrides):
     assert search.done
 
 
+def test_deferred_records_equal_per_step_records(tiny_overrides):
+    # sync_every=4 keeps each step's numbers on the device and reads them in bursts; the
+    # records must be the ones a per-step search makes, in order, none lost at epoch ends
+    over = dict(tiny_overrides, steps_per_epoch=5, epochs=2)
+    eager, lazy = Search(_config(over)), Search(_config(over, sync_every=4))
+    seen = []
+    lazy.subscribe(seen.append)
+    returned = [lazy.step() for _ in range(3)]
+    assert returned == [None, None, None] and lazy.history == [] and seen == []
+    fourth = lazy.step()
+    assert fourth is not None and fourth["step"] == 4 and len(lazy.history) == 4
+    assert lazy.step() is not None                # step 5 ends epoch 0: flushed at once
+    assert [r["kind"] for r in lazy.history] == ["step"] * 5 + ["epoch"]
+    lazy.run(steps=2)                             # run() flushes when it returns
+    eager.run(steps=7)
+    assert seen == lazy.history
+    volatile = {"seconds", "peak_mem_mb"}
+    strip = lambda hist: [{k: v for k, v in r.items() if k not in volatile} for r in hist]
+    assert strip(lazy.history) == strip(eager.history)
+    _assert_same_state(eager, lazy)
+
+
 def test_order_can_change_between_steps_and_the_record_says_so(tiny_overrides):
     search = Search(_config(tiny_overrides))
     assert search.step()["order"] == 1
