@@ -126,7 +126,9 @@ def finite_difference_terms(model, batch: Batch, v: Sequence[torch.Tensor], eps_
     ev = torch._foreach_mul(v, eps)
     plus = dict(zip(w, torch._foreach_add(ws, ev)))
     minus = dict(zip(w, torch._foreach_sub(ws, ev)))
-    return _alpha_grads_at(model, plus, batch), _alpha_grads_at(model, minus, batch), eps
+    # always in the weights' precision: an eps-sized step vanishes when autocast rounds to bf16
+    with torch.autocast(ws[0].device.type, enabled=False):
+        return _alpha_grads_at(model, plus, batch), _alpha_grads_at(model, minus, batch), eps
 
 
 def hvp_finite_difference(model, batch: Batch, v: Sequence[torch.Tensor],

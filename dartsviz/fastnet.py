@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops import PRIMITIVES, ReLUConvBN
-from .supernet import SearchCell, SearchNetwork
+from .supernet import SearchCell, SearchNetwork, edge_weights
 
 NONE, MAX, AVG, SKIP, SEP3, SEP5, DIL3, DIL5 = range(8)
 CONV_KINDS = (SEP3, SEP5, DIL3, DIL5)
@@ -328,13 +328,14 @@ class FastSearchNetwork(SearchNetwork):
         if not pending:
             return
         m, eps = self._bn_momentum, self._bn_eps
-        invstd = [p[1] for p in pending]
+        dtype = pending[0][3].mods[0].running_mean.dtype          # statistics of bf16 passes too
+        invstd = [p[1].to(dtype) for p in pending]
         var = torch._foreach_pow(invstd, -2.0)
         torch._foreach_sub_(var, eps)
         torch._foreach_mul_(var, [n / max(n - 1, 1) for _, _, n, _, _ in pending])
         rms, rvs, means, vars_ = [], [], [], []
         for (mean, _, _, group, chunks), v in zip(pending, var):
-            mc = mean.view(-1, group.C).unbind(0)
+            mc = mean.to(dtype).view(-1, group.C).unbind(0)
             vc = v.view(-1, group.C).unbind(0)
             if chunks is None:
                 means += mc
@@ -354,8 +355,8 @@ class FastSearchNetwork(SearchNetwork):
             return super().forward(x)
         # x: (B, in_channels, H, W)
         perm = self._perm(self.alpha_normal.device)
-        wn = F.softmax(self.alpha_normal, dim=-1).index_select(0, perm).t()   # (O, E), stage order
-        wr = F.softmax(self.alpha_reduce, dim=-1).index_select(0, perm).t()   # (O, E)
+        wn = edge_weights(self.alpha_normal).index_select(0, perm).t()       # (O, E), stage order
+        wr = edge_weights(self.alpha_reduce).index_select(0, perm).t()       # (O, E)
         pending: list = []
         self._extra_nbt: list = []
         s0 = s1 = self.stem(x)                                               # (B, 3C, H, W)
@@ -439,7 +440,7 @@ class FastSearchNetwork(SearchNetwork):
             T = T.unsqueeze(1).expand(B, n, S, 2, C, h, w).reshape(B, 2 * MC, h, w)
             fr = pwconv(T, FR, 2 * M)                                        # (B, MC, h, w)
             zfr = self._bn(fr, st.fr_bn, pending)
-            out = out + zfr.view(B, n, S, Xd) * W[SKIP].reshape(1, n, S, 1)
+            out = out + zfr.reshape(B, n, S, Xd) * W[SKIP].reshape(1, n, S, 1)
         out = out.sum(2) if S > 1 else out.squeeze(2)
         return out.view(B, n, C, h, w) + conv
 

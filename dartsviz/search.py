@@ -12,6 +12,7 @@ Epoch records (`kind == "epoch"`) add the held-out test loss and accuracy.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import resource
@@ -46,6 +47,7 @@ class _Pending:
 Callback = Callable[[Record], None]
 IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -87,6 +89,7 @@ class SearchConfig:
     dtype: str = "float32"            # float32 | float64 (tests)
     impl: str = "fast"                # supernet implementation: fast | reference
     sync_every: int = 1               # steps whose records are read from the device together
+    precision: str = "fp32"           # fp32 | bf16 (autocast; alphas and their softmax stay fp32)
 
     def __post_init__(self):
         self.arch_betas = tuple(self.arch_betas)
@@ -107,6 +110,10 @@ class SearchConfig:
             raise ValueError(f"hvp must be one of {', '.join(HVP_MODES)}, got {self.hvp!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and self.dtype != "float32":
+            raise ValueError("precision bf16 autocasts float32 weights; it needs dtype float32")
         if self.impl not in IMPLS:
             raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
         if not 0 < self.train_portion < 1:
@@ -185,6 +192,8 @@ class Search:
         c = self.config
         self.device = resolve_device(c.device)
         self.dtype = DTYPES[c.dtype]
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True     # fixed shapes: let cuDNN pick its kernels
         torch.manual_seed(c.seed)
         self.data = data if data is not None else load_data(
             c.dataset, c.data_dir, c.download, self.device, c.train_portion)
@@ -286,22 +295,24 @@ class Search:
         arch_updated = epoch >= c.warmup_epochs
         if arch_updated:
             buffers = self._momentum_buffers() if c.order == 2 else None
-            grads, val_loss, val_logits = arch_gradient(
-                model, (x_t, y_t), (x_v, y_v), order=c.order, hvp=c.hvp, xi=lr,
-                momentum=c.momentum, weight_decay=c.weight_decay,
-                momentum_buffers=buffers, eps_scale=c.eps_scale)
+            with self._autocast():
+                grads, val_loss, val_logits = arch_gradient(
+                    model, (x_t, y_t), (x_v, y_v), order=c.order, hvp=c.hvp, xi=lr,
+                    momentum=c.momentum, weight_decay=c.weight_decay,
+                    momentum_buffers=buffers, eps_scale=c.eps_scale)
             for a, g in zip(model.arch_parameters(), grads):
                 a.grad = g
             self.a_opt.step()
             self.a_opt.zero_grad(set_to_none=True)
         else:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 val_logits = forward_with(model, None, x_v)
                 val_loss = F.cross_entropy(val_logits, y_v)
         # weight step
         weights = model.weight_parameters()
-        logits = model(x_t)                           # (B, num_classes)
-        loss = F.cross_entropy(logits, y_t)
+        with self._autocast():
+            logits = model(x_t)                       # (B, num_classes)
+            loss = F.cross_entropy(logits, y_t)
         self.w_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
@@ -328,6 +339,12 @@ class Search:
         if end_of_epoch:
             self._end_epoch(epoch)
         return record
+
+    def _autocast(self):
+        """bf16 autocast for forward passes when precision="bf16", else nothing."""
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def flush(self) -> List[Record]:
         """Read the pending steps' numbers from the device in one transfer, emit their records."""
@@ -383,14 +400,19 @@ class Search:
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy of the supernet on a whole split, in eval mode."""
         self.model.eval()
-        total, loss_sum, correct = 0, 0.0, 0
+        total, sums = 0, []
         for x, y in iterate(self.data, split, 256, self.dtype):
-            logits = self.model(x)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
+            with self._autocast():
+                logits = self.model(x)                                   # (B, num_classes)
+            logits = logits.to(self.dtype)
+            sums.append(torch.stack([F.cross_entropy(logits, y, reduction="sum"),
+                                     (logits.argmax(1) == y).sum().to(self.dtype)]))
             total += len(y)
         self.model.train()
-        return loss_sum / max(1, total), correct / max(1, total)
+        if not sums:
+            return 0.0, 0.0
+        loss_sum, correct = torch.stack(sums).double().sum(0).tolist()   # one host sync
+        return loss_sum / total, correct / total
 
     # -- many steps ----------------------------------------------------------------
     def pause(self) -> None:

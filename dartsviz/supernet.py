@@ -14,6 +14,13 @@ from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
 CELL_TYPES = ("normal", "reduce")
 
 
+def edge_weights(alpha: torch.Tensor) -> torch.Tensor:
+    """softmax over the ops of each edge, (E, O), in the alphas' own precision even under
+    autocast: bf16 would round weights of 1/8 +- 1e-3 to the same value."""
+    with torch.autocast(alpha.device.type, enabled=False):
+        return F.softmax(alpha, dim=-1)
+
+
 class MixedOp(nn.Module):
     """One supernet edge: sum_k weights[k] * op_k(x) over all primitives."""
 
@@ -139,8 +146,8 @@ class SearchNetwork(nn.Module):
     # -- forward -------------------------------------------------------------
     def forward(self, x):
         # x: (B, in_channels, H, W)
-        w_normal = F.softmax(self.alpha_normal, dim=-1)    # (E, O)
-        w_reduce = F.softmax(self.alpha_reduce, dim=-1)    # (E, O)
+        w_normal = edge_weights(self.alpha_normal)         # (E, O)
+        w_reduce = edge_weights(self.alpha_reduce)         # (E, O)
         s0 = s1 = self.stem(x)                             # (B, 3C, H, W)
         for cell in self.cells:
             weights = w_reduce if cell.reduction else w_normal

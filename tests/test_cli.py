@@ -39,6 +39,16 @@ def test_resume_continues_and_an_existing_run_is_not_overwritten(tmp_path, capsy
     assert steps == [1, 2, 3, 4]
 
 
+def test_search_with_bf16_and_deferred_records_writes_every_step(tmp_path):
+    out = tmp_path / "run"
+    assert main(["search", "--precision", "bf16", "--sync-every", "3", "--steps", "4",
+                 "--out", str(out), *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "bf16" and config["sync_every"] == 3
+    steps = [r["step"] for r in RunDir(out).read_history() if r["kind"] == "step"]
+    assert steps == [1, 2, 3, 4]                  # the last, unflushed step is written too
+
+
 @pytest.mark.parametrize("args,needle,code", [
     (["search", "--order", "3"], "invalid choice", 2),
     (["search", "--bogus"], "unrecognized arguments", 2),
@@ -48,6 +58,8 @@ def test_resume_continues_and_an_existing_run_is_not_overwritten(tmp_path, capsy
     (["search", "--preset", "huge"], "unknown preset 'huge'", 1),
     (["search", "--device", "tpu"], "device", 1),
     (["search", "--resume", "/nonexistent/run"], "no checkpoint", 1),
+    (["search", "--precision", "fp16"], "invalid choice", 2),
+    (["search", "--sync-every", "0"], "--sync-every must be positive", 1),
     (["frobnicate"], "invalid choice", 2),
 ])
 def test_bad_input_gives_one_line_and_a_non_zero_exit(args, needle, code, tmp_path):

@@ -5,24 +5,20 @@ import sys
 import time
 from pathlib import Path
 
-from ..data import DATASETS
+from ..search import IMPLS, PRECISIONS
+from .common import add_run_flags, run_overrides
 
 
 def add_parser(sub):
     p = sub.add_parser("search", help="run a DARTS search (digits, tiny preset by default)")
-    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
+    add_run_flags(p, "supernet")
     p.add_argument("--order", type=int, choices=(1, 2), help="1 = first order, 2 = second order")
     p.add_argument("--hvp", choices=("finite", "exact"), help="second order: Hessian-vector product")
-    p.add_argument("--epochs", type=int, help="number of search epochs")
-    p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
-    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works)")
-    p.add_argument("--data-dir", help="folder holding (or receiving) torchvision data sets")
-    p.add_argument("--download", action="store_true", help="download the data set if it is missing")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--layers", type=int, help="cells in the supernet")
-    p.add_argument("--channels", type=int, help="initial channels")
+    p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="bf16: autocast forward passes (alphas stay fp32); for GPUs")
+    p.add_argument("--sync-every", type=int, metavar="N",
+                   help="read step records from the GPU N steps at a time (default 1)")
     p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -32,17 +28,7 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    names = {"order": "order", "hvp": "hvp", "epochs": "epochs", "dataset": "dataset",
-             "data_dir": "data_dir", "device": "device", "seed": "seed", "batch_size": "batch_size",
-             "layers": "layers", "channels": "channels"}
-    out = {field: getattr(args, a) for a, field in names.items() if getattr(args, a) is not None}
-    if args.download:
-        out["download"] = True
-    for k in ("epochs", "batch_size", "layers", "channels", "steps"):
-        v = getattr(args, k, None)
-        if v is not None and v <= 0:
-            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    return out
+    return run_overrides(args, ("order", "hvp", "impl", "precision", "sync_every"))
 
 
 def progress_printer(search, total: int, quiet: bool):

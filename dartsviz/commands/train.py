@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data import DATASETS
+from .common import add_run_flags, run_overrides
 
 
 def add_parser(sub):
@@ -17,17 +17,7 @@ def add_parser(sub):
     g.add_argument("--random", type=int, metavar="N",
                    help="random baseline: train N random cells (seeded by --seed), report mean ± std")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the training saved in RUN_DIR")
-    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
-    p.add_argument("--epochs", type=int, help="number of training epochs")
-    p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
-    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works)")
-    p.add_argument("--data-dir", help="folder holding (or receiving) torchvision data sets")
-    p.add_argument("--download", action="store_true", help="download the data set if it is missing")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--layers", type=int, help="cells in the network")
-    p.add_argument("--channels", type=int, help="initial channels")
+    add_run_flags(p, "network")
     p.add_argument("--lr", type=float, help="initial learning rate")
     p.add_argument("--drop-path-prob", type=float, help="final drop-path probability")
     p.add_argument("--no-auxiliary", action="store_true", help="no auxiliary head")
@@ -39,15 +29,7 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    names = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
-             "lr", "drop_path_prob")
-    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    for k in ("epochs", "batch_size", "layers", "channels", "steps"):
-        v = getattr(args, k, None)
-        if v is not None and v <= 0:
-            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    if args.download:
-        out["download"] = True
+    out = run_overrides(args, ("lr", "drop_path_prob"))
     if args.no_auxiliary:
         out["auxiliary"] = False
     if args.no_cutout:

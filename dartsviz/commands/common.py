@@ -1,0 +1,35 @@
+"""Flags that `dartsviz search` and `dartsviz train` share, and their checks."""
+from __future__ import annotations
+
+from ..data import DATASETS
+
+# flag destination -> config field, for the flags add_run_flags defines
+RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels")
+POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every")
+
+
+def add_run_flags(p, what: str) -> None:
+    """Preset, budget, data, device, seed and network-size flags; `what` names the network."""
+    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
+    p.add_argument("--epochs", type=int, help="number of epochs")
+    p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works)")
+    p.add_argument("--data-dir", help="folder holding (or receiving) torchvision data sets")
+    p.add_argument("--download", action="store_true", help="download the data set if it is missing")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--layers", type=int, help=f"cells in the {what}")
+    p.add_argument("--channels", type=int, help="initial channels")
+
+
+def run_overrides(args, extra_fields=()) -> dict:
+    """Config overrides from the flags that were given; bad sizes raise ValueError."""
+    for k in POSITIVE:
+        v = getattr(args, k, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
+    out = {n: getattr(args, n) for n in RUN_FIELDS + tuple(extra_fields) if getattr(args, n, None) is not None}
+    if args.download:
+        out["download"] = True
+    return out
