@@ -9,9 +9,10 @@ slows both alike. A line per (impl, order): median ms per step over --steps step
 after --warmup steps, peak memory, and the ratio reference/fast ("speed-up") with
 fast/reference (time ratio).
 
-Timing is `Search.step()`'s own `seconds` (the whole bilevel step: arch gradient,
-Adam, weight step, record; on CUDA it ends with the record's host reads, so it
-includes the GPU work). Steps that end an epoch are dropped (they would time the
+Timing is the records' `seconds` (the whole bilevel step: arch gradient, Adam,
+weight step, record; on CUDA it ends with the record's host read, so it includes the
+GPU work; with --sync-every N the steps run in bursts of N, each record carrying the
+burst's time divided by N, so only one host sync per N steps is paid). Steps that end an epoch are dropped (they would time the
 test-set evaluation). Peak memory: on CUDA `torch.cuda.max_memory_allocated` during
 a step (max over steps); on CPU the peak RSS of a fresh process over 3 steps
 (after one untimed step, with the peak reset through /proc/self/clear_refs), and
@@ -105,6 +106,8 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--hvp", choices=["finite", "exact"], default="finite")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
+    p.add_argument("--sync-every", type=int, default=1, help="steps whose records are read together")
     p.add_argument("--extra", default="{}", help="JSON of further SearchConfig overrides")
     p.add_argument("--no-memory", action="store_true", help="CPU: skip the per-impl memory subprocesses")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -116,7 +119,8 @@ def main(argv=None) -> None:
         if not torch.cuda.is_available():
             sys.exit("CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True            # fixed shapes: let cuDNN pick its kernels
-    extra = json.loads(args.extra)
+    extra = {"precision": args.precision, "sync_every": args.sync_every, **json.loads(args.extra)}
+    args.extra = json.dumps(extra)                       # the memory subprocesses see them too
     dev = torch.device(args.device)
     base = make_config(args.preset, "reference", 1, args.device, args.hvp, extra)
     data = load_data(base.dataset, base.data_dir, base.download, dev, base.train_portion)
@@ -124,20 +128,29 @@ def main(argv=None) -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
     print(f"# bench/step.py  preset={args.preset} ({base.layers} cells, C={base.channels}, batch {base.batch_size}, "
           f"{base.dataset if args.preset == 'tiny' else PAPER_DATA})  device={args.device} ({name})  "
-          f"torch {torch.__version__}  steps={args.steps} warmup={args.warmup} hvp={args.hvp}")
+          f"torch {torch.__version__}  steps={args.steps} warmup={args.warmup} hvp={args.hvp} "
+          f"precision={args.precision} sync_every={args.sync_every}")
     results = {}
+    k = extra.get("sync_every", 1)
     for order in args.orders:
         searches = {impl: Search(make_config(args.preset, impl, order, args.device, args.hvp, extra), data=data)
                     for impl in args.impls}
         times = {impl: [] for impl in args.impls}
         mems = {impl: 0.0 for impl in args.impls}
-        for i in range(args.warmup + args.steps):
-            for impl, s in searches.items():
-                rec = s.step()
-                ended_epoch = s.step_count % s.steps_per_epoch == 0
-                if i >= args.warmup and not ended_epoch:
-                    times[impl].append(rec["seconds"])
-                    mems[impl] = max(mems[impl], rec["peak_mem_mb"])
+        for impl, s in searches.items():
+            def collect(r, impl=impl, s=s):
+                if r["kind"] != "step" or r["step"] <= args.warmup or r["step"] % s.steps_per_epoch == 0:
+                    return
+                times[impl].append(r["seconds"])
+                mems[impl] = max(mems[impl], r["peak_mem_mb"])
+            s.subscribe(collect)
+        # interleaved in bursts of sync_every steps: a burst's flush waits only for its own work
+        while any(s.step_count < args.warmup + args.steps for s in searches.values()):
+            for s in searches.values():
+                for _ in range(k):
+                    if s.step_count < args.warmup + args.steps:
+                        s.step()
+                s.flush()
         for impl in args.impls:
             ms = 1000 * statistics.median(times[impl]) if times[impl] else float("nan")
             if args.device == "cuda":

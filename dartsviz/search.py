@@ -20,13 +20,14 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .config import DTYPES, ConfigBase
 from .bilevel import HVP_MODES, arch_gradient, forward_with
 from .data import BatchStream, DataSplits, iterate, load_data
 from .genotype import Genotype, derive
@@ -46,12 +47,11 @@ class _Pending:
     host_seconds: float
 Callback = Callable[[Record], None]
 IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(ConfigBase):
     """Search settings. Defaults are the paper's CIFAR-10 search settings."""
 
     # data
@@ -91,60 +91,24 @@ class SearchConfig:
     sync_every: int = 1               # steps whose records are read from the device together
     precision: str = "fp32"           # fp32 | bf16 (autocast; alphas and their softmax stay fp32)
 
-    def __post_init__(self):
-        self.arch_betas = tuple(self.arch_betas)
-        self.validate()
+    TUPLE_FIELDS = ("arch_betas",)
 
     def validate(self) -> "SearchConfig":
-        def positive(name, integer=True):
-            v = getattr(self, name)
-            if (integer and (isinstance(v, bool) or not isinstance(v, int))) or v <= 0:
-                raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
-        for n in ("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs", "sync_every"):
-            positive(n)
-        for n in ("lr", "arch_lr", "grad_clip", "eps_scale"):
-            positive(n, integer=False)
-        if self.order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2, got {self.order!r}")
-        if self.hvp not in HVP_MODES:
-            raise ValueError(f"hvp must be one of {', '.join(HVP_MODES)}, got {self.hvp!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        self._check_positive(("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs",
+                              "sync_every"))
+        self._check_positive(("lr", "arch_lr", "grad_clip", "eps_scale"), integer=False)
+        self._check_choice("order", (1, 2))
+        self._check_choice("hvp", HVP_MODES)
+        self._check_choice("precision", PRECISIONS)
+        self._check_choice("impl", IMPLS)
+        self._check_common()
         if self.precision == "bf16" and self.dtype != "float32":
             raise ValueError("precision bf16 autocasts float32 weights; it needs dtype float32")
-        if self.impl not in IMPLS:
-            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
         if not 0 < self.train_portion < 1:
             raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
-        if self.channels % 2:
-            raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")
         if self.warmup_epochs < 0:
             raise ValueError("warmup_epochs must be >= 0")
-        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
-            raise ValueError("steps_per_epoch must be positive or None")
         return self
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "SearchConfig":
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        bad = [k for k in overrides if k not in fields]
-        if bad:
-            raise ValueError(f"unknown SearchConfig field(s): {', '.join(bad)}")
-        return cls(**{**PRESETS[name], **overrides})
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SearchConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["arch_betas"] = list(self.arch_betas)
-        return d
 
 
 PRESETS: Dict[str, dict] = {
@@ -158,6 +122,7 @@ PRESETS: Dict[str, dict] = {
                  arch_lr=0.1, arch_betas=(0.9, 0.999), arch_weight_decay=0.0, warmup_epochs=1,
                  lr=0.05, lr_min=0.005, seed=2),
 }
+SearchConfig.PRESETS = PRESETS
 
 
 def resolve_device(name: str) -> torch.device:

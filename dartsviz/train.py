@@ -16,7 +16,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
@@ -27,14 +27,15 @@ from .data import BatchStream, DataSplits, iterate, load_data
 from .evaluate import NetworkEval, count_macs, cutout
 from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
 from .runs import RunDir, RunDirError, load_checkpoint
-from .search import DTYPES, Search, _peak_memory_mb, resolve_device
+from .config import DTYPES, ConfigBase
+from .search import Search, _peak_memory_mb, resolve_device
 
 Record = Dict[str, object]
 Callback = Callable[[Record], None]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigBase):
     """Training-from-scratch settings. Defaults are the paper's CIFAR-10 evaluation settings."""
 
     # data
@@ -65,51 +66,19 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "float32"
 
-    def __post_init__(self):
-        self.aux_widths = tuple(self.aux_widths)
-        self.validate()
+    TUPLE_FIELDS = ("aux_widths",)
 
     def validate(self) -> "TrainConfig":
-        for n in ("layers", "channels", "stem_multiplier", "batch_size", "epochs"):
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{n} must be a positive integer, got {v!r}")
-        for n in ("lr", "grad_clip"):
-            if not getattr(self, n) > 0:
-                raise ValueError(f"{n} must be positive, got {getattr(self, n)!r}")
-        if self.channels % 2:
-            raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")
+        self._check_positive(("layers", "channels", "stem_multiplier", "batch_size", "epochs"))
+        self._check_positive(("lr", "grad_clip"), integer=False)
+        self._check_common()
         if not 0 <= self.drop_path_prob < 1:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         if self.auxiliary_weight < 0 or self.cutout_length < 0 or self.lr_min < 0:
             raise ValueError("auxiliary_weight, cutout_length and lr_min must be >= 0")
-        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
-            raise ValueError("steps_per_epoch must be positive or None")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if len(self.aux_widths) != 2 or any(int(w) <= 0 for w in self.aux_widths):
             raise ValueError(f"aux_widths must be two positive integers, got {self.aux_widths!r}")
         return self
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "TrainConfig":
-        if name not in TRAIN_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(TRAIN_PRESETS)}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        bad = [k for k in overrides if k not in fields]
-        if bad:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(bad)}")
-        return cls(**{**TRAIN_PRESETS[name], **overrides})
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["aux_widths"] = list(self.aux_widths)
-        return d
 
 
 TRAIN_PRESETS: Dict[str, dict] = {
@@ -121,6 +90,7 @@ TRAIN_PRESETS: Dict[str, dict] = {
     "tiny": dict(dataset="digits", layers=3, channels=8, batch_size=64, epochs=10, lr=0.05,
                  aux_widths=(32, 64), cutout_length=3, drop_path_prob=0.1),
 }
+TrainConfig.PRESETS = TRAIN_PRESETS
 
 
 def full_training_data(data: DataSplits) -> DataSplits:
