@@ -45,6 +45,18 @@ def test_replay_scrubs_history_without_training(runs):
     assert not (runs[0] / "plots").exists()                       # replay writes nothing
 
 
+def test_replay_handler_errors_go_to_the_status_line(runs, monkeypatch):
+    from dartsviz.viz.replay import Replay
+    rp = Replay(runs[0])
+
+    def boom(*a, **k):
+        raise RuntimeError("renderer broke")
+    monkeypatch.setattr(rp.panels, "render", boom)
+    rp.prev_button.click()                        # the slider moves, the redraw fails
+    assert "error: RuntimeError: renderer broke" in rp.status.value
+    assert "Traceback" in rp.last_error and "renderer broke" in rp.last_error
+
+
 def test_replay_refuses_broken_run_dirs(tmp_path):
     from dartsviz.viz.replay import Replay
     with pytest.raises(RunDirError, match="does not exist"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import time
-import traceback
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -20,6 +19,7 @@ from .figures import draw_heatmap, new_figure, to_png, to_svg
 from .palette import CELL_TITLES, OP_COLORS, edge_label
 from .records import cell_differences, step_records
 from .rundata import RunData, load_run
+from .view import WidgetView
 
 RUN_COLORS = ("#1f77b4", "#ff7f0e")
 
@@ -127,7 +127,7 @@ def summary_html(runs: Sequence[RunData]) -> str:
             "<th>last val acc</th></tr>" + "".join(rows) + "</table>" + ratio)
 
 
-class Compare:
+class Compare(WidgetView):
     """Two searches side by side, as a widget; `step(n)` advances live searches."""
 
     def __init__(self, a, b, labels: Optional[Sequence[str]] = None, dpi: int = 72):
@@ -160,20 +160,6 @@ class Compare:
                                     row(col(0), col(1)), self.images["curves"], self.images["cost"],
                                     self.differences])
         self.redraw()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
-    def _guard(self, fn):
-        def wrapped(*args):
-            try:
-                fn(*args)
-            except Exception as e:  # a UI boundary: show the error in the status line
-                self.last_error = traceback.format_exc()
-                self.status.value = (f'<span style="color:#c00000">error: {html.escape(type(e).__name__)}: '
-                                     f'{html.escape(str(e))}</span>')
-        return wrapped
 
     def step(self, n: int = 1) -> None:
         """n more steps of each live search (one after the other), then redraw."""

@@ -12,9 +12,7 @@ press it again to continue. Handlers never print: errors appear in the status li
 from __future__ import annotations
 
 import dataclasses
-import html
 import time
-import traceback
 from typing import Callable, Optional
 
 import ipywidgets as widgets
@@ -22,13 +20,14 @@ import ipywidgets as widgets
 from .panels import PANELS, PanelSet
 from .records import step_records
 from .throttle import Throttle
+from .view import WidgetView
 
 
 def _layout(**kw):
     return widgets.Layout(**kw)
 
 
-class Dashboard:
+class Dashboard(WidgetView):
     """Controls and panels around one `Search`; also usable from code."""
 
     def __init__(self, search=None, *, preset: str = "tiny", dataset: Optional[str] = None,
@@ -104,26 +103,11 @@ class Dashboard:
             self.status,
         ))
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
     def _handler(self, name: str, fn: Callable) -> Callable:
-        """Wrap a widget callback: errors go to the status line, never out of the handler."""
-        def wrapped(*args):
-            try:
-                fn(*args)
-            except KeyboardInterrupt:
-                self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
-            except Exception as e:  # a UI boundary: show every error instead of losing it
-                self.last_error = traceback.format_exc()
-                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                self._set_status(f"error in {name}: {type(e).__name__}: {first}", error=True)
-        return wrapped
+        return self._guard(fn, name)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        color = "#c00000" if error else "#333333"
-        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+    def _on_interrupt(self) -> None:
+        self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
 
     # -- the search -------------------------------------------------------------------
     def attach(self, search) -> None:

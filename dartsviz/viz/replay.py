@@ -7,16 +7,16 @@
 from __future__ import annotations
 
 import html
-import traceback
 from typing import Optional
 
 import ipywidgets as widgets
 
 from .panels import PANELS, PanelSet
 from .rundata import load_run
+from .view import WidgetView
 
 
-class Replay:
+class Replay(WidgetView):
     """Alphas, cells and curves of a recorded search at any of its steps."""
 
     def __init__(self, run, label: Optional[str] = None, dpi: int = 72):
@@ -39,20 +39,6 @@ class Replay:
         controls = widgets.HBox([self.prev_button, self.slider, self.next_button, self.title])
         self.widget = self.panels.layout(above=(controls, self.status))
         self._draw()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
-    def _guard(self, fn):
-        def wrapped(*args):
-            try:
-                fn(*args)
-            except Exception as e:  # a UI boundary: show the error in the status line
-                self.last_error = traceback.format_exc()
-                self.status.value = (f'<span style="color:#c00000">error: {html.escape(type(e).__name__)}: '
-                                     f'{html.escape(str(e))}</span>')
-        return wrapped
 
     def _nudge(self, delta: int) -> None:
         self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))

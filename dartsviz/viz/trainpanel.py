@@ -8,9 +8,7 @@ a throttled figure and shows errors in its status line.
 """
 from __future__ import annotations
 
-import html
 import time
-import traceback
 from typing import Callable, Optional, Sequence
 
 import ipywidgets as widgets
@@ -18,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figures import to_png
+from .view import WidgetView
 
 
 def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figure:
@@ -44,7 +43,7 @@ def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figu
     return fig
 
 
-class TrainPanel:
+class TrainPanel(WidgetView):
     """A button that trains `genotype_fn()` from scratch, with live curves."""
 
     def __init__(self, genotype_fn: Callable, preset: str = "tiny", dataset=None,
@@ -68,21 +67,8 @@ class TrainPanel:
         self.widget = widgets.VBox([widgets.HBox([self.epochs, self.button, self.progress]),
                                     self.status, self.image])
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
     def _on_click(self, _):
-        try:
-            self.train(epochs=self.epochs.value)
-        except Exception as e:  # a UI boundary: show the error instead of losing it
-            self.last_error = traceback.format_exc()
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            self._set_status(f"error in Train: {type(e).__name__}: {first}", error=True)
-
-    def _set_status(self, text: str, error: bool = False) -> None:
-        color = "#c00000" if error else "#333333"
-        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+        self._guard(lambda: self.train(epochs=self.epochs.value), "Train")()
 
     def train(self, epochs: Optional[int] = None, steps: Optional[int] = None):
         """Train the current genotype from scratch for `epochs` epochs (or `steps` steps)."""
