@@ -97,18 +97,24 @@ def _op_legend(fig: Figure, y: float = 0.995) -> None:
                frameon=False, bbox_to_anchor=(0.5, y), handlelength=1.2, columnspacing=1.0)
 
 
+def _cell_panel(data, fig: Optional[Figure], name: str, build):
+    """Both cells' weights and the panel's artists: those already in `fig` when it shows
+    this panel for the same shapes (updated in place), else built by `build`."""
+    pair = _probs_pair(data)
+    key = (name, tuple((c, p.shape) for c, p in pair.items()))
+    state = _state(fig, key)
+    if state is None:
+        state = build(_fig(fig, name), pair, key)
+    return pair, state
+
+
 # -- 1. per-edge softmax weights ------------------------------------------------
 
 def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None) -> Figure:
     """Grouped bars: one group per edge, one bar per op; kept edges shaded, kept ops marked ▼.
 
     Redrawing into a figure that already shows this panel updates its artists in place."""
-    pair = _probs_pair(data)
-    key = ("weights", tuple((c, p.shape) for c, p in pair.items()))
-    state = _state(fig, key)
-    if state is None:
-        fig = _fig(fig, "weights")
-        state = _build_weights(fig, pair, key)
+    pair, state = _cell_panel(data, fig, "weights", _build_weights)
     width = 0.8 / len(PRIMITIVES)
     for (cell, probs), st in zip(pair.items(), state["cells"]):
         kept = kept_mask(probs)                               # (E, O)
@@ -165,12 +171,7 @@ def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None
                  vmax: Optional[float] = None) -> Figure:
     """Edges x ops heat map of the weights of both cells, centred on the uniform 1/8:
     red = above uniform, blue = below; kept (edge, op) cells boxed. Updates in place."""
-    pair = _probs_pair(data)
-    key = ("heatmap", tuple((c, p.shape) for c, p in pair.items()))
-    state = _state(fig, key)
-    if state is None:
-        fig = _fig(fig, "heatmap")
-        state = _build_heatmap(fig, pair, key)
+    pair, state = _cell_panel(data, fig, "heatmap", _build_heatmap)
     uniform = 1.0 / len(PRIMITIVES)
     top = vmax if vmax is not None else max(0.25, max(float(p.max()) for p in pair.values()))
     state["norm"].vmax = max(top, uniform * 1.01)
