@@ -28,7 +28,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 

@@ -14,28 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import resource
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 
-from .config import DTYPES, ConfigBase
 from .bilevel import HVP_MODES, arch_gradient, forward_with
-from .data import BatchStream, DataSplits, iterate, load_data
-from .genotype import Genotype, derive
-from .runs import RunDir, RunDirError, load_checkpoint
+from .config import DTYPES, ConfigBase
+from .data import BatchStream, DataSplits, load_data
 from .fastnet import FastSearchNetwork
+from .genotype import Genotype, derive
+from .loop import Record, StepLoop, evaluate_model
+from .runs import RunDir, RunDirError, load_checkpoint
 from .supernet import SearchNetwork
-
-Record = Dict[str, object]
 
 
 @dataclass
@@ -45,7 +40,8 @@ class _Pending:
     metrics: torch.Tensor        # (4,) train_loss, train_acc, val_loss, val_acc
     probs: torch.Tensor          # (2, E, O) softmax of alpha_normal, alpha_reduce
     host_seconds: float
-Callback = Callable[[Record], None]
+
+
 IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
 PRECISIONS = ("fp32", "bf16")
 
@@ -147,7 +143,7 @@ def _rounded(t: torch.Tensor, digits: int = 6) -> list:
     return [[round(float(v), digits) for v in row] for row in t.tolist()]
 
 
-class Search:
+class Search(StepLoop):
     """A DARTS search: supernet, two optimisers, two batch streams, a step counter."""
 
     def __init__(self, config: Optional[SearchConfig] = None, out=None,
@@ -172,53 +168,18 @@ class Search:
                                       weight_decay=c.arch_weight_decay)
         self.train_stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
         self.val_stream = BatchStream(self.data, "val", c.batch_size, c.seed + 2, self.dtype, augment=False)
-        self.step_count = 0
-        self.history: List[Record] = []
+        self._init_loop(callbacks, out)
         self._pending: List[_Pending] = []
-        self._subscribers: List[Callback] = list(callbacks)
-        self.run_dir = RunDir(out) if out is not None else None
-        self.interrupted = False
-        self._stop_requested = False
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
 
     # -- bookkeeping -----------------------------------------------------------
-    @property
-    def steps_per_epoch(self) -> int:
-        n = len(self.train_stream)
-        return min(n, self.config.steps_per_epoch) if self.config.steps_per_epoch else n
-
-    @property
-    def total_steps(self) -> int:
-        return self.config.epochs * self.steps_per_epoch
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next step belongs to (0-based)."""
-        return self.step_count // self.steps_per_epoch
-
-    @property
-    def done(self) -> bool:
-        return self.step_count >= self.total_steps
+    def _batches_per_pass(self) -> int:
+        return len(self.train_stream)
 
     @property
     def genotype(self) -> Genotype:
         return self.model.genotype()
-
-    def lr_at(self, epoch: int) -> float:
-        """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
-        c = self.config
-        e = min(epoch, c.epochs)
-        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
-
-    def subscribe(self, fn: Callback) -> Callback:
-        """Call fn(record) for every record from now on; returns fn (usable as a decorator)."""
-        self._subscribers.append(fn)
-        return fn
-
-    def unsubscribe(self, fn: Callback) -> None:
-        if fn in self._subscribers:
-            self._subscribers.remove(fn)
 
     def set(self, **settings) -> None:
         """Change settings between steps, e.g. search.set(order=2, hvp="exact")."""
@@ -231,11 +192,6 @@ class Search:
         self.config = new
         for g in self.a_opt.param_groups:
             g["lr"] = new.arch_lr
-
-    def _emit(self, record: Record) -> None:
-        self.history.append(record)
-        for fn in list(self._subscribers):
-            fn(record)
 
     # -- one bilevel step --------------------------------------------------------
     def step(self) -> Optional[Record]:
@@ -347,7 +303,7 @@ class Search:
         return out
 
     def _end_epoch(self, epoch: int) -> None:
-        steps = [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
+        steps = self._epoch_steps(epoch)
         mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
         test_loss, test_acc = self.evaluate("test")
         self._emit({
@@ -361,81 +317,9 @@ class Search:
         if self.run_dir is not None:
             self.save()
 
-    @torch.no_grad()
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy of the supernet on a whole split, in eval mode."""
-        self.model.eval()
-        total, sums = 0, []
-        for x, y in iterate(self.data, split, 256, self.dtype):
-            with self._autocast():
-                logits = self.model(x)                                   # (B, num_classes)
-            logits = logits.to(self.dtype)
-            sums.append(torch.stack([F.cross_entropy(logits, y, reduction="sum"),
-                                     (logits.argmax(1) == y).sum().to(self.dtype)]))
-            total += len(y)
-        self.model.train()
-        if not sums:
-            return 0.0, 0.0
-        loss_sum, correct = torch.stack(sums).double().sum(0).tolist()   # one host sync
-        return loss_sum / total, correct / total
-
-    # -- many steps ----------------------------------------------------------------
-    def pause(self) -> None:
-        """Ask a running `run()` to stop after the current step."""
-        self._stop_requested = True
-
-    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
-        """Run `epochs` more epochs or `steps` more steps (default: to the configured end).
-
-        Ctrl-C (Kernel > Interrupt) stops at the next step boundary and leaves a state
-        that `run()` continues; `self.interrupted` tells whether that happened.
-        """
-        if epochs is not None and steps is not None:
-            raise ValueError("give epochs or steps, not both")
-        if steps is None:
-            if epochs is None:
-                steps = max(0, self.total_steps - self.step_count)
-            else:
-                # to the end of the epoch `epochs` from now
-                target = (self.epoch + epochs) * self.steps_per_epoch
-                steps = target - self.step_count
-        start = len(self.history)
-        self.interrupted = False
-        self._stop_requested = False
-        with self._deferred_interrupt():
-            try:
-                for _ in range(steps):
-                    if self._stop_requested:
-                        self.interrupted = True
-                        break
-                    self.step()
-                if self._stop_requested and not self.interrupted:
-                    self.interrupted = True
-            finally:
-                self.flush()
-        if self.run_dir is not None:
-            self.save()
-        return self.history[start:]
-
-    @contextmanager
-    def _deferred_interrupt(self):
-        """Turn the first SIGINT into a stop request honoured at the next step boundary."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self._stop_requested:           # second Ctrl-C: stop now
-                signal.signal(signal.SIGINT, previous or signal.default_int_handler)
-                raise KeyboardInterrupt
-            self._stop_requested = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        return evaluate_model(self.model, self.data, split, self.dtype, self._autocast)
 
     # -- state, checkpoints, run directory --------------------------------------------
     def state_dict(self) -> dict:

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from .data import BatchStream, DataSplits, iterate, load_data
+from .config import DTYPES, ConfigBase
+from .data import BatchStream, DataSplits, load_data
 from .evaluate import NetworkEval, count_macs, cutout
 from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
+from .loop import Record, StepLoop, evaluate_model
 from .runs import RunDir, RunDirError, load_checkpoint
-from .config import DTYPES, ConfigBase
-from .search import Search, _peak_memory_mb, resolve_device
-
-Record = Dict[str, object]
-Callback = Callable[[Record], None]
+from .search import _peak_memory_mb, resolve_device
 
 
 @dataclass
@@ -140,7 +137,7 @@ def resolve_genotype(spec: Union[str, Genotype, Path]) -> Genotype:
                      f"random[:SEED] or Genotype(normal=[...], ...) text")
 
 
-class Train:
+class Train(StepLoop):
     """Training from scratch: network, SGD, one batch stream, a cutout generator, a step counter."""
 
     def __init__(self, genotype: Union[Genotype, str], config: Optional[TrainConfig] = None, out=None,
@@ -163,34 +160,14 @@ class Train:
         self.cutout_gen = torch.Generator().manual_seed(c.seed + 3)
         self.params = self.model.num_parameters()
         self.macs = count_macs(self.model, tuple(self.data.train[0].shape[1:]))
-        self.step_count = 0
-        self.history: List[Record] = []
-        self._subscribers: List[Callback] = list(callbacks)
-        self.run_dir = RunDir(out) if out is not None else None
-        self.interrupted = False
-        self._stop_requested = False
+        self._init_loop(callbacks, out)
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
             self.run_dir.write_genotype(self.genotype)
 
     # -- bookkeeping -----------------------------------------------------------
-    @property
-    def steps_per_epoch(self) -> int:
-        n = len(self.stream)
-        return min(n, self.config.steps_per_epoch) if self.config.steps_per_epoch else n
-
-    @property
-    def total_steps(self) -> int:
-        return self.config.epochs * self.steps_per_epoch
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next step belongs to (0-based)."""
-        return self.step_count // self.steps_per_epoch
-
-    @property
-    def done(self) -> bool:
-        return self.step_count >= self.total_steps
+    def _batches_per_pass(self) -> int:
+        return len(self.stream)
 
     @property
     def test_acc(self) -> Optional[float]:
@@ -198,29 +175,9 @@ class Train:
         epochs = [r for r in self.history if r["kind"] == "epoch"]
         return epochs[-1]["test_acc"] if epochs else None
 
-    def lr_at(self, epoch: int) -> float:
-        """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
-        c = self.config
-        e = min(epoch, c.epochs)
-        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
-
     def drop_path_at(self, epoch: int) -> float:
         """drop_path_prob * epoch / epochs: 0 in the first epoch, ramped linearly."""
         return self.config.drop_path_prob * min(epoch, self.config.epochs) / self.config.epochs
-
-    def subscribe(self, fn: Callback) -> Callback:
-        """Call fn(record) for every record from now on; returns fn."""
-        self._subscribers.append(fn)
-        return fn
-
-    def unsubscribe(self, fn: Callback) -> None:
-        if fn in self._subscribers:
-            self._subscribers.remove(fn)
-
-    def _emit(self, record: Record) -> None:
-        self.history.append(record)
-        for fn in list(self._subscribers):
-            fn(record)
 
     # -- one step ----------------------------------------------------------------
     def step(self) -> Record:
@@ -264,7 +221,7 @@ class Train:
         return record
 
     def _end_epoch(self, epoch: int) -> None:
-        steps = [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
+        steps = self._epoch_steps(epoch)
         mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
         test_loss, test_acc = self.evaluate("test")
         self._emit({
@@ -277,49 +234,9 @@ class Train:
         if self.run_dir is not None:
             self.save()
 
-    @torch.no_grad()
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head)."""
-        self.model.eval()
-        total, loss_sum, correct = 0, 0.0, 0
-        for x, y in iterate(self.data, split, 256, self.dtype):
-            logits = self.model(x)                               # (B, K)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            total += len(y)
-        self.model.train()
-        return loss_sum / max(1, total), correct / max(1, total)
-
-    # -- many steps ----------------------------------------------------------------
-    def pause(self) -> None:
-        """Ask a running `run()` to stop after the current step."""
-        self._stop_requested = True
-
-    _deferred_interrupt = Search._deferred_interrupt   # first Ctrl-C stops at a step boundary
-
-    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
-        """Run `epochs` more epochs or `steps` more steps (default: to the configured end)."""
-        if epochs is not None and steps is not None:
-            raise ValueError("give epochs or steps, not both")
-        if steps is None:
-            if epochs is None:
-                steps = max(0, self.total_steps - self.step_count)
-            else:
-                steps = (self.epoch + epochs) * self.steps_per_epoch - self.step_count
-        start = len(self.history)
-        self.interrupted = False
-        self._stop_requested = False
-        with self._deferred_interrupt():
-            for _ in range(steps):
-                if self._stop_requested:
-                    self.interrupted = True
-                    break
-                self.step()
-            if self._stop_requested and not self.interrupted:
-                self.interrupted = True
-        if self.run_dir is not None:
-            self.save()
-        return self.history[start:]
+        return evaluate_model(self.model, self.data, split, self.dtype)
 
     def summary(self) -> dict:
         """Genotype, parameters, multiply-adds, final test accuracy, training seconds."""

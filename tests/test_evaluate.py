@@ -1,6 +1,5 @@
 """The evaluation network: builds for any genotype, drop-path and auxiliary head only in training,
 parameter and multiply-add counts against straightforward computations."""
-import random
 
 import pytest
 import torch

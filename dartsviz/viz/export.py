@@ -10,7 +10,7 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 

@@ -1,0 +1,159 @@
+"""StepLoop: the bookkeeping that a search and a training share. A step counter over
+epochs of a fixed number of steps, the cosine learning rate, records emitted to
+subscribers and kept in `history`, and `run()` with Ctrl-C deferred to a step
+boundary. Subclasses provide `step()`, `save()` and `_batches_per_pass()`."""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .data import DataSplits, iterate
+from .runs import RunDir
+
+Record = Dict[str, object]
+Callback = Callable[[Record], None]
+
+
+class StepLoop:
+    config = None                      # has epochs, steps_per_epoch, lr, lr_min
+    run_dir: Optional[RunDir] = None
+
+    def _init_loop(self, callbacks, out) -> None:
+        self.step_count = 0
+        self.history: List[Record] = []
+        self._subscribers: List[Callback] = list(callbacks)
+        self.run_dir = RunDir(out) if out is not None else None
+        self.interrupted = False
+        self._stop_requested = False
+
+    def _batches_per_pass(self) -> int:
+        raise NotImplementedError
+
+    # -- bookkeeping -----------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        n = self._batches_per_pass()
+        return min(n, self.config.steps_per_epoch) if self.config.steps_per_epoch else n
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next step belongs to (0-based)."""
+        return self.step_count // self.steps_per_epoch
+
+    @property
+    def done(self) -> bool:
+        return self.step_count >= self.total_steps
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
+        c = self.config
+        e = min(epoch, c.epochs)
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
+
+    # -- records -----------------------------------------------------------------
+    def subscribe(self, fn: Callback) -> Callback:
+        """Call fn(record) for every record from now on; returns fn (usable as a decorator)."""
+        self._subscribers.append(fn)
+        return fn
+
+    def unsubscribe(self, fn: Callback) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
+
+    def _emit(self, record: Record) -> None:
+        self.history.append(record)
+        for fn in list(self._subscribers):
+            fn(record)
+
+    def _epoch_steps(self, epoch: int) -> List[Record]:
+        return [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
+
+    def flush(self) -> List[Record]:
+        """Emit records still held back (none here; see Search.flush)."""
+        return []
+
+    # -- many steps ----------------------------------------------------------------
+    def pause(self) -> None:
+        """Ask a running `run()` to stop after the current step."""
+        self._stop_requested = True
+
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
+        """Run `epochs` more epochs or `steps` more steps (default: to the configured end).
+
+        Ctrl-C (Kernel > Interrupt) stops at the next step boundary and leaves a state
+        that `run()` continues; `self.interrupted` tells whether that happened.
+        """
+        if epochs is not None and steps is not None:
+            raise ValueError("give epochs or steps, not both")
+        if steps is None:
+            if epochs is None:
+                steps = max(0, self.total_steps - self.step_count)
+            else:
+                # to the end of the epoch `epochs` from now
+                steps = (self.epoch + epochs) * self.steps_per_epoch - self.step_count
+        start = len(self.history)
+        self.interrupted = False
+        self._stop_requested = False
+        with self._deferred_interrupt():
+            try:
+                for _ in range(steps):
+                    if self._stop_requested:
+                        self.interrupted = True
+                        break
+                    self.step()
+                if self._stop_requested and not self.interrupted:
+                    self.interrupted = True
+            finally:
+                self.flush()
+        if self.run_dir is not None:
+            self.save()
+        return self.history[start:]
+
+    @contextlib.contextmanager
+    def _deferred_interrupt(self):
+        """Turn the first SIGINT into a stop request honoured at the next step boundary."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._stop_requested:           # second Ctrl-C: stop now
+                signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+@torch.no_grad()
+def evaluate_model(model, data: DataSplits, split: str, dtype, autocast=contextlib.nullcontext):
+    """Mean loss and accuracy of `model` on a whole split, in eval mode, one host sync."""
+    model.eval()
+    total, sums = 0, []
+    for x, y in iterate(data, split, 256, dtype):
+        with autocast():
+            out = model(x)
+        logits = (out[0] if isinstance(out, tuple) else out).to(dtype)   # (B, num_classes)
+        sums.append(torch.stack([F.cross_entropy(logits, y, reduction="sum"),
+                                 (logits.argmax(1) == y).sum().to(dtype)]))
+        total += len(y)
+    model.train()
+    if not sums:
+        return 0.0, 0.0
+    loss_sum, correct = torch.stack(sums).double().sum(0).tolist()
+    return loss_sum / total, correct / total
