@@ -1,20 +1,22 @@
 """StepLoop: the bookkeeping that a search and a training share. A step counter over
 epochs of a fixed number of steps, the cosine learning rate, records emitted to
 subscribers and kept in `history`, and `run()` with Ctrl-C deferred to a step
-boundary. Subclasses provide `step()`, `save()` and `_batches_per_pass()`."""
+boundary, `save()` to a run directory and `load_state_dict()`. Subclasses provide
+`step()`, `state_dict()`, `_load_state()`, `genotype` and `_batches_per_pass()`."""
 from __future__ import annotations
 
 import contextlib
 import math
 import signal
 import threading
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 
 from .data import DataSplits, iterate
-from .runs import RunDir
+from .runs import RunDir, RunDirError
 
 Record = Dict[str, object]
 Callback = Callable[[Record], None]
@@ -119,6 +121,46 @@ class StepLoop:
             self.save()
         return self.history[start:]
 
+    # -- state and run directory ---------------------------------------------------
+    CHECKPOINT_KIND = ""               # "search" | "train": checked when a checkpoint loads
+    NOUN = ""                          # for messages: "search" | "training"
+
+    def _load_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict()` saved; a checkpoint of another run raises RunDirError."""
+        try:
+            self._load_state(state)
+            self.step_count = int(state["step"])
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunDirError(f"checkpoint does not fit this {self.NOUN}: {str(e).splitlines()[0]}") from None
+
+    def _write_extra(self, run_dir: RunDir) -> None:
+        """Files beyond config, history, genotype and checkpoint (none here)."""
+
+    def save(self, out=None) -> Path:
+        """Write config, history, genotype and checkpoint to the run directory."""
+        run_dir = RunDir(out) if out is not None else self.run_dir
+        if run_dir is None:
+            raise ValueError(f"no run directory: pass out= to {type(self).__name__} or to save()")
+        self.flush()
+        run_dir.write_config(self.config.to_dict())
+        run_dir.write_history(self.history)
+        run_dir.write_genotype(self.genotype)
+        self._write_extra(run_dir)
+        run_dir.save_checkpoint(self.state_dict(), kind=self.CHECKPOINT_KIND)
+        return run_dir.path
+
+    def _restore_history(self, run_dir: RunDir) -> None:
+        """The saved records up to the checkpoint's step (a later, unsaved tail is dropped)."""
+        try:
+            history = run_dir.read_history()
+        except RunDirError:
+            history = []
+        self.history = [r for r in history if int(r.get("step", 0)) <= self.step_count]
+
     @contextlib.contextmanager
     def _deferred_interrupt(self):
         """Turn the first SIGINT into a stop request honoured at the next step boundary."""
@@ -138,6 +180,20 @@ class StepLoop:
             yield
         finally:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def rng_state() -> dict:
+    """The global torch (and CUDA) random states, for a checkpoint."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def set_rng_state(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 @torch.no_grad()

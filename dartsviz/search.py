@@ -28,7 +28,7 @@ from .config import DTYPES, ConfigBase
 from .data import BatchStream, DataSplits, load_data
 from .fastnet import FastSearchNetwork
 from .genotype import Genotype, derive
-from .loop import Record, StepLoop, evaluate_model
+from .loop import Record, StepLoop, evaluate_model, rng_state
 from .runs import RunDir, RunDirError, load_checkpoint
 from .supernet import SearchNetwork
 
@@ -322,10 +322,9 @@ class Search(StepLoop):
         return evaluate_model(self.model, self.data, split, self.dtype, self._autocast)
 
     # -- state, checkpoints, run directory --------------------------------------------
+    CHECKPOINT_KIND = NOUN = "search"
+
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "config": self.config.to_dict(),
             "step": self.step_count,
@@ -333,34 +332,15 @@ class Search(StepLoop):
             "w_opt": self.w_opt.state_dict(),
             "a_opt": self.a_opt.state_dict(),
             "streams": {"train": self.train_stream.state_dict(), "val": self.val_stream.state_dict()},
-            "rng": rng,
+            "rng": rng_state(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.w_opt.load_state_dict(state["w_opt"])
-            self.a_opt.load_state_dict(state["a_opt"])
-            self.train_stream.load_state_dict(state["streams"]["train"])
-            self.val_stream.load_state_dict(state["streams"]["val"])
-            self.step_count = int(state["step"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if "cuda" in state["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise RunDirError(f"checkpoint does not fit this search: {str(e).splitlines()[0]}") from None
-
-    def save(self, out=None) -> Path:
-        """Write config, history, genotype and checkpoint to the run directory."""
-        run_dir = RunDir(out) if out is not None else self.run_dir
-        if run_dir is None:
-            raise ValueError("no run directory: pass out= to Search or to save()")
-        self.flush()
-        run_dir.write_config(self.config.to_dict())
-        run_dir.write_history(self.history)
-        run_dir.write_genotype(self.genotype)
-        run_dir.save_checkpoint(self.state_dict(), kind="search")
-        return run_dir.path
+    def _load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.train_stream.load_state_dict(state["streams"]["train"])
+        self.val_stream.load_state_dict(state["streams"]["val"])
 
     @classmethod
     def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None,
@@ -375,9 +355,5 @@ class Search(StepLoop):
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         search = cls(config, out=run_dir.path, callbacks=callbacks, data=data)
         search.load_state_dict(state)
-        try:
-            history = run_dir.read_history()
-        except RunDirError:
-            history = []
-        search.history = [r for r in history if int(r.get("step", 0)) <= search.step_count]
+        search._restore_history(run_dir)
         return search

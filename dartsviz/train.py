@@ -26,8 +26,8 @@ from .config import DTYPES, ConfigBase
 from .data import BatchStream, DataSplits, load_data
 from .evaluate import NetworkEval, count_macs, cutout
 from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
-from .loop import Record, StepLoop, evaluate_model
-from .runs import RunDir, RunDirError, load_checkpoint
+from .loop import Record, StepLoop, evaluate_model, rng_state
+from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
 from .search import _peak_memory_mb, resolve_device
 
 
@@ -245,10 +245,9 @@ class Train(StepLoop):
                 "train_seconds": sum(r["seconds"] for r in self.history if r["kind"] == "step")}
 
     # -- state, checkpoints, run directory --------------------------------------------
+    CHECKPOINT_KIND, NOUN = "train", "training"
+
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "config": self.config.to_dict(),
             "genotype": self.genotype.to_text(),
@@ -257,36 +256,19 @@ class Train(StepLoop):
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.state_dict(),
             "cutout_gen": self.cutout_gen.get_state(),
-            "rng": rng,
+            "rng": rng_state(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        try:
-            if state["genotype"] != self.genotype.to_text():
-                raise ValueError("the checkpoint was trained with another genotype")
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.stream.load_state_dict(state["stream"])
-            self.cutout_gen.set_state(state["cutout_gen"])
-            self.step_count = int(state["step"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if "cuda" in state["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise RunDirError(f"checkpoint does not fit this training: {str(e).splitlines()[0]}") from None
+    def _load_state(self, state: dict) -> None:
+        if state["genotype"] != self.genotype.to_text():
+            raise ValueError("the checkpoint was trained with another genotype")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        self.cutout_gen.set_state(state["cutout_gen"])
 
-    def save(self, out=None) -> Path:
-        """Write config, genotype, history, summary and checkpoint to the run directory."""
-        run_dir = RunDir(out) if out is not None else self.run_dir
-        if run_dir is None:
-            raise ValueError("no run directory: pass out= to Train or to save()")
-        run_dir.write_config(self.config.to_dict())
-        run_dir.write_history(self.history)
-        run_dir.write_genotype(self.genotype)
-        from .runs import atomic_write_text
+    def _write_extra(self, run_dir: RunDir) -> None:
         atomic_write_text(run_dir.path / "summary.json", json.dumps(self.summary(), indent=1) + "\n")
-        run_dir.save_checkpoint(self.state_dict(), kind="train")
-        return run_dir.path
 
     @classmethod
     def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None, **overrides) -> "Train":
@@ -303,9 +285,5 @@ class Train(StepLoop):
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
         train.load_state_dict(state)
-        try:
-            history = run_dir.read_history()
-        except RunDirError:
-            history = []
-        train.history = [r for r in history if int(r.get("step", 0)) <= train.step_count]
+        train._restore_history(run_dir)
         return train
