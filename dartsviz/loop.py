@@ -80,6 +80,26 @@ class StepLoop:
     def _epoch_steps(self, epoch: int) -> List[Record]:
         return [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
 
+    EPOCH_MEANS = ("train_loss", "train_acc")   # step fields averaged into the epoch record
+
+    def _epoch_extra(self) -> dict:
+        """Fields an epoch record carries beyond means, test loss and accuracy, seconds."""
+        return {}
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Emit the epoch record (step means, test loss and accuracy), save the run directory."""
+        steps = self._epoch_steps(epoch)
+        test_loss, test_acc = self.evaluate("test")
+        self._emit({
+            "kind": "epoch", "step": self.step_count, "epoch": epoch,
+            **{k: sum(r[k] for r in steps) / max(1, len(steps)) for k in self.EPOCH_MEANS},
+            "test_loss": test_loss, "test_acc": test_acc,
+            "seconds": sum(r["seconds"] for r in steps),
+            **self._epoch_extra(),
+        })
+        if self.run_dir is not None:
+            self.save()
+
     def flush(self) -> List[Record]:
         """Emit records still held back (none here; see Search.flush)."""
         return []

@@ -302,20 +302,10 @@ class Search(StepLoop):
                 out[n] = buf
         return out
 
-    def _end_epoch(self, epoch: int) -> None:
-        steps = self._epoch_steps(epoch)
-        mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
-        test_loss, test_acc = self.evaluate("test")
-        self._emit({
-            "kind": "epoch", "step": self.step_count, "epoch": epoch,
-            "train_loss": mean("train_loss"), "train_acc": mean("train_acc"),
-            "val_loss": mean("val_loss"), "val_acc": mean("val_acc"),
-            "test_loss": test_loss, "test_acc": test_acc,
-            "seconds": sum(r["seconds"] for r in steps),
-            "genotype": self.model.genotype().to_text(),
-        })
-        if self.run_dir is not None:
-            self.save()
+    EPOCH_MEANS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+    def _epoch_extra(self) -> dict:
+        return {"genotype": self.model.genotype().to_text()}
 
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy of the supernet on a whole split, in eval mode."""

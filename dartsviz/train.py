@@ -220,19 +220,8 @@ class Train(StepLoop):
             self._end_epoch(epoch)
         return record
 
-    def _end_epoch(self, epoch: int) -> None:
-        steps = self._epoch_steps(epoch)
-        mean = lambda k: sum(r[k] for r in steps) / max(1, len(steps))
-        test_loss, test_acc = self.evaluate("test")
-        self._emit({
-            "kind": "epoch", "step": self.step_count, "epoch": epoch,
-            "train_loss": mean("train_loss"), "train_acc": mean("train_acc"),
-            "test_loss": test_loss, "test_acc": test_acc,
-            "seconds": sum(r["seconds"] for r in steps),
-            "params": self.params, "macs": self.macs,
-        })
-        if self.run_dir is not None:
-            self.save()
+    def _epoch_extra(self) -> dict:
+        return {"params": self.params, "macs": self.macs}
 
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head)."""

@@ -1,6 +1,9 @@
 """Flags that `dartsviz search` and `dartsviz train` share, and their checks."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from ..data import DATASETS
 
 # flag destination -> config field, for the flags add_run_flags defines
@@ -33,3 +36,16 @@ def run_overrides(args, extra_fields=()) -> dict:
     if args.download:
         out["download"] = True
     return out
+
+
+def fresh_run_dir(args, default: str) -> Path:
+    """The run directory for a new run: --out, or runs/DEFAULT-TIME; never one holding a run."""
+    out = Path(args.out) if args.out else Path("runs") / f"{default}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "config.json").exists() or (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run; pass --resume {out} or choose another --out")
+    return out
+
+
+def refuse_out_with_resume(args) -> None:
+    if args.resume and args.out:
+        raise ValueError("--out and --resume do not go together: a resumed run writes to its own directory")

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 from ..search import IMPLS, PRECISIONS
-from .common import add_run_flags, run_overrides
+from .common import add_run_flags, fresh_run_dir, refuse_out_with_resume, run_overrides
 
 
 def add_parser(sub):
@@ -65,16 +63,12 @@ def write_plots(search, args) -> None:
 def run(args) -> int:
     from ..search import Search, SearchConfig
     overrides = _overrides(args)
+    refuse_out_with_resume(args)
     if args.resume:
-        if args.out:
-            raise ValueError("--out and --resume do not go together: a resumed run writes to its own directory")
         search = Search.resume(args.resume, **overrides)
     else:
         config = SearchConfig.preset(args.preset, **overrides)
-        out = Path(args.out) if args.out else Path("runs") / (
-            f"search-{config.dataset.replace(':', '_')}-o{config.order}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (out / "config.json").exists() or (out / "checkpoint.pt").exists():
-            raise ValueError(f"{out} already holds a run; pass --resume {out} or choose another --out")
+        out = fresh_run_dir(args, f"search-{config.dataset.replace(':', '_')}-o{config.order}")
         search = Search(config, out=out)
     remaining = max(0, search.total_steps - search.step_count)
     steps = min(remaining, args.steps) if args.steps else remaining

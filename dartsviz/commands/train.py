@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from .common import add_run_flags, run_overrides
+from .common import add_run_flags, fresh_run_dir, refuse_out_with_resume, run_overrides
 
 
 def add_parser(sub):
@@ -111,9 +110,8 @@ def _random_baseline(args, config) -> int:
 def run(args) -> int:
     from ..train import Train, TrainConfig, resolve_genotype
     overrides = _overrides(args)
+    refuse_out_with_resume(args)
     if args.resume:
-        if args.out:
-            raise ValueError("--out and --resume do not go together: a resumed run writes to its own directory")
         train = Train.resume(args.resume, **overrides)
     else:
         config = TrainConfig.preset(args.preset, **overrides)
@@ -122,11 +120,7 @@ def run(args) -> int:
         if not args.genotype:
             raise ValueError("give --genotype RUN_DIR|DARTS_V1|DARTS_V2|TEXT, --random N or --resume RUN_DIR")
         genotype = resolve_genotype(args.genotype)
-        out = Path(args.out) if args.out else Path("runs") / (
-            f"train-{config.dataset.replace(':', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (out / "checkpoint.pt").exists() or (out / "config.json").exists():
-            raise ValueError(f"{out} already holds a run; pass --resume {out} (a training) or choose another --out")
-        train = Train(genotype, config, out=out)
+        train = Train(genotype, config, out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
     print(f"genotype: {train.genotype.to_text()}")
     print(f"network: {train.config.layers} cells, {train.config.channels} channels, "
           f"{train.params:,} parameters, {train.macs:,} multiply-adds")
