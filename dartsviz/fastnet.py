@@ -52,6 +52,11 @@ POOL_KINDS = (MAX, AVG)
 # Small depthwise and grouped 1x1 convolutions, each in the formulation that measured
 # fastest on CPU (micro-benchmarks in bench/README.md); on other devices plain conv2d.
 
+def _cpu_kernels(x: torch.Tensor) -> bool:
+    """Whether x takes the CPU formulations (CUDA and other devices: plain conv2d and pooling)."""
+    return CPU_KERNELS and x.device.type == "cpu"
+
+
 def _crop(w: torch.Tensor, pad: int, dil: int, H: int, W: int) -> Tuple[torch.Tensor, int]:
     """Drop kernel taps that only ever see padding (exact: they add zeros, get zero gradient)."""
     k = w.shape[-1]
@@ -65,7 +70,7 @@ def _crop(w: torch.Tensor, pad: int, dil: int, H: int, W: int) -> Tuple[torch.Te
 def dwconv(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int) -> torch.Tensor:
     """Depthwise convolution, `same` padding (pad = dil * (k - 1) / 2); x (B, G, H, W), w (G, 1, k, k)."""
     G = x.shape[1]
-    if x.device.type != "cpu":
+    if not _cpu_kernels(x):
         return F.conv2d(x, w, None, stride, pad, dil, G)
     if dil == 2 and stride == 2:
         # a dilation-2 stride-2 convolution reads only even pixels: undilated on x[::2, ::2]
@@ -107,7 +112,7 @@ def _dw_cm(x, w, H, W, stride, pad, dil):
 
 def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
     """Grouped 1x1 convolution; x (B, G*Ci, H, W), w (G*Co, Ci, 1, 1). On CPU one batched matmul."""
-    if x.device.type != "cpu":
+    if not _cpu_kernels(x):
         return F.conv2d(x, w, None, 1, 0, 1, groups)
     B, GC, H, W = x.shape
     Ci, Co = GC // groups, w.shape[0] // groups
@@ -121,6 +126,7 @@ def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
 PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
 DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
 POOL_CL_MIN_PIXELS = 16       # max pooling channels_last from 4x4 up
+CPU_KERNELS = True            # False: CPU tensors take the plain formulation CUDA uses (tests)
 PREPROCESS_MATMUL = True      # ReLUConvBN preprocessing as ReLU, matmul, BatchNorm on CPU
 CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
 _TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
@@ -165,7 +171,7 @@ def pools(x: torch.Tensor, stride: int) -> torch.Tensor:
     x (B, C, H, W) -> (B, 2C, h, w). On CPU max pooling runs channels_last (3 to 5 times
     faster there from 4x4 up) and small average pooling is one matmul with a fixed
     averaging matrix."""
-    if x.device.type != "cpu":
+    if not _cpu_kernels(x):
         return torch.cat([F.max_pool2d(x, 3, stride, 1),
                           F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)
     B, C, H, W = x.shape
@@ -307,7 +313,7 @@ class FastSearchNetwork(SearchNetwork):
         """Non-affine BatchNorm over stacked channels; training stats are queued in `pending`."""
         if self.training:
             n = x.numel() // x.shape[1]
-            if x.dim() == 3 and x.shape[0] == 1 and x.device.type == "cpu":
+            if x.dim() == 3 and x.shape[0] == 1 and _cpu_kernels(x):
                 # channel-major (1, channels, L): per-row LayerNorm is the same normalisation,
                 # about twice as fast as BatchNorm on this layout on CPU
                 out, mean, invstd = torch.native_layer_norm(x.view(x.shape[1], n), [n], None, None,
@@ -372,7 +378,7 @@ class FastSearchNetwork(SearchNetwork):
 
     def _preprocess(self, mod, x, pending):
         """ReLUConvBN as ReLU, matmul, BatchNorm on CPU (the module itself elsewhere)."""
-        if not (x.device.type == "cpu" and isinstance(mod, ReLUConvBN) and PREPROCESS_MATMUL
+        if not (_cpu_kernels(x) and isinstance(mod, ReLUConvBN) and PREPROCESS_MATMUL
                 and not mod.op[2].affine and mod.op[1].kernel_size == (1, 1) and mod.op[1].stride == (1, 1)
                 and mod.op[2].eps == self._bn_eps and mod.op[2].momentum == self._bn_momentum):
             return mod(x)
@@ -415,7 +421,7 @@ class FastSearchNetwork(SearchNetwork):
         MC = M * C
         W = wt[:, st.e]                                                      # (O, M) op weights
         R = F.relu(X)                                                        # shared ReLU
-        if X.device.type == "cpu" and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
+        if _cpu_kernels(X) and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
             conv, h, w = self._convs_small(plan, st, R, W, K, K2, P1, P2, pending)
         else:
             conv, h, w = self._convs(plan, st, R, W, K, K2, P1, P2, pending)

@@ -30,6 +30,14 @@ def _randomise_running_stats(ref, fast, seed=1):
     fast.load_state_dict(ref.state_dict())
 
 
+@pytest.fixture(params=["cpu", "generic"])
+def kernels(request, monkeypatch):
+    """cpu: the CPU formulations; generic: the plain conv2d/pooling ones CUDA takes, run on CPU."""
+    import dartsviz.fastnet as fastnet
+    monkeypatch.setattr(fastnet, "CPU_KERNELS", request.param == "cpu")
+    return request.param
+
+
 def _close(a, b, what):
     assert a.shape == b.shape, what
     assert torch.allclose(a, b, atol=ATOL, rtol=RTOL), f"{what}: max diff {(a - b).abs().max():.3e}"
@@ -54,7 +62,7 @@ def test_same_state_dict_keys_and_parameters():
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("size", [8, 7])
-def test_outputs_and_gradients_equal(mode, size):
+def test_outputs_and_gradients_equal(mode, size, kernels):
     ref, fast = _pair()
     if mode == "eval":
         _randomise_running_stats(ref, fast)
@@ -73,7 +81,7 @@ def test_outputs_and_gradients_equal(mode, size):
     assert {"alpha_normal", "alpha_reduce"} <= set(names)
 
 
-def test_running_statistics_update_like_reference():
+def test_running_statistics_update_like_reference(kernels):
     ref, fast = _pair()
     for seed in range(3):
         x, _ = _batch(seed=seed)
@@ -103,7 +111,7 @@ def test_reduction_every_cell_and_other_shapes():
         _close(a, b, "grad")
 
 
-def test_functional_call_leaves_buffers_untouched():
+def test_arch_passes_leave_buffers_untouched():
     from dartsviz.bilevel import forward_with
     _, fast = _pair()
     before = {n: b.clone() for n, b in fast.named_buffers()}
@@ -114,7 +122,7 @@ def test_functional_call_leaves_buffers_untouched():
 
 
 @pytest.mark.parametrize("order,hvp", [(1, "finite"), (2, "finite"), (2, "exact")])
-def test_arch_gradient_equal(order, hvp):
+def test_arch_gradient_equal(order, hvp, kernels):
     ref, fast = _pair(C=2)
     train, val = _batch(B=4, seed=5), _batch(B=4, seed=6)
     # non-trivial momentum buffers for the virtual step
@@ -187,7 +195,7 @@ def test_pwconv_equals_grouped_conv2d():
     _close(F.conv2d(x, w, None, 1, 0, 1, 3), pwconv(x, w, 3), "pwconv")
 
 
-def test_larger_images_use_the_conv_formulations():
+def test_larger_images_use_the_conv_formulations(kernels):
     # 16x16: channels_last, pixel_unshuffle and even-pixel paths inside a whole network
     ref, fast = _pair(C=2, layers=3, in_channels=3, seed=8)
     x, y = _batch(B=3, C=3, H=16, seed=8)
