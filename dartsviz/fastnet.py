@@ -27,9 +27,9 @@ what the reference computes, in fewer and larger kernels:
 Running statistics are updated as the reference does (momentum, unbiased variance,
 `num_batches_tracked`), from the batch statistics the BatchNorm kernels return, in
 a handful of `_foreach` calls at the end of the forward pass (not inside
-`frozen_bn_stats()`). Weights and buffers are
-read from the modules at forward time, so `torch.func.functional_call` (bilevel.py)
-and double backward (exact Hessian-vector products) work unchanged.
+`frozen_bn_stats()`). Weights and buffers are read from the modules at forward time,
+so substituted parameters (`bilevel.substituted`, `torch.func.functional_call`) and
+double backward (exact Hessian-vector products) work unchanged.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import resource
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -155,6 +156,9 @@ class Search(StepLoop):
         self.dtype = DTYPES[c.dtype]
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True     # fixed shapes: let cuDNN pick its kernels
+            if c.precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+                warnings.warn("this GPU has no native bf16 (a T4, for one): precision='bf16' is emulated "
+                              "and slow there; use precision='fp32'", RuntimeWarning, stacklevel=2)
         torch.manual_seed(c.seed)
         self.data = data if data is not None else load_data(
             c.dataset, c.data_dir, c.download, self.device, c.train_portion)
