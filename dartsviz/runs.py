@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 import pickle
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import List, Optional, Union
 
 import torch
 
@@ -109,9 +109,26 @@ class RunDir:
     def write_config(self, config: dict) -> None:
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-    def write_history(self, records: Iterable[dict]) -> None:
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
-        atomic_write_text(self.path / "history.jsonl", text)
+    def write_history(self, records: List[dict]) -> None:
+        """Make history.jsonl hold exactly `records`, one JSON line each.
+
+        When this RunDir wrote the file last and `records` only grew since, the new lines
+        are appended (and fsynced) instead of rewriting the whole file: a long search
+        saves every epoch. Otherwise the file is rewritten atomically. A crash during an
+        append can leave a partial last line, which `read_history` drops."""
+        p = self.path / "history.jsonl"
+        records = list(records)
+        n, size = getattr(self, "_history_mark", (None, None))
+        if n is not None and len(records) >= n and p.is_file() and p.stat().st_size == size:
+            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records[n:])
+            with open(p, "ab") as f:
+                f.write(text.encode())
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+            atomic_write_text(p, text)
+        self._history_mark = (len(records), p.stat().st_size)
 
     def write_genotype(self, genotype: Genotype) -> None:
         atomic_write_text(self.path / "genotype.json", json.dumps(genotype.to_dict(), indent=1) + "\n")
@@ -135,12 +152,16 @@ class RunDir:
         if not p.is_file():
             raise RunDirError(f"{self.path} has no history.jsonl")
         out = []
-        for i, line in enumerate(p.read_text().splitlines(), 1):
+        text = p.read_text()
+        lines = text.splitlines()
+        for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
+                if i == len(lines) and not text.endswith("\n"):
+                    break                  # an append cut short by a crash: never fully written
                 raise RunDirError(f"{p} line {i} is not valid JSON: {e.msg}") from None
             if not isinstance(rec, dict):
                 raise RunDirError(f"{p} line {i} is not a record")

@@ -239,3 +239,26 @@ def test_steps_read_no_tensor_values_to_the_host_until_flush(tiny_overrides, ord
         assert s.step() is None and s.step() is None
     assert spy.hits == []
     assert [r["step"] for r in s.flush()] == [1, 2, 3] and len(s.history) == 3
+
+
+def test_history_appends_what_is_new_and_rewrites_otherwise(tmp_path):
+    recs = [{"kind": "step", "step": i, "x": [i] * 3} for i in range(1, 6)]
+    full = lambda rs: "".join(__import__("json").dumps(r, separators=(",", ":")) + "\n" for r in rs)
+    run = RunDir(tmp_path)
+    run.write_history(recs[:2])
+    ino = (tmp_path / "history.jsonl").stat().st_ino
+    run.write_history(recs[:4])                   # grown: appended in place, same file
+    assert (tmp_path / "history.jsonl").stat().st_ino == ino
+    assert (tmp_path / "history.jsonl").read_text() == full(recs[:4])
+    run.write_history(recs[:3])                   # shrunk: rewritten
+    assert run.read_history() == recs[:3]
+    (tmp_path / "history.jsonl").write_text(full(recs[:1]))   # changed behind its back
+    run.write_history(recs)                       # rewritten, not appended to the stranger's file
+    assert run.read_history() == recs
+    # a crash in the middle of an append leaves a partial last line: it is dropped
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write('{"kind":"step","st')
+    assert RunDir(tmp_path).read_history() == recs
+    (tmp_path / "history.jsonl").write_text(full(recs[:1]) + "{bad\n" + full(recs[1:2]))
+    with pytest.raises(RunDirError, match="line 2 is not valid JSON"):
+        RunDir(tmp_path).read_history()

@@ -71,7 +71,7 @@ class Dashboard(WidgetView):
                                              layout=_layout(width="150px"))
         self.run_button = widgets.Button(description="\u25b6 Run N epochs", button_style="success",
                                          tooltip="blocking; Kernel > Interrupt stops at the next step", **btn)
-        self.pause_button = widgets.Button(description="\u23f8 Pause", **btn)
+        self.pause_button = widgets.Button(description="Pause", icon="pause", **btn)   # ⏸ lacks a glyph in many fonts
         presets = [("current settings", "current")] + [(p, p) for p in PRESETS]
         self.preset = widgets.Dropdown(options=presets, value=preset_name if preset_name in PRESETS else "current",
                                        description="preset", layout=_layout(width="230px"))
