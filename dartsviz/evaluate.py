@@ -202,8 +202,11 @@ def cutout(x: torch.Tensor, length: int, generator: Optional[torch.Generator] = 
     if length <= 0:
         return x
     B, C, H, W = x.shape
-    cy = torch.randint(0, H, (B,), generator=generator).to(x.device)   # (B,)
-    cx = torch.randint(0, W, (B,), generator=generator).to(x.device)   # (B,)
+    centres = torch.stack([torch.randint(0, H, (B,), generator=generator),
+                           torch.randint(0, W, (B,), generator=generator)])   # (2, B)
+    if x.device.type == "cuda":                  # pinned: the copy does not wait for the GPU
+        centres = centres.pin_memory().to(x.device, non_blocking=True)
+    cy, cx = centres.to(x.device)                                       # (B,) each
     half = length // 2
     rows = torch.arange(H, device=x.device)[None]                      # (1, H)
     cols = torch.arange(W, device=x.device)[None]                      # (1, W)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import resource
 import signal
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -22,8 +25,23 @@ Record = Dict[str, object]
 Callback = Callable[[Record], None]
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max_memory_allocated since the last reset; CPU: the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+@dataclass
+class _Pending:
+    """A step whose numbers are still on the device."""
+    base: Record                       # host-side fields: kind, step, epoch, lr, ...
+    values: Dict[str, torch.Tensor]    # device tensors, read at flush()
+    host_seconds: float
+
+
 class StepLoop:
-    config = None                      # has epochs, steps_per_epoch, lr, lr_min
+    config = None                      # has epochs, steps_per_epoch, lr, lr_min, sync_every
     run_dir: Optional[RunDir] = None
 
     def _init_loop(self, callbacks, out) -> None:
@@ -33,6 +51,7 @@ class StepLoop:
         self.run_dir = RunDir(out) if out is not None else None
         self.interrupted = False
         self._stop_requested = False
+        self._pending: List[_Pending] = []
 
     def _batches_per_pass(self) -> int:
         raise NotImplementedError
@@ -100,9 +119,47 @@ class StepLoop:
         if self.run_dir is not None:
             self.save()
 
+    # -- deferred records: a step's numbers stay on the device until flush() -----------
+    def _defer(self, base: Record, values: Dict[str, torch.Tensor], host_seconds: float) -> Optional[Record]:
+        """Queue the step just taken: `base` holds its host-side fields, `values` its device
+        tensors. Flushes every `config.sync_every` steps and at the end of an epoch; returns
+        the step's record when it was flushed, else None."""
+        self._pending.append(_Pending(base, values, host_seconds))
+        end_of_epoch = self.step_count % self.steps_per_epoch == 0
+        record = None
+        if end_of_epoch or len(self._pending) >= self.config.sync_every:
+            record = self.flush()[-1]
+        if end_of_epoch:
+            self._end_epoch(base["epoch"])
+        return record
+
+    def _record_values(self, values: Dict[str, torch.Tensor]) -> Record:
+        """Record fields from a step's values, now on the CPU (float64): scalars as floats."""
+        return {k: float(v) for k, v in values.items()}
+
     def flush(self) -> List[Record]:
-        """Emit records still held back (none here; see Search.flush)."""
-        return []
+        """Read the pending steps' numbers from the device in one transfer, emit their records."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        t = time.perf_counter()
+        names = list(pending[0].values)
+        shapes = [pending[0].values[n].shape for n in names]
+        sizes = [s.numel() for s in shapes]
+        packed = torch.cat([torch.cat([p.values[n].detach().double().flatten() for n in names])
+                            for p in pending]).cpu()                  # the one host sync
+        seconds = (sum(p.host_seconds for p in pending) + time.perf_counter() - t) / len(pending)
+        peak = round(peak_memory_mb(self.device), 2)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        records = []
+        for p, row in zip(pending, packed.split(sum(sizes))):
+            values = {n: v.view(s) for n, v, s in zip(names, row.split(sizes), shapes)}
+            record = {**p.base, **self._record_values(values),
+                      "seconds": seconds, "peak_mem_mb": peak, "device": self.device.type}
+            records.append(record)
+            self._emit(record)
+        return records
 
     # -- many steps ----------------------------------------------------------------
     def pause(self) -> None:

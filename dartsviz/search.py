@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import resource
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,15 +31,6 @@ from .genotype import Genotype, derive
 from .loop import Record, StepLoop, evaluate_model, rng_state
 from .runs import RunDir, RunDirError, load_checkpoint
 from .supernet import SearchNetwork
-
-
-@dataclass
-class _Pending:
-    """A step whose numbers are still on the device."""
-    base: dict
-    metrics: torch.Tensor        # (4,) train_loss, train_acc, val_loss, val_acc
-    probs: torch.Tensor          # (2, E, O) softmax of alpha_normal, alpha_reduce
-    host_seconds: float
 
 
 IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
@@ -134,12 +124,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
-
-
 def _rounded(t: torch.Tensor, digits: int = 6) -> list:
     return [[round(float(v), digits) for v in row] for row in t.tolist()]
 
@@ -173,7 +157,6 @@ class Search(StepLoop):
         self.train_stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
         self.val_stream = BatchStream(self.data, "val", c.batch_size, c.seed + 2, self.dtype, augment=False)
         self._init_loop(callbacks, out)
-        self._pending: List[_Pending] = []
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
 
@@ -247,56 +230,23 @@ class Search(StepLoop):
             metrics = torch.stack([loss.detach(), (logits.argmax(1) == y_t).float().mean(),
                                    val_loss.detach(), (val_logits.argmax(1) == y_v).float().mean()])
             probs = torch.stack([F.softmax(a.detach().float(), -1) for a in model.arch_parameters()])
-        self._pending.append(_Pending({
-            "kind": "step",
-            "step": self.step_count,
-            "epoch": epoch,
-            "order": c.order,
-            "hvp": c.hvp if c.order == 2 else None,
-            "arch_updated": arch_updated,
-            "lr": lr,
-            "arch_lr": c.arch_lr,
-        }, metrics, probs, time.perf_counter() - t0))   # metrics (4,), probs (2, E, O)
-        end_of_epoch = self.step_count % self.steps_per_epoch == 0
-        record = None
-        if end_of_epoch or len(self._pending) >= c.sync_every:
-            record = self.flush()[-1]
-        if end_of_epoch:
-            self._end_epoch(epoch)
-        return record
+        base = {"kind": "step", "step": self.step_count, "epoch": epoch, "order": c.order,
+                "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
+                "lr": lr, "arch_lr": c.arch_lr}
+        return self._defer(base, {"metrics": metrics, "probs": probs}, time.perf_counter() - t0)
+
+    def _record_values(self, values) -> Record:
+        train_loss, train_acc, val_loss, val_acc = values["metrics"].tolist()   # (4,)
+        normal, reduce = values["probs"]                                          # (E, O) each
+        return {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
+                "probs": {"normal": _rounded(normal), "reduce": _rounded(reduce)},
+                "genotype": derive(normal, reduce).to_text()}
 
     def _autocast(self):
         """bf16 autocast for forward passes when precision="bf16", else nothing."""
         if self.config.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    def flush(self) -> List[Record]:
-        """Read the pending steps' numbers from the device in one transfer, emit their records."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return []
-        t = time.perf_counter()
-        packed = torch.cat([torch.cat([p.metrics.double(), p.probs.double().flatten()])
-                            for p in pending]).cpu()                  # the one host sync
-        seconds = (sum(p.host_seconds for p in pending) + time.perf_counter() - t) / len(pending)
-        peak = round(_peak_memory_mb(self.device), 2)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        shape = pending[0].probs.shape                # (2, E, O)
-        records = []
-        for p, row in zip(pending, packed.split(4 + shape.numel())):
-            probs = row[4:].view(shape)
-            normal, reduce = probs[0], probs[1]
-            train_loss, train_acc, val_loss, val_acc = row[:4].tolist()
-            record = {**p.base, "train_loss": train_loss, "train_acc": train_acc,
-                      "val_loss": val_loss, "val_acc": val_acc,
-                      "probs": {"normal": _rounded(normal), "reduce": _rounded(reduce)},
-                      "genotype": derive(normal, reduce).to_text(),
-                      "seconds": seconds, "peak_mem_mb": peak, "device": self.device.type}
-            records.append(record)
-            self._emit(record)
-        return records
 
     def _momentum_buffers(self) -> Dict[str, torch.Tensor]:
         out = {}

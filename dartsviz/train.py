@@ -28,7 +28,7 @@ from .evaluate import NetworkEval, count_macs, cutout
 from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
 from .loop import Record, StepLoop, evaluate_model, rng_state
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
-from .search import _peak_memory_mb, resolve_device
+from .search import resolve_device
 
 
 @dataclass
@@ -62,11 +62,12 @@ class TrainConfig(ConfigBase):
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    sync_every: int = 1               # steps whose records are read from the device together
 
     TUPLE_FIELDS = ("aux_widths",)
 
     def validate(self) -> "TrainConfig":
-        self._check_positive(("layers", "channels", "stem_multiplier", "batch_size", "epochs"))
+        self._check_positive(("layers", "channels", "stem_multiplier", "batch_size", "epochs", "sync_every"))
         self._check_positive(("lr", "grad_clip"), integer=False)
         self._check_common()
         if not 0 <= self.drop_path_prob < 1:
@@ -180,11 +181,10 @@ class Train(StepLoop):
         return self.config.drop_path_prob * min(epoch, self.config.epochs) / self.config.epochs
 
     # -- one step ----------------------------------------------------------------
-    def step(self) -> Record:
-        """One SGD step on a training batch (cutout, drop-path, auxiliary loss)."""
+    def step(self) -> Optional[Record]:
+        """One SGD step on a training batch (cutout, drop-path, auxiliary loss). Returns its
+        record; with `sync_every` > 1, None on steps whose record is still on the device."""
         c = self.config
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         epoch = self.epoch
         lr = self.lr_at(epoch)
@@ -206,19 +206,11 @@ class Train(StepLoop):
         torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
         self.optimizer.step()
         self.step_count += 1
-        record: Record = {
-            "kind": "step", "step": self.step_count, "epoch": epoch,
-            "train_loss": float(loss.detach()),
-            "train_acc": float((logits.argmax(1) == y).float().mean()),
-            "lr": lr, "drop_path_prob": model.drop_path_prob,
-            "seconds": time.perf_counter() - t0,
-            "peak_mem_mb": round(_peak_memory_mb(self.device), 2),
-            "device": self.device.type,
-        }
-        self._emit(record)
-        if self.step_count % self.steps_per_epoch == 0:
-            self._end_epoch(epoch)
-        return record
+        base = {"kind": "step", "step": self.step_count, "epoch": epoch,
+                "lr": lr, "drop_path_prob": model.drop_path_prob}
+        with torch.no_grad():                                    # stays on the device until flush()
+            values = {"train_loss": loss.detach(), "train_acc": (logits.argmax(1) == y).float().mean()}
+        return self._defer(base, values, time.perf_counter() - t0)
 
     def _epoch_extra(self) -> dict:
         return {"params": self.params, "macs": self.macs}

@@ -87,6 +87,17 @@ def test_records_subscribers_and_summary(digits):
     assert s["test_acc"] == epoch["test_acc"] and s["steps"] == 3 and s["genotype"] == random_genotype(1).to_text()
 
 
+def test_deferred_training_records_equal_per_step_records(digits):
+    eager, lazy = (Train(random_genotype(1), small(sync_every=k), data=digits) for k in (1, 2))
+    assert lazy.step() is None and lazy.history == []
+    assert lazy.step()["step"] == 2
+    lazy.run(epochs=1)                                    # 3 steps an epoch: flushed at its end
+    eager.run(epochs=1)
+    strip = lambda hist: [{k: v for k, v in r.items() if k not in ("seconds", "peak_mem_mb")} for r in hist]
+    assert strip(lazy.history) == strip(eager.history)
+    assert [r["kind"] for r in lazy.history] == ["step"] * 3 + ["epoch"]
+
+
 def test_tiny_training_lifts_test_accuracy_well_above_chance(digits):
     t = Train(DARTS_V2, TrainConfig.preset("tiny", device="cpu", epochs=3), data=digits)
     _, before = t.evaluate("test")

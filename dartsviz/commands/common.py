@@ -7,7 +7,8 @@ from pathlib import Path
 from ..data import DATASETS
 
 # flag destination -> config field, for the flags add_run_flags defines
-RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels")
+RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
+              "sync_every")
 POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every")
 
 
@@ -24,6 +25,8 @@ def add_run_flags(p, what: str) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--layers", type=int, help=f"cells in the {what}")
     p.add_argument("--channels", type=int, help="initial channels")
+    p.add_argument("--sync-every", type=int, metavar="N",
+                   help="read step records from the GPU N steps at a time (default 1)")
 
 
 def run_overrides(args, extra_fields=()) -> dict:

@@ -15,8 +15,6 @@ def add_parser(sub):
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16: autocast forward passes (alphas stay fp32); for GPUs")
-    p.add_argument("--sync-every", type=int, metavar="N",
-                   help="read step records from the GPU N steps at a time (default 1)")
     p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -26,7 +24,7 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    return run_overrides(args, ("order", "hvp", "impl", "precision", "sync_every"))
+    return run_overrides(args, ("order", "hvp", "impl", "precision"))
 
 
 def progress_printer(search, total: int, quiet: bool):
