@@ -11,3 +11,35 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def tiny_overrides():
     """A search small enough for a unit test: 3 cells (normal, reduce, reduce), 4 channels, 3 steps per epoch."""
     return dict(layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=2, warmup_epochs=0)
+
+
+class HostReads:
+    """Records every op that reads a tensor value to the host (.item(), float(), bool(),
+    nonzero, ...): on CUDA each waits for the GPU. Tensors in `exempt` (by identity) are
+    not counted."""
+
+    OPS = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
+           "unique_consecutive", "repeat_interleave", "equal", "is_nonzero"}
+
+    def __init__(self, exempt=()):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        ids, hits = {id(t) for t in exempt}, []
+
+        class Spy(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func._schema.name.split("::")[-1] in HostReads.OPS and not (args and id(args[0]) in ids):
+                    hits.append(str(func))
+                return func(*args, **(kwargs or {}))
+        self.mode, self.hits = Spy(), hits
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+@pytest.fixture
+def host_reads():
+    return HostReads

@@ -98,6 +98,15 @@ def test_deferred_training_records_equal_per_step_records(digits):
     assert [r["kind"] for r in lazy.history] == ["step"] * 3 + ["epoch"]
 
 
+def test_training_steps_read_no_tensor_values_to_the_host_until_flush(digits, host_reads):
+    t = Train(DARTS_V2, small(sync_every=100, steps_per_epoch=50), data=digits)
+    t.step()
+    with host_reads() as spy:
+        assert t.step() is None and t.step() is None
+    assert spy.hits == []
+    assert [r["step"] for r in t.flush()] == [1, 2, 3]
+
+
 def test_tiny_training_lifts_test_accuracy_well_above_chance(digits):
     t = Train(DARTS_V2, TrainConfig.preset("tiny", device="cpu", epochs=3), data=digits)
     _, before = t.evaluate("test")
