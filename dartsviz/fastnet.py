@@ -105,8 +105,7 @@ def _dw_cm(x, w, H, W, stride, pad, dil):
         x = x.view(G, B, H, W)[:, :, ::stride, ::stride]
         h, wo = x.shape[-2:]
         return (x * w.view(G, 1, 1, 1)).reshape(G, B, h * wo), h, wo
-    e, h, wo = _taps(H, W, k, stride, pad, dil, x.dtype, x.device)
-    T = torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W)            # (G, hw, HW)
+    T, h, wo = _dense_kernel(w, H, W, stride, pad, dil)                   # (G, hw, HW)
     return torch.bmm(x, T.transpose(1, 2)), h, wo                         # (G, B, hw)
 
 
@@ -154,14 +153,20 @@ def _taps(H, W, k, stride, pad, dil, dtype, device):
     return hit
 
 
+def _dense_kernel(w, H, W, stride, pad, dil):
+    """Each channel's depthwise kernel w (G, 1, k, k) as its dense (h*w, H*W) matrix, by one
+    matmul with the cached tap tensor; returns ((G, hw, HW), h, w)."""
+    G, k = w.shape[0], w.shape[-1]
+    e, h, wo = _taps(H, W, k, stride, pad, dil, w.dtype, w.device)
+    return torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W), h, wo
+
+
 def _dense_dwconv(x, w, stride, pad, dil):
     """A small depthwise convolution as one batched matmul with each channel's (hw, HW) matrix.
 
     Exact: each output sums the same products as the convolution (plus zeros)."""
     B, G, H, W = x.shape
-    k = w.shape[-1]
-    e, h, wo = _taps(H, W, k, stride, pad, dil, x.dtype, x.device)
-    T = torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W)            # (G, hw, HW)
+    T, h, wo = _dense_kernel(w, H, W, stride, pad, dil)                   # (G, hw, HW)
     out = torch.bmm(x.reshape(B, G, H * W).transpose(0, 1), T.transpose(1, 2))   # (G, B, hw)
     return out.transpose(0, 1).reshape(B, G, h, wo)
 
@@ -354,6 +359,8 @@ class FastSearchNetwork(SearchNetwork):
                 rvs.append(mod.running_var)
         torch._foreach_lerp_(rms, means, m)
         torch._foreach_lerp_(rvs, vars_, m)
+        # every BatchNorm this forward ran through a group in `pending`, once
+        torch._foreach_add_([mod.num_batches_tracked for p in pending for mod in p[3].mods], 1)
 
     # -- forward -----------------------------------------------------------------
     def forward(self, x):
@@ -364,15 +371,11 @@ class FastSearchNetwork(SearchNetwork):
         wn = edge_weights(self.alpha_normal).index_select(0, perm).t()       # (O, E), stage order
         wr = edge_weights(self.alpha_reduce).index_select(0, perm).t()       # (O, E)
         pending: list = []
-        self._extra_nbt: list = []
         s0 = s1 = self.stem(x)                                               # (B, 3C, H, W)
         for cell, plan in zip(self.cells, self._plans):
             s0, s1 = s1, self._cell(plan, s0, s1, wr if cell.reduction else wn, pending)
         if self.training and not self._stats_frozen:
             self._update_running_stats(pending)
-            torch._foreach_add_([m.num_batches_tracked for p in self._plans for m in p.all_bn]
-                                + [m.num_batches_tracked for m in self._extra_nbt], 1)
-        self._extra_nbt = []
         out = F.adaptive_avg_pool2d(s1, 1).flatten(1)                       # (B, C_final)
         return self.classifier(out)                                         # (B, num_classes)
 
@@ -382,11 +385,8 @@ class FastSearchNetwork(SearchNetwork):
                 and not mod.op[2].affine and mod.op[1].kernel_size == (1, 1) and mod.op[1].stride == (1, 1)
                 and mod.op[2].eps == self._bn_eps and mod.op[2].momentum == self._bn_momentum):
             return mod(x)
-        bn = mod.op[2]
         y = pwconv(F.relu(x), mod.op[1].weight, 1)
-        if self.training and not self._stats_frozen:
-            self._extra_nbt.append(bn)
-        return self._bn(y, _BNGroup([bn], y.shape[1]), pending)
+        return self._bn(y, _BNGroup([mod.op[2]], y.shape[1]), pending)
 
     def _cell(self, plan: _CellPlan, s0, s1, wt, pending):
         cell = plan.cell
