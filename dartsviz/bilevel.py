@@ -29,8 +29,7 @@ def weight_dict(model: nn.Module) -> Params:
 
 def forward_with(model: nn.Module, params: Optional[Params], x: torch.Tensor) -> torch.Tensor:
     """model(x) with `params` substituted; BatchNorm running statistics left untouched."""
-    frozen = getattr(model, "frozen_bn_stats", None)
-    with frozen() if frozen is not None else _frozen_bn_stats(model), substituted(model, params):
+    with model.frozen_bn_stats(), substituted(model, params):
         return model(x)
 
 
@@ -65,18 +64,6 @@ def substituted(model: nn.Module, params: Optional[Params]):
     finally:
         for mod, attr, p in reversed(saved):
             mod._parameters[attr] = p
-
-
-@contextmanager
-def _frozen_bn_stats(model: nn.Module):
-    """`SearchNetwork.frozen_bn_stats` for any module: BatchNorm buffers restored afterwards."""
-    saved = {n: b.clone() for n, b in model.named_buffers()}
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for n, b in model.named_buffers():
-                b.copy_(saved[n])
 
 
 def loss_at(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -205,8 +205,8 @@ def cutout(x: torch.Tensor, length: int, generator: Optional[torch.Generator] = 
     centres = torch.stack([torch.randint(0, H, (B,), generator=generator),
                            torch.randint(0, W, (B,), generator=generator)])   # (2, B)
     if x.device.type == "cuda":                  # pinned: the copy does not wait for the GPU
-        centres = centres.pin_memory().to(x.device, non_blocking=True)
-    cy, cx = centres.to(x.device)                                       # (B,) each
+        centres = centres.pin_memory()
+    cy, cx = centres.to(x.device, non_blocking=True)                    # (B,) each
     half = length // 2
     rows = torch.arange(H, device=x.device)[None]                      # (1, H)
     cols = torch.arange(W, device=x.device)[None]                      # (1, W)

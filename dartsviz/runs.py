@@ -86,6 +86,7 @@ class RunDir:
 
     def __init__(self, path: PathLike):
         self.path = Path(path)
+        self._history_mark = (None, None)      # (records, bytes) of history.jsonl as last written here
 
     def __repr__(self):
         return f"RunDir({str(self.path)!r})"
@@ -117,16 +118,16 @@ class RunDir:
         saves every epoch. Otherwise the file is rewritten atomically. A crash during an
         append can leave a partial last line, which `read_history` drops."""
         p = self.path / "history.jsonl"
-        records = list(records)
-        n, size = getattr(self, "_history_mark", (None, None))
-        if n is not None and len(records) >= n and p.is_file() and p.stat().st_size == size:
-            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records[n:])
+        n, size = self._history_mark
+        append = n is not None and len(records) >= n and p.is_file() and p.stat().st_size == size
+        new = records[n:] if append else records
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in new)
+        if append:
             with open(p, "ab") as f:
                 f.write(text.encode())
                 f.flush()
                 os.fsync(f.fileno())
         else:
-            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
             atomic_write_text(p, text)
         self._history_mark = (len(records), p.stat().st_size)
 

@@ -131,8 +131,10 @@ class SearchNetwork(nn.Module):
         if not self.training or self._stats_frozen:
             yield
             return
-        mods = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                and m.track_running_stats]
+        if "_bn_modules" not in self.__dict__:       # the module tree never changes: walk it once
+            self.__dict__["_bn_modules"] = [m for m in self.modules()
+                                            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        mods = [m for m in self.__dict__["_bn_modules"] if m.track_running_stats]
         for m in mods:
             m.track_running_stats = False
         self._stats_frozen = True
