@@ -229,7 +229,7 @@ class Search(StepLoop):
         with torch.no_grad():                         # stays on the device until flush()
             metrics = torch.stack([loss.detach(), (logits.argmax(1) == y_t).float().mean(),
                                    val_loss.detach(), (val_logits.argmax(1) == y_v).float().mean()])
-            probs = torch.stack([F.softmax(a.detach().float(), -1) for a in model.arch_parameters()])
+            probs = torch.stack([model.probs()[k] for k in ("normal", "reduce")])   # (2, E, O)
         base = {"kind": "step", "step": self.step_count, "epoch": epoch, "order": c.order,
                 "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
                 "lr": lr, "arch_lr": c.arch_lr}

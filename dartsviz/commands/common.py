@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..data import DATASETS
 
-# flag destination -> config field, for the flags add_run_flags defines
+# the config fields add_run_flags sets (flag destination = field name)
 RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
               "sync_every")
 POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import ipywidgets as widgets
 
@@ -84,13 +84,13 @@ class Dashboard(WidgetView):
         self.counter = widgets.HTML(value="")
         self.status = widgets.HTML(value="ready")
 
-        self.step_button.on_click(self._handler("Step", lambda _: self.step(1)))
-        self.step10_button.on_click(self._handler("Step \u00d710", lambda _: self.step(10)))
-        self.run_button.on_click(self._handler("Run", lambda _: self.run(epochs=self.epochs.value)))
-        self.pause_button.on_click(self._handler("Pause", lambda _: self.pause()))
-        self.reset_button.on_click(self._handler("Reset", lambda _: self.reset()))
-        self.order.observe(self._handler("order", lambda ch: self.set_order(ch["new"])), names="value")
-        self.edge.observe(self._handler("edge", lambda ch: self._redraw_now(("trajectories",))), names="value")
+        self.step_button.on_click(self._guard(lambda _: self.step(1), "Step"))
+        self.step10_button.on_click(self._guard(lambda _: self.step(10), "Step \u00d710"))
+        self.run_button.on_click(self._guard(lambda _: self.run(epochs=self.epochs.value), "Run"))
+        self.pause_button.on_click(self._guard(lambda _: self.pause(), "Pause"))
+        self.reset_button.on_click(self._guard(lambda _: self.reset(), "Reset"))
+        self.order.observe(self._guard(lambda ch: self.set_order(ch["new"]), "order"), names="value")
+        self.edge.observe(self._guard(lambda ch: self._redraw_now(("trajectories",)), "edge"), names="value")
 
         from .trainpanel import TrainPanel
         self.train_panel = TrainPanel(lambda: self.search.genotype, dataset=lambda: self.search.config.dataset)
@@ -102,9 +102,6 @@ class Dashboard(WidgetView):
             row(self.progress, self.counter),
             self.status,
         ))
-
-    def _handler(self, name: str, fn: Callable) -> Callable:
-        return self._guard(fn, name)
 
     def _on_interrupt(self) -> None:
         self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
