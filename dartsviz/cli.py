@@ -45,7 +45,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("dartsviz: interrupted\n")
         return 130
-    except (CliError, DataError, RunDirError, ValueError, FileNotFoundError, PermissionError) as e:
+    except OSError as e:      # the run directory or a data file: a path that cannot be used
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        sys.stderr.write(f"dartsviz {args.command}: error: cannot use{where}: {e.strerror or e}\n")
+        return 1
+    except (CliError, DataError, RunDirError, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         sys.stderr.write(f"dartsviz {args.command}: error: {msg}\n")
         return 1

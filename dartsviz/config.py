@@ -3,6 +3,7 @@ round trips, and the checks their `validate` methods are built from."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar, Dict, Iterable, Optional, Sequence
 
 import torch
@@ -61,8 +62,35 @@ class ConfigBase:
         if getattr(self, name) not in choices:
             raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {getattr(self, name)!r}")
 
+    def _check_finite(self) -> None:
+        """Every float field (and every float inside a tuple field) is a finite number."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            for x in (v if isinstance(v, tuple) else (v,)):
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise ValueError(f"{f.name} must be a finite number, got {v!r}")
+
+    def _check_range(self, name: str, low: float, high: float = math.inf,
+                     low_open: bool = False, high_open: bool = True) -> None:
+        """low <= value <= high, with open ends where asked; bools and strings are refused."""
+        v = getattr(self, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        if not ok:
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {v!r}")
+
     def _check_common(self) -> None:
-        """Fields both configs have: dtype, even channels, steps_per_epoch."""
+        """Fields both configs have: finite floats, learning rates and their floor, momentum,
+        weight decay, dtype, even channels, steps_per_epoch."""
+        self._check_finite()
+        self._check_range("lr_min", 0.0)
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min must not exceed lr, got lr_min={self.lr_min} > lr={self.lr}")
+        self._check_range("momentum", 0.0, 1.0)
+        self._check_range("weight_decay", 0.0)
+        from .data import check_dataset_name
+        check_dataset_name(self.dataset)
         self._check_choice("dtype", DTYPES)
         if self.channels % 2:
             raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")

@@ -56,14 +56,34 @@ class DataSplits:
         return ((x.to(dtype) - self.mean.to(dtype)) / self.std.to(dtype))  # (B, C, H, W)
 
 
+MAX_SYNTHETIC_SIDE = 1024
+
+
 def parse_synthetic(name: str) -> Tuple[int, int, int]:
+    """`synthetic` -> (3, 8, 8); `synthetic:CxHxW` -> (C, H, W), each a positive integer."""
     if name == "synthetic":
         return (3, 8, 8)
+    usage = f"bad synthetic data set {name!r}; use synthetic or synthetic:CxHxW with positive sizes, e.g. synthetic:3x32x32"
     try:
         c, h, w = (int(v) for v in name.split(":", 1)[1].lower().split("x"))
     except (ValueError, IndexError):
-        raise DataError(f"bad synthetic data set {name!r}; use synthetic or synthetic:CxHxW, e.g. synthetic:3x32x32") from None
+        raise DataError(usage) from None
+    if not all(0 < v <= MAX_SYNTHETIC_SIDE for v in (c, h, w)):
+        raise DataError(usage)
     return c, h, w
+
+
+def check_dataset_name(name) -> str:
+    """Raise DataError unless `name` is a known data set (a synthetic shape is parsed too)."""
+    if not isinstance(name, str) or name.split(":", 1)[0] not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    if name.startswith("synthetic"):
+        if name != "synthetic" and not name.startswith("synthetic:"):
+            raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+        parse_synthetic(name)
+    elif ":" in name:
+        raise DataError(f"unknown data set {name!r}; only synthetic takes a :CxHxW shape")
+    return name
 
 
 def _split(x, y, test_fraction, train_portion, seed):
@@ -120,9 +140,8 @@ def load_data(name: str = "digits", data_dir: str = "./data", download: bool = F
               device="cpu", train_portion: float = 0.5, seed: int = 0,
               test_fraction: float = 0.2) -> DataSplits:
     """Load a data set and split it; everything ends up on `device`."""
+    check_dataset_name(name)
     base = name.split(":", 1)[0]
-    if base not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
     if base == "digits":
         x, y = _digits()
         mean, std = x.mean(), x.std()

@@ -230,12 +230,17 @@ class StepLoop:
         run_dir.save_checkpoint(self.state_dict(), kind=self.CHECKPOINT_KIND)
         return run_dir.path
 
-    def _restore_history(self, run_dir: RunDir) -> None:
+    @staticmethod
+    def _saved_history(run_dir: RunDir) -> List[Record]:
+        """The records of a run directory being resumed: none when it has no history file;
+        a damaged line (other than a last line cut short by a crash) raises RunDirError, so
+        a resume never starts from an empty history and overwrites the saved one."""
+        if not (run_dir.path / "history.jsonl").is_file():
+            return []
+        return run_dir.read_history()
+
+    def _restore_history(self, history: List[Record]) -> None:
         """The saved records up to the checkpoint's step (a later, unsaved tail is dropped)."""
-        try:
-            history = run_dir.read_history()
-        except RunDirError:
-            history = []
         self.history = [r for r in history if int(r.get("step", 0)) <= self.step_count]
 
     @contextlib.contextmanager

@@ -70,9 +70,16 @@ def load_checkpoint(path: PathLike, map_location="cpu", kind: Optional[str] = No
         raise RunDirError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, TypeError, KeyError, IndexError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # torch's message advises weights_only=False: never pass that on, since unpickling a
+        # file that is not ours could run any code; keep only what went wrong
+        text = str(e).strip()
+        if "Unsupported global" in text:
+            raise RunDirError(f"{path} is not a dartsviz checkpoint or comes from an untrusted source: "
+                              "it holds objects that a safe load refuses") from None
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip() if "Weights only" in text else text
+        first = detail.splitlines()[0] if detail else type(e).__name__
         raise RunDirError(f"{path} is not a readable dartsviz checkpoint (corrupt or foreign file): {first}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} is not a dartsviz checkpoint (foreign file)")

@@ -91,8 +91,14 @@ class SearchConfig(ConfigBase):
         self._check_common()
         if self.precision == "bf16" and self.dtype != "float32":
             raise ValueError("precision bf16 autocasts float32 weights; it needs dtype float32")
-        if not 0 < self.train_portion < 1:
-            raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
+        self._check_range("train_portion", 0.0, 1.0, low_open=True)
+        self._check_range("alpha_init_std", 0.0)
+        self._check_range("arch_weight_decay", 0.0)
+        if len(self.arch_betas) != 2:
+            raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
+        for b in self.arch_betas:
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
+                raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
         if self.warmup_epochs < 0:
             raise ValueError("warmup_epochs must be >= 0")
         return self
@@ -293,11 +299,12 @@ class Search(StepLoop):
         path = Path(path)
         run_dir = RunDir(path if path.is_dir() else path.parent)
         state = load_checkpoint(path, map_location="cpu", kind="search")
+        history = cls._saved_history(run_dir)     # checked before anything is written
         try:
             config = SearchConfig.from_dict({**state["config"], **overrides})
         except (KeyError, TypeError) as e:
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         search = cls(config, out=run_dir.path, callbacks=callbacks, data=data)
         search.load_state_dict(state)
-        search._restore_history(run_dir)
+        search._restore_history(history)
         return search

@@ -259,6 +259,7 @@ class Train(StepLoop):
             raise RunDirError(f"run directory {path} does not exist")
         run_dir = RunDir(path if path.is_dir() else path.parent)
         state = load_checkpoint(path, map_location="cpu", kind="train")
+        history = cls._saved_history(run_dir)     # checked before anything is written
         try:
             config = TrainConfig.from_dict({**state["config"], **overrides})
             genotype = parse_genotype(state["genotype"])
@@ -266,5 +267,5 @@ class Train(StepLoop):
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
         train.load_state_dict(state)
-        train._restore_history(run_dir)
+        train._restore_history(history)
         return train

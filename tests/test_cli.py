@@ -92,3 +92,59 @@ def test_doctor_reports_versions_dot_and_cuda():
     for name in ("python", "torch", "torchvision", "ipywidgets", "jupyterlab_widgets", "matplotlib",
                  "graphviz", "dot", "cuda"):
         assert any(line.split()[0] == name for line in p.stdout.splitlines() if line.strip()), name
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_resume_refuses_a_history_damaged_in_the_middle_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--steps", "3", "--out", str(out), *FAST]) == 0
+    lines = (out / "history.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = lines[1][: len(lines[1]) // 2] + "\n"            # a damaged line, not the last
+    (out / "history.jsonl").write_text("".join(lines))
+    before = _snapshot(out)
+    assert main(["search", "--resume", str(out), "--steps", "2", "--no-plots", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "history.jsonl line 2" in err
+    assert _snapshot(out) == before
+
+
+def test_resume_drops_a_last_line_cut_short_by_a_crash(tmp_path):
+    out = tmp_path / "run"
+    assert main(["search", "--steps", "3", "--out", str(out), *FAST]) == 0
+    text = (out / "history.jsonl").read_text()
+    (out / "history.jsonl").write_text(text + '{"kind": "step", "st')   # append cut short
+    assert main(["search", "--resume", str(out), "--steps", "1", "--no-plots", "--quiet"]) == 0
+    steps = [r["step"] for r in RunDir(out).read_history() if r["kind"] == "step"]
+    assert steps == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("shape", ["synthetic:-3x8x8", "synthetic:0x8x8", "synthetic:3x0x8", "synthetic:3x8"])
+def test_bad_synthetic_shapes_are_one_line_and_write_nothing(tmp_path, capsys, shape):
+    out = tmp_path / "run"
+    assert main(["search", "--dataset", shape, "--steps", "1", "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad synthetic data set" in err
+    assert not out.exists()
+    assert main(["search", "--dataset", "synthetic:1x4x4", "--steps", "1", "--out", str(out), *FAST]) == 0
+
+
+def test_out_below_a_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("keep me")
+    p = _run("search", "--steps", "1", "--out", str(tmp_path / "afile" / "sub"), *FAST)
+    assert p.returncode == 1
+    assert len(p.stderr.strip().splitlines()) == 1 and "is a file" in p.stderr and "Traceback" not in p.stderr
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_os_errors_on_a_run_directory_are_one_line(tmp_path, capsys, monkeypatch):
+    import dartsviz.runs as runs
+
+    def fail(*a, **k):
+        raise NotADirectoryError(20, "Not a directory", str(tmp_path / "x"))
+    monkeypatch.setattr(runs, "atomic_write_bytes", fail)
+    assert main(["search", "--steps", "1", "--out", str(tmp_path / "run"), *FAST]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Not a directory" in err

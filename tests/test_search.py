@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import signal
 
@@ -187,6 +188,32 @@ def test_config_validation():
     with pytest.raises(ValueError, match="batch_size"):
         SearchConfig(batch_size=0)
     assert SearchConfig().arch_lr == 3e-4 and SearchConfig().layers == 8 and SearchConfig().seed == 2
+
+
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.type in ("float", float)]
+
+
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_every_float_field_is_checked_for_finiteness_and_range(field, bad):
+    with pytest.raises(ValueError, match=field):
+        SearchConfig.preset("tiny", **{field: bad})
+
+
+@pytest.mark.parametrize("overrides", [dict(lr_min=1.0, lr=0.1), dict(momentum=1.0), dict(train_portion=1.0),
+                                       dict(arch_betas=(0.5, float("nan"))), dict(arch_betas=(1.0, 0.9))])
+def test_out_of_range_settings_are_refused(overrides):
+    with pytest.raises(ValueError):
+        SearchConfig.preset("tiny", **overrides)
+
+
+def test_a_refused_checkpoint_does_not_pass_on_torchs_advice(tmp_path):
+    import argparse
+    torch.save({"format": "dartsviz-checkpoint", "x": argparse.Namespace(a=1)}, tmp_path / "c.pt")
+    with pytest.raises(RunDirError) as e:
+        load_checkpoint(tmp_path / "c.pt")
+    msg = str(e.value)
+    assert "untrusted source" in msg and "weights_only" not in msg and len(msg.splitlines()) == 1
 
 
 def test_the_tiny_preset_makes_the_weights_separate_within_its_budget():

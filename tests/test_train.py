@@ -233,3 +233,11 @@ def test_pause_stops_at_a_step_boundary_and_run_continues(digits):
     assert t.interrupted and t.step_count == 2
     t.run()
     assert not t.interrupted and t.done and t.step_count == 6
+
+
+@pytest.mark.parametrize("field", [f.name for f in __import__("dataclasses").fields(TrainConfig)
+                                   if f.type in ("float", float)])
+def test_every_float_field_of_a_training_is_checked(field):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=field):
+            TrainConfig.preset("tiny", **{field: bad})

@@ -1,6 +1,7 @@
 """Flags that `dartsviz search` and `dartsviz train` share, and their checks."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def run_overrides(args, extra_fields=()) -> dict:
 def fresh_run_dir(args, default: str) -> Path:
     """The run directory for a new run: --out, or runs/DEFAULT-TIME; never one holding a run."""
     out = Path(args.out) if args.out else Path("runs") / f"{default}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for p in (out, *out.parents):              # checked before the search writes anything
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"cannot use {out} as a run directory: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ValueError(f"cannot use {out} as a run directory: {p} is not writable")
+            break
     if (out / "config.json").exists() or (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run; pass --resume {out} or choose another --out")
     return out
