@@ -1,8 +1,13 @@
 """dartsviz: learn, teach and run DARTS (Differentiable Architecture Search)."""
-from .genotype import DARTS_V1, DARTS_V2, GENOTYPES, Genotype, derive, parse_genotype, random_genotype
-from .ops import OPS, PRIMITIVES
+from .records import EpochRecord, StepRecord
+from .spaces import SearchSpace, get_space, register_space, space_names
+from .methods import Method, get_method, method_names, register_method
+from .spaces.cnn import (DARTS_V1, DARTS_V2, GENOTYPES, OPS, PRIMITIVES, FastSearchNetwork, Genotype, MixedOp,
+                         SearchCell, SearchNetwork, derive, parse_genotype, random_genotype)
+from .spaces.cnn.network import NetworkEval, count_macs
 from .search import PRESETS, Search, SearchConfig
-from .supernet import MixedOp, SearchCell, SearchNetwork
+from .train import TRAIN_PRESETS, Train, TrainConfig, resolve_genotype
+from .baseline import compare_end_to_end, random_baseline
 
 __version__ = "0.1.0"
 
@@ -18,20 +23,10 @@ def __getattr__(name):
 
 
 __all__ = [
+    "StepRecord", "EpochRecord", "SearchSpace", "get_space", "register_space", "space_names",
+    "Method", "get_method", "method_names", "register_method",
     "DARTS_V1", "DARTS_V2", "GENOTYPES", "Genotype", "derive", "parse_genotype", "random_genotype",
     "OPS", "PRIMITIVES", "PRESETS", "Search", "SearchConfig", "MixedOp", "SearchCell", "SearchNetwork",
-    "Dashboard", "Compare", "Replay",
+    "FastSearchNetwork", "NetworkEval", "count_macs", "TRAIN_PRESETS", "Train", "TrainConfig",
+    "resolve_genotype", "compare_end_to_end", "random_baseline", "Dashboard", "Compare", "Replay",
 ]
-
-# training from scratch, random baseline, end-to-end comparison (issue 5)
-from .evaluate import NetworkEval, count_macs  # noqa: E402
-from .train import TRAIN_PRESETS, Train, TrainConfig, resolve_genotype  # noqa: E402
-from .baseline import compare_end_to_end, random_baseline  # noqa: E402
-
-__all__ += ["NetworkEval", "count_macs", "TRAIN_PRESETS", "Train", "TrainConfig", "resolve_genotype",
-            "compare_end_to_end", "random_baseline"]
-
-# the edge-batched supernet, the default implementation (issue 4)
-from .fastnet import FastSearchNetwork  # noqa: E402
-
-__all__ += ["FastSearchNetwork"]

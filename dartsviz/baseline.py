@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .data import DataSplits, load_data
-from .genotype import random_genotype
+from .spaces.cnn.genotype import random_genotype
 from .runs import atomic_write_bytes, atomic_write_text
 from .search import Search, SearchConfig, resolve_device
 from .train import Train, TrainConfig

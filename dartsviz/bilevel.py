@@ -15,12 +15,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-Batch = Tuple[torch.Tensor, torch.Tensor]   # (x: (B, C, H, W), y: (B,))
+Batch = Tuple[torch.Tensor, ...]            # whatever the space's `model.loss(batch)` takes
 Params = Dict[str, torch.Tensor]
 
-HVP_MODES = ("finite", "exact")
+ORDERS = (1, 2)                             # 1: first order; 2: second order (unrolled)
+HVP_MODES = ("finite", "exact")             # second order: the Hessian-vector product
+ORDER_NAMES = {1: "first order", 2: "second order"}
 
 
 def weight_dict(model: nn.Module) -> Params:
@@ -66,10 +67,11 @@ def substituted(model: nn.Module, params: Optional[Params]):
             mod._parameters[attr] = p
 
 
-def loss_at(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
-    x, y = batch
-    logits = forward_with(model, params, x)          # (B, num_classes)
-    return F.cross_entropy(logits, y), logits
+def loss_with(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The space's loss of a batch, `model.loss(batch) -> (loss, output)`, with `params`
+    substituted and BatchNorm running statistics left untouched."""
+    with model.frozen_bn_stats(), substituted(model, params):
+        return model.loss(batch)
 
 
 def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: float,
@@ -77,7 +79,7 @@ def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: 
     """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached."""
     w = weight_dict(model)
     names, ws = list(w), [p.detach() for p in w.values()]
-    loss, _ = loss_at(model, None, batch)
+    loss, _ = loss_with(model, None, batch)
     grads = torch.autograd.grad(loss, list(w.values()))
     d = torch._foreach_add(grads, ws, alpha=weight_decay)
     if momentum_buffers:
@@ -89,15 +91,15 @@ def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: 
 
 
 def _grads(output, inputs) -> List[torch.Tensor]:
-    """autograd.grad with zeros for inputs the output does not use (e.g. alpha_normal
-    in a network of reduction cells only)."""
+    """autograd.grad with zeros for inputs the output does not use (e.g. the alpha of a cell type
+    that no cell of the network uses)."""
     inputs = list(inputs)
     grads = torch.autograd.grad(output, inputs, allow_unused=True)
     return [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
 
 
 def _alpha_grads_at(model, params: Params, batch: Batch) -> List[torch.Tensor]:
-    loss, _ = loss_at(model, params, batch)
+    loss, _ = loss_with(model, params, batch)
     return _grads(loss, model.arch_parameters())
 
 
@@ -128,7 +130,7 @@ def hvp_finite_difference(model, batch: Batch, v: Sequence[torch.Tensor],
 def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """(d^2 L_train / dalpha dw) . v by double backward."""
     w = weight_dict(model)
-    loss, _ = loss_at(model, None, batch)
+    loss, _ = loss_with(model, None, batch)
     g = torch.autograd.grad(loss, list(w.values()), create_graph=True)
     dot = sum((gi * vi.detach()).sum() for gi, vi in zip(g, v))
     return _grads(dot, model.arch_parameters())
@@ -142,18 +144,18 @@ def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, h
     order 1: dL_val(w, alpha)/dalpha.
     order 2: dL_val(w', alpha)/dalpha - xi * H, w' the virtual SGD step, H the
     Hessian-vector product with v = dL_val(w')/dw' (finite differences or exact).
-    Returns (grads for model.arch_parameters(), val_loss, val_logits), all detached.
+    Returns (grads for model.arch_parameters(), val_loss, val_output), all detached.
     """
     alphas = model.arch_parameters()
     if order == 1:
-        loss, logits = loss_at(model, None, val_batch)
+        loss, logits = loss_with(model, None, val_batch)
         return _grads(loss, alphas), loss.detach(), logits.detach()
-    if order != 2:
-        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if hvp not in HVP_MODES:
         raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
     w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers)
-    loss, logits = loss_at(model, w_virtual, val_batch)
+    loss, logits = loss_with(model, w_virtual, val_batch)
     grads = _grads(loss, alphas + list(w_virtual.values()))
     d_alpha, v = grads[:len(alphas)], grads[len(alphas):]
     if hvp == "finite":

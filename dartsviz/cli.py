@@ -7,11 +7,9 @@ import importlib
 import sys
 from typing import List, Optional
 
+from .commands.common import CliError, call  # noqa: F401  (CliError: raised by commands)
+
 COMMANDS = ("search", "doctor", "train", "plot", "compare")
-
-
-class CliError(Exception):
-    """An error to report as one line on stderr."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,21 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    from .data import DataError
-    from .runs import RunDirError
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        sys.stderr.write("dartsviz: interrupted\n")
-        return 130
-    except OSError as e:      # the run directory or a data file: a path that cannot be used
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        sys.stderr.write(f"dartsviz {args.command}: error: cannot use{where}: {e.strerror or e}\n")
-        return 1
-    except (CliError, DataError, RunDirError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        sys.stderr.write(f"dartsviz {args.command}: error: {msg}\n")
-        return 1
+    return call(args.command, args.func, args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,20 @@ import torch
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+@dataclasses.dataclass
+class WeightOptimFields:
+    """The weights' optimisation, shared by a search and a training from scratch: SGD with
+    momentum and weight decay, a cosine learning rate per epoch, gradient clipping."""
+
+    batch_size: int = 64
+    epochs: int = 50
+    lr: float = 0.025
+    lr_min: float = 0.001             # the cosine schedule's floor
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0            # max gradient norm
+
+
 class ConfigBase:
     """Mixin for a config dataclass: set PRESETS after the class; TUPLE_FIELDS are tuples
     in the config and lists in JSON."""
@@ -82,17 +96,20 @@ class ConfigBase:
 
     def _check_common(self) -> None:
         """Fields both configs have: finite floats, learning rates and their floor, momentum,
-        weight decay, dtype, even channels, steps_per_epoch."""
+        weight decay, dtype, steps_per_epoch."""
         self._check_finite()
         self._check_range("lr_min", 0.0)
         if self.lr_min > self.lr:
             raise ValueError(f"lr_min must not exceed lr, got lr_min={self.lr_min} > lr={self.lr}")
         self._check_range("momentum", 0.0, 1.0)
         self._check_range("weight_decay", 0.0)
-        from .data import check_dataset_name
-        check_dataset_name(self.dataset)
         self._check_choice("dtype", DTYPES)
-        if self.channels % 2:
-            raise ValueError(f"channels must be even (FactorizedReduce halves them), got {self.channels}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
             raise ValueError("steps_per_epoch must be positive or None")
+
+
+def make_sgd(params, config) -> torch.optim.SGD:
+    """SGD with the config's lr, momentum and weight decay (the weights of a search and of a
+    training from scratch); foreach updates."""
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, foreach=True)

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 
-from .data import DataSplits, iterate
 from .runs import RunDir, RunDirError
 
 Record = Dict[str, object]
@@ -30,6 +28,22 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+class Records(list):
+    """A list of records with a one-line repr: how many, which steps and epochs."""
+
+    def __repr__(self):
+        if not self:
+            return "<no records>"
+        steps = [r["step"] for r in self if r["kind"] == "step"]
+        epochs = [r["epoch"] for r in self if r["kind"] == "epoch"]
+        parts = [f"{len(steps)} step records" + (f" (steps {steps[0]}..{steps[-1]})" if steps else "")]
+        if epochs:
+            parts.append(f"{len(epochs)} epoch records (epochs {epochs[0]}..{epochs[-1]})")
+        return "<" + ", ".join(parts) + ">"
+
+    _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))   # IPython's display
 
 
 @dataclass
@@ -99,23 +113,13 @@ class StepLoop:
     def _epoch_steps(self, epoch: int) -> List[Record]:
         return [r for r in self.history if r["kind"] == "step" and r["epoch"] == epoch]
 
-    EPOCH_MEANS = ("train_loss", "train_acc")   # step fields averaged into the epoch record
-
-    def _epoch_extra(self) -> dict:
-        """Fields an epoch record carries beyond means, test loss and accuracy, seconds."""
-        return {}
+    def _epoch_record(self, epoch: int, steps: List[Record]) -> Record:
+        """The record that closes `epoch`, given its step records (evaluates the test split)."""
+        raise NotImplementedError
 
     def _end_epoch(self, epoch: int) -> None:
-        """Emit the epoch record (step means, test loss and accuracy), save the run directory."""
-        steps = self._epoch_steps(epoch)
-        test_loss, test_acc = self.evaluate("test")
-        self._emit({
-            "kind": "epoch", "step": self.step_count, "epoch": epoch,
-            **{k: sum(r[k] for r in steps) / max(1, len(steps)) for k in self.EPOCH_MEANS},
-            "test_loss": test_loss, "test_acc": test_acc,
-            "seconds": sum(r["seconds"] for r in steps),
-            **self._epoch_extra(),
-        })
+        """Emit the epoch record, save the run directory."""
+        self._emit(self._epoch_record(epoch, self._epoch_steps(epoch)))
         if self.run_dir is not None:
             self.save()
 
@@ -133,9 +137,9 @@ class StepLoop:
             self._end_epoch(base["epoch"])
         return record
 
-    def _record_values(self, values: Dict[str, torch.Tensor]) -> Record:
-        """Record fields from a step's values, now on the CPU (float64): scalars as floats."""
-        return {k: float(v) for k, v in values.items()}
+    def _record(self, base: Record, values: Dict[str, torch.Tensor], seconds: float, peak_mem_mb: float) -> Record:
+        """A step's record from its host-side fields and its values, now on the CPU (float64)."""
+        raise NotImplementedError
 
     def flush(self) -> List[Record]:
         """Read the pending steps' numbers from the device in one transfer, emit their records."""
@@ -155,8 +159,7 @@ class StepLoop:
         records = []
         for p, row in zip(pending, packed.split(sum(sizes))):
             values = {n: v.view(s) for n, v, s in zip(names, row.split(sizes), shapes)}
-            record = {**p.base, **self._record_values(values),
-                      "seconds": seconds, "peak_mem_mb": peak, "device": self.device.type}
+            record = self._record(p.base, values, seconds, peak)
             records.append(record)
             self._emit(record)
         return records
@@ -166,8 +169,10 @@ class StepLoop:
         """Ask a running `run()` to stop after the current step."""
         self._stop_requested = True
 
-    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> List[Record]:
-        """Run `epochs` more epochs or `steps` more steps (default: to the configured end).
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> "Records":
+        """Run `epochs` more epochs or `steps` more steps (default: to the configured end);
+        returns the records it emitted (a list whose repr is one line, so a notebook cell
+        ending in `search.run()` does not print the whole history).
 
         Ctrl-C (Kernel > Interrupt) stops at the next step boundary and leaves a state
         that `run()` continues; `self.interrupted` tells whether that happened.
@@ -196,7 +201,7 @@ class StepLoop:
                 self.flush()
         if self.run_dir is not None:
             self.save()
-        return self.history[start:]
+        return Records(self.history[start:])
 
     # -- state and run directory ---------------------------------------------------
     CHECKPOINT_KIND = ""               # "search" | "train": checked when a checkpoint loads
@@ -276,22 +281,3 @@ def set_rng_state(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-@torch.no_grad()
-def evaluate_model(model, data: DataSplits, split: str, dtype, autocast=contextlib.nullcontext):
-    """Mean loss and accuracy of `model` on a whole split, in eval mode, one host sync."""
-    model.eval()
-    total, sums = 0, []
-    for x, y in iterate(data, split, 256, dtype):
-        with autocast():
-            out = model(x)
-        logits = (out[0] if isinstance(out, tuple) else out).to(dtype)   # (B, num_classes)
-        sums.append(torch.stack([F.cross_entropy(logits, y, reduction="sum"),
-                                 (logits.argmax(1) == y).sum().to(dtype)]))
-        total += len(y)
-    model.train()
-    if not sums:
-        return 0.0, 0.0
-    loss_sum, correct = torch.stack(sums).double().sum(0).tolist()
-    return loss_sum / total, correct / total

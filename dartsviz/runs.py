@@ -21,7 +21,7 @@ from typing import List, Optional, Union
 
 import torch
 
-from .genotype import Genotype
+from .records import LEGACY_SPACE, record_to_dict
 
 CHECKPOINT_FORMAT = "dartsviz-checkpoint"
 PathLike = Union[str, os.PathLike]
@@ -128,7 +128,7 @@ class RunDir:
         n, size = self._history_mark
         append = n is not None and len(records) >= n and p.is_file() and p.stat().st_size == size
         new = records[n:] if append else records
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in new)
+        text = "".join(json.dumps(record_to_dict(r), separators=(",", ":")) + "\n" for r in new)
         if append:
             with open(p, "ab") as f:
                 f.write(text.encode())
@@ -138,7 +138,8 @@ class RunDir:
             atomic_write_text(p, text)
         self._history_mark = (len(records), p.stat().st_size)
 
-    def write_genotype(self, genotype: Genotype) -> None:
+    def write_genotype(self, genotype) -> None:
+        """The genotype in JSON (`to_dict()`) and text (`to_text()`) form."""
         atomic_write_text(self.path / "genotype.json", json.dumps(genotype.to_dict(), indent=1) + "\n")
         atomic_write_text(self.path / "genotype.txt", genotype.to_text() + "\n")
 
@@ -176,13 +177,33 @@ class RunDir:
             out.append(rec)
         return out
 
-    def read_genotype(self) -> Genotype:
+    @property
+    def space_name(self) -> str:
+        """The search space of this run (files from before spaces existed: the CNN space)."""
+        try:
+            return self.read_config().get("space", LEGACY_SPACE)
+        except RunDirError:
+            return LEGACY_SPACE
+
+    def read_records(self) -> list:
+        """The history as StepRecord / EpochRecord objects (a training's records stay dicts)."""
+        from .records import record_from_dict
+        return [record_from_dict(r) for r in self.read_history()]
+
+    def read_genotype(self):
+        """The saved genotype, as the run's space's genotype object."""
+        from .spaces import get_space            # above this module: imported when needed
+        space = get_space(self.space_name)
         p = self.path / "genotype.json"
         if p.is_file():
-            return Genotype.from_json(p.read_text())
+            try:
+                d = json.loads(p.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"genotype JSON does not parse: {e}") from None
+            return space.genotype_from_dict(d)
         t = self.path / "genotype.txt"
         if t.is_file():
-            return Genotype.from_text(t.read_text())
+            return space.parse_genotype(t.read_text())
         raise RunDirError(f"{self.path} has no genotype.json or genotype.txt")
 
     def load_checkpoint(self, map_location="cpu", kind: Optional[str] = None) -> dict:

@@ -1,19 +1,20 @@
-"""SearchConfig and its presets, and Search: the bilevel loop that emits plain records.
+"""SearchConfig and its presets, and Search: the bilevel loop that emits typed records.
 
     search = Search(SearchConfig.preset("tiny"))
-    search.subscribe(lambda record: print(record["step"], record["val_acc"]))
+    search.subscribe(lambda record: print(record.step, record.metrics))
     search.run(epochs=1)          # or search.step() for one bilevel step
-    search.genotype               # the derived cell pair now
+    search.genotype               # the derived genotype now
 
-Records are plain dicts (JSON-serialisable). Step records (`kind == "step"`) carry the
-step, epoch, order, losses and accuracies of the step's batches, learning rates, the
-softmax weights of both cell types, the derived genotype, seconds and peak memory.
-Epoch records (`kind == "epoch"`) add the held-out test loss and accuracy.
+The loop knows no space: what the supernet is, its loss and metrics, how a genotype is
+derived and drawn, all come from the `SearchSpace` named by `config.space`; where a
+variant departs from DARTS comes from the `Method` named by `config.variant`. Every step
+emits a `StepRecord`, every epoch an `EpochRecord` (`dartsviz.records`).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,26 +22,26 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
-from .bilevel import HVP_MODES, arch_gradient, forward_with
-from .config import DTYPES, ConfigBase
-from .data import BatchStream, DataSplits, load_data
-from .fastnet import FastSearchNetwork
-from .genotype import Genotype, derive
-from .loop import Record, StepLoop, evaluate_model, rng_state
+from .bilevel import HVP_MODES, ORDERS, arch_gradient, loss_with
+from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
+from .data import DataSplits
+from .loop import Record, StepLoop, rng_state
+from .methods import get_method
+from .records import EpochRecord, StepRecord, record_from_dict
 from .runs import RunDir, RunDirError, load_checkpoint
-from .supernet import SearchNetwork
+from .spaces import get_space
 
-
-IMPLS = ("fast", "reference")   # fast: fastnet.FastSearchNetwork (same function, edge-batched)
 PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
-class SearchConfig(ConfigBase):
-    """Search settings. Defaults are the paper's CIFAR-10 search settings."""
+class SearchConfig(ConfigBase, WeightOptimFields):
+    """Search settings. Defaults are the paper's CIFAR-10 search settings (the weights'
+    optimiser fields, batch_size to grad_clip, are in `WeightOptimFields`)."""
 
+    space: str = "cnn"                # the search space (dartsviz.spaces): cnn
+    variant: str = "darts"            # the method (dartsviz.methods): darts
     # data
     dataset: str = "cifar10"          # digits | cifar10 | cifar100 | mnist | fashion_mnist | synthetic[:CxHxW]
     data_dir: str = "./data"
@@ -52,14 +53,6 @@ class SearchConfig(ConfigBase):
     nodes: int = 4                    # intermediate nodes per cell
     stem_multiplier: int = 3
     alpha_init_std: float = 1e-3      # alpha = alpha_init_std * randn
-    # weights: SGD with cosine learning rate
-    batch_size: int = 64
-    epochs: int = 50
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
     # architecture: Adam
     arch_lr: float = 3e-4
     arch_betas: tuple = (0.5, 0.999)
@@ -84,11 +77,12 @@ class SearchConfig(ConfigBase):
         self._check_positive(("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs",
                               "sync_every"))
         self._check_positive(("lr", "arch_lr", "grad_clip", "eps_scale"), integer=False)
-        self._check_choice("order", (1, 2))
+        self._check_choice("order", ORDERS)
         self._check_choice("hvp", HVP_MODES)
         self._check_choice("precision", PRECISIONS)
-        self._check_choice("impl", IMPLS)
         self._check_common()
+        get_method(self.variant)
+        get_space(self.space).check_config(self)
         if self.precision == "bf16" and self.dtype != "float32":
             raise ValueError("precision bf16 autocasts float32 weights; it needs dtype float32")
         self._check_range("train_portion", 0.0, 1.0, low_open=True)
@@ -130,18 +124,17 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _rounded(t: torch.Tensor, digits: int = 6) -> list:
-    return [[round(float(v), digits) for v in row] for row in t.tolist()]
-
-
 class Search(StepLoop):
-    """A DARTS search: supernet, two optimisers, two batch streams, a step counter."""
+    """A DARTS search: a space's supernet, a method's hooks, two optimisers, two batch
+    streams, a step counter."""
 
     def __init__(self, config: Optional[SearchConfig] = None, out=None,
-                 callbacks: tuple = (), data: Optional[DataSplits] = None):
+                 callbacks: tuple = (), data=None):
         self.config = config if config is not None else SearchConfig.preset("tiny")
         self.config.validate()
         c = self.config
+        self.space = get_space(c.space)
+        self.method = get_method(c.variant)
         self.device = resolve_device(c.device)
         self.dtype = DTYPES[c.dtype]
         if self.device.type == "cuda":
@@ -150,18 +143,12 @@ class Search(StepLoop):
                 warnings.warn("this GPU has no native bf16 (a T4, for one): precision='bf16' is emulated "
                               "and slow there; use precision='fp32'", RuntimeWarning, stacklevel=2)
         torch.manual_seed(c.seed)
-        self.data = data if data is not None else load_data(
-            c.dataset, c.data_dir, c.download, self.device, c.train_portion)
-        net_cls = FastSearchNetwork if c.impl == "fast" else SearchNetwork
-        self.model = net_cls(c.channels, self.data.num_classes, c.layers, self.data.in_channels,
-                             c.nodes, stem_multiplier=c.stem_multiplier,
-                             alpha_init_std=c.alpha_init_std).to(self.device, self.dtype)
-        self.w_opt = torch.optim.SGD(self.model.weight_parameters(), lr=c.lr, momentum=c.momentum,
-                                     weight_decay=c.weight_decay, foreach=True)
+        self.data = data if data is not None else self.space.load_data(c, self.device)
+        self.model = self.space.build(c, self.data).to(self.device, self.dtype)
+        self.w_opt = make_sgd(self.model.weight_parameters(), c)
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
                                       weight_decay=c.arch_weight_decay)
-        self.train_stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
-        self.val_stream = BatchStream(self.data, "val", c.batch_size, c.seed + 2, self.dtype, augment=False)
+        self.train_stream, self.val_stream = self.space.streams(self.data, c, self.dtype)
         self._init_loop(callbacks, out)
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
@@ -171,82 +158,137 @@ class Search(StepLoop):
         return len(self.train_stream)
 
     @property
-    def genotype(self) -> Genotype:
-        return self.model.genotype()
+    def progress(self) -> float:
+        """The fraction of the configured search done, in [0, 1] (the methods' schedules)."""
+        return min(1.0, self.step_count / max(1, self.total_steps))
+
+    @property
+    def genotype(self):
+        """The genotype derived from the architecture weights now."""
+        return self.method.derive(self.space, self.model.probs())
+
+    SETTABLE = ("order", "hvp", "eps_scale", "arch_lr", "warmup_epochs", "sync_every")
 
     def set(self, **settings) -> None:
         """Change settings between steps, e.g. search.set(order=2, hvp="exact")."""
-        allowed = {"order", "hvp", "eps_scale", "arch_lr", "warmup_epochs", "sync_every"}
-        bad = [k for k in settings if k not in allowed]
+        bad = [k for k in settings if k not in self.SETTABLE]
         if bad:
-            raise ValueError(f"cannot change {', '.join(bad)} during a search; changeable: {', '.join(sorted(allowed))}")
-        new = dataclasses.replace(self.config, **settings)
+            raise ValueError(f"cannot change {', '.join(bad)} during a search; changeable: {', '.join(sorted(self.SETTABLE))}")
+        new = dataclasses.replace(self.config, **settings)     # validates
         self.flush()
         self.config = new
         for g in self.a_opt.param_groups:
             g["lr"] = new.arch_lr
 
+    def _mixing(self, phase: str) -> None:
+        """Let the supernet mix its ops the way the method does in this phase."""
+        self.model.mixing = functools.partial(self.method.edge_weights, phase=phase, progress=self.progress)
+
     # -- one bilevel step --------------------------------------------------------
-    def step(self) -> Optional[Record]:
+    def step(self) -> Optional[StepRecord]:
         """One architecture step (alpha half) then one weight step (weight half).
 
         Returns the step's record. With `sync_every` > 1 the numbers stay on the device
         and records are read and emitted `sync_every` steps at a time (and at the end of
         an epoch, of `run()`, at `save()` and `flush()`); steps in between return None.
         """
-        c = self.config
-        if c.order not in (1, 2) or c.hvp not in HVP_MODES:
-            c.validate()
+        c, model, method, space = self.config, self.model, self.method, self.space
         t0 = time.perf_counter()
         epoch = self.epoch
+        if self.step_count % self.steps_per_epoch == 0:
+            method.on_epoch_start(self, epoch)
         lr = self.lr_at(epoch)
         for g in self.w_opt.param_groups:
             g["lr"] = lr
-        model = self.model
         model.train()
-        x_t, y_t = next(self.train_stream)            # (B, C, H, W), (B,)
-        x_v, y_v = next(self.val_stream)              # (B, C, H, W), (B,)
-        arch_updated = epoch >= c.warmup_epochs
+        train_batch = next(self.train_stream)
+        val_batch = next(self.val_stream)
+        arch_updated = not method.arch_frozen(epoch, c)
+        self._mixing("arch")
         if arch_updated:
             buffers = self._momentum_buffers() if c.order == 2 else None
             with self._autocast():
-                grads, val_loss, val_logits = arch_gradient(
-                    model, (x_t, y_t), (x_v, y_v), order=c.order, hvp=c.hvp, xi=lr,
+                grads, val_loss, val_out = arch_gradient(
+                    model, train_batch, val_batch, order=c.order, hvp=c.hvp, xi=lr,
                     momentum=c.momentum, weight_decay=c.weight_decay,
                     momentum_buffers=buffers, eps_scale=c.eps_scale)
-            for a, g in zip(model.arch_parameters(), grads):
+            alphas = model.arch_parameters()
+            penalty = method.arch_penalty(alphas, self.progress)
+            if penalty is not None:
+                grads = [g + p for g, p in zip(grads, torch.autograd.grad(penalty, alphas, allow_unused=True,
+                                                                        materialize_grads=True))]
+            for a, g in zip(alphas, grads):
                 a.grad = g
             self.a_opt.step()
             self.a_opt.zero_grad(set_to_none=True)
         else:
             with torch.no_grad(), self._autocast():
-                val_logits = forward_with(model, None, x_v)
-                val_loss = F.cross_entropy(val_logits, y_v)
+                val_loss, val_out = loss_with(model, None, val_batch)
         # weight step
+        self._mixing("weight")
         weights = model.weight_parameters()
         with self._autocast():
-            logits = model(x_t)                       # (B, num_classes)
-            loss = F.cross_entropy(logits, y_t)
+            loss, out = model.loss(train_batch)
+            objective = method.weight_loss(loss, model, self.progress)
         self.w_opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=weights)
+        objective.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
         self.w_opt.step()
         self.step_count += 1
         with torch.no_grad():                         # stays on the device until flush()
-            metrics = torch.stack([loss.detach(), (logits.argmax(1) == y_t).float().mean(),
-                                   val_loss.detach(), (val_logits.argmax(1) == y_v).float().mean()])
-            probs = torch.stack([model.probs()[k] for k in ("normal", "reduce")])   # (2, E, O)
-        base = {"kind": "step", "step": self.step_count, "epoch": epoch, "order": c.order,
+            metrics = {f"train_{k}": v for k, v in space.metrics(out.detach(), train_batch).items()}
+            metrics.update({f"val_{k}": v for k, v in space.metrics(val_out, val_batch).items()})
+            values = {"losses": torch.stack([loss.detach().float(), val_loss.float()]),
+                      "metrics": torch.stack([v.float() for v in metrics.values()]),
+                      **{f"probs/{k}": p for k, p in model.probs().items()}}
+            monitors = method.monitors(self)
+            if monitors:
+                values["monitors"] = torch.stack([m.float() for m in monitors.values()])
+        base = {"step": self.step_count, "epoch": epoch, "order": c.order,
                 "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
-                "lr": lr, "arch_lr": c.arch_lr}
-        return self._defer(base, {"metrics": metrics, "probs": probs}, time.perf_counter() - t0)
+                "lr": lr, "arch_lr": c.arch_lr, "_metric_names": list(metrics), "_monitor_names": list(monitors)}
+        return self._defer(base, values, time.perf_counter() - t0)
 
-    def _record_values(self, values) -> Record:
-        train_loss, train_acc, val_loss, val_acc = values["metrics"].tolist()   # (4,)
-        normal, reduce = values["probs"]                                          # (E, O) each
-        return {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-                "probs": {"normal": _rounded(normal), "reduce": _rounded(reduce)},
-                "genotype": derive(normal, reduce).to_text()}
+    def _probs_of(self, values) -> Dict[str, torch.Tensor]:
+        return {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("probs/")}
+
+    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> StepRecord:
+        base = dict(base)
+        metric_names, monitor_names = base.pop("_metric_names"), base.pop("_monitor_names")
+        probs = {k: v.numpy() for k, v in self._probs_of(values).items()}                # (E, O) each
+        train_loss, val_loss = values["losses"].tolist()
+        monitors = dict(zip(monitor_names, values["monitors"].tolist())) if monitor_names else {}
+        return StepRecord(space=self.space.name, variant=self.method.name, probs=probs,
+                          genotype=self.method.derive(self.space, probs),     # full precision, once
+                          losses={"train": train_loss, "val": val_loss},
+                          metrics=dict(zip(metric_names, values["metrics"].tolist())),
+                          monitors=monitors, seconds=seconds, peak_mem_mb=peak_mem_mb,
+                          device=self.device.type, **base)
+
+    def snapshot(self) -> StepRecord:
+        """The record of the architecture now, before the next step: no losses or metrics
+        yet. What a view draws before the first step."""
+        self.flush()
+        probs = {k: v.detach().double().cpu().numpy() for k, v in self.model.probs().items()}
+        c = self.config
+        return StepRecord(step=self.step_count, epoch=self.epoch, space=self.space.name,
+                          variant=self.method.name, probs=probs,
+                          genotype=self.method.derive(self.space, probs), order=c.order,
+                          hvp=c.hvp if c.order == 2 else None, arch_updated=False,
+                          lr=self.lr_at(self.epoch), arch_lr=c.arch_lr, device=self.device.type)
+
+    def _epoch_record(self, epoch: int, steps) -> EpochRecord:
+        test = self.evaluate("test")
+        n = max(1, len(steps))
+        losses = {k: sum(r.losses[k] for r in steps) / n for k in (steps[0].losses if steps else ())}
+        metrics = {k: sum(r.metrics[k] for r in steps) / n for k in (steps[0].metrics if steps else ())}
+        losses["test"] = test.pop("loss", float("nan"))
+        metrics.update({f"test_{k}": v for k, v in test.items()})
+        record = EpochRecord(step=self.step_count, epoch=epoch, space=self.space.name, genotype=self.genotype,
+                             losses=losses, metrics=metrics, seconds=sum(r.seconds for r in steps),
+                             variant=self.method.name)
+        self.method.on_epoch_end(self, epoch)
+        return record
 
     def _autocast(self):
         """bf16 autocast for forward passes when precision="bf16", else nothing."""
@@ -262,14 +304,10 @@ class Search(StepLoop):
                 out[n] = buf
         return out
 
-    EPOCH_MEANS = ("train_loss", "train_acc", "val_loss", "val_acc")
-
-    def _epoch_extra(self) -> dict:
-        return {"genotype": self.model.genotype().to_text()}
-
-    def evaluate(self, split: str = "test"):
-        """Mean loss and accuracy of the supernet on a whole split, in eval mode."""
-        return evaluate_model(self.model, self.data, split, self.dtype, self._autocast)
+    def evaluate(self, split: str = "test") -> Dict[str, float]:
+        """Loss and metrics of the supernet on a whole split, in eval mode."""
+        self._mixing("arch")
+        return self.space.evaluate(self.model, self.data, split, self.dtype, self._autocast)
 
     # -- state, checkpoints, run directory --------------------------------------------
     CHECKPOINT_KIND = NOUN = "search"
@@ -300,11 +338,15 @@ class Search(StepLoop):
         run_dir = RunDir(path if path.is_dir() else path.parent)
         state = load_checkpoint(path, map_location="cpu", kind="search")
         history = cls._saved_history(run_dir)     # checked before anything is written
+        fixed = [k for k in ("space", "variant") if k in overrides and overrides[k] != state["config"].get(k, overrides[k])]
+        if fixed:
+            raise RunDirError(f"a resumed search keeps its {' and '.join(fixed)}: {path} searched "
+                              + ", ".join(f"{k} {state['config'][k]!r}" for k in fixed))
         try:
             config = SearchConfig.from_dict({**state["config"], **overrides})
         except (KeyError, TypeError) as e:
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         search = cls(config, out=run_dir.path, callbacks=callbacks, data=data)
         search.load_state_dict(state)
-        search._restore_history(history)
+        search._restore_history([record_from_dict(r) for r in history])
         return search

@@ -12,6 +12,7 @@ and the alpha half of the search split together.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -22,17 +23,18 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from .config import DTYPES, ConfigBase
-from .data import BatchStream, DataSplits, load_data
-from .evaluate import NetworkEval, count_macs, cutout
-from .genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
-from .loop import Record, StepLoop, evaluate_model, rng_state
+from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
+from .data import BatchStream, DataSplits, check_dataset_name, iterate, load_data
+from .spaces.cnn.network import NetworkEval, count_macs, cutout
+from .spaces.cnn.genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
+from .spaces.cnn.space import check_even_channels
+from .loop import Record, StepLoop, rng_state
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
 from .search import resolve_device
 
 
 @dataclass
-class TrainConfig(ConfigBase):
+class TrainConfig(ConfigBase, WeightOptimFields):
     """Training-from-scratch settings. Defaults are the paper's CIFAR-10 evaluation settings."""
 
     # data
@@ -49,14 +51,10 @@ class TrainConfig(ConfigBase):
     drop_path_prob: float = 0.2       # ramped linearly from 0 (first epoch) towards this value
     cutout: bool = True
     cutout_length: int = 16           # pixels
-    # SGD with cosine learning rate, per epoch
+    # the weights' SGD (WeightOptimFields) with the evaluation's batch, epochs and floor
     batch_size: int = 96
     epochs: int = 600
-    lr: float = 0.025
     lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
     # run
     steps_per_epoch: Optional[int] = None   # None: one pass over the training set
     seed: int = 0
@@ -70,6 +68,8 @@ class TrainConfig(ConfigBase):
         self._check_positive(("layers", "channels", "stem_multiplier", "batch_size", "epochs", "sync_every"))
         self._check_positive(("lr", "grad_clip"), integer=False)
         self._check_common()
+        check_dataset_name(self.dataset)
+        check_even_channels(self.channels)
         if not 0 <= self.drop_path_prob < 1:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         if self.auxiliary_weight < 0 or self.cutout_length < 0 or self.lr_min < 0:
@@ -155,8 +155,7 @@ class Train(StepLoop):
         self.model = NetworkEval(self.genotype, c.channels, self.data.num_classes, c.layers, c.auxiliary,
                                  self.data.in_channels, self.data.image_size, c.stem_multiplier,
                                  c.aux_widths).to(self.device, self.dtype)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay)
+        self.optimizer = make_sgd(self.model.parameters(), c)
         self.stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, self.dtype)
         self.cutout_gen = torch.Generator().manual_seed(c.seed + 3)
         self.params = self.model.num_parameters()
@@ -212,8 +211,16 @@ class Train(StepLoop):
             values = {"train_loss": loss.detach(), "train_acc": (logits.argmax(1) == y).float().mean()}
         return self._defer(base, values, time.perf_counter() - t0)
 
-    def _epoch_extra(self) -> dict:
-        return {"params": self.params, "macs": self.macs}
+    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> Record:
+        return {**base, **{k: float(v) for k, v in values.items()},
+                "seconds": seconds, "peak_mem_mb": peak_mem_mb, "device": self.device.type}
+
+    def _epoch_record(self, epoch: int, steps) -> Record:
+        test_loss, test_acc = self.evaluate("test")
+        means = {k: sum(r[k] for r in steps) / max(1, len(steps)) for k in ("train_loss", "train_acc")}
+        return {"kind": "epoch", "step": self.step_count, "epoch": epoch, **means,
+                "test_loss": test_loss, "test_acc": test_acc,
+                "seconds": sum(r["seconds"] for r in steps), "params": self.params, "macs": self.macs}
 
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head)."""
@@ -269,3 +276,22 @@ class Train(StepLoop):
         train.load_state_dict(state)
         train._restore_history(history)
         return train
+
+
+@torch.no_grad()
+def evaluate_model(model, data: DataSplits, split: str, dtype, autocast=contextlib.nullcontext):
+    """Mean loss and accuracy of `model` on a whole split, in eval mode, one host sync."""
+    model.eval()
+    total, sums = 0, []
+    for x, y in iterate(data, split, 256, dtype):
+        with autocast():
+            out = model(x)
+        logits = (out[0] if isinstance(out, tuple) else out).to(dtype)   # (B, num_classes)
+        sums.append(torch.stack([F.cross_entropy(logits, y, reduction="sum"),
+                                 (logits.argmax(1) == y).sum().to(dtype)]))
+        total += len(y)
+    model.train()
+    if not sums:
+        return 0.0, 0.0
+    loss_sum, correct = torch.stack(sums).double().sum(0).tolist()
+    return loss_sum / total, correct / total

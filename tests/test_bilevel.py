@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dartsviz.bilevel import (arch_gradient, finite_difference_terms, hvp_exact, hvp_finite_difference,
-                              loss_at, weight_dict)
-from dartsviz.supernet import SearchNetwork
+                              loss_with, weight_dict)
+from dartsviz.spaces.cnn.supernet import SearchNetwork
 
 
 def _rel(a, b):
@@ -48,7 +48,7 @@ def test_exact_hvp_matches_a_slow_column_by_column_oracle(setup):
     exact = hvp_exact(net, train, v)
     a = net.alpha_normal
     def inner():
-        loss, _ = loss_at(net, None, train)
+        loss, _ = loss_with(net, None, train)
         g = torch.autograd.grad(loss, net.weight_parameters())
         return sum((gi * vi).sum() for gi, vi in zip(g, v))
     h = 1e-6
@@ -81,13 +81,13 @@ def test_second_order_exact_equals_differentiating_through_the_unrolled_step(set
     grads, _, _ = arch_gradient(net, train, val, order=2, hvp="exact", xi=xi, momentum=mom,
                                 weight_decay=wd, momentum_buffers=bufs)
     # oracle: w'(alpha) kept in the graph, then d L_val(w'(alpha), alpha) / d alpha
-    loss_t, _ = loss_at(net, None, train)
+    loss_t, _ = loss_with(net, None, train)
     g = torch.autograd.grad(loss_t, list(w.values()), create_graph=True)
     unrolled = {}
     for (n, p), gi in zip(w.items(), g):
         d = gi + wd * p.detach() + (mom * bufs[n] if bufs else 0)
         unrolled[n] = p.detach() - xi * d
-    loss_v, _ = loss_at(net, unrolled, val)
+    loss_v, _ = loss_with(net, unrolled, val)
     oracle = torch.autograd.grad(loss_v, net.arch_parameters())
     torch.testing.assert_close(grads, list(oracle), rtol=1e-9, atol=1e-12)
     fd, _, _ = arch_gradient(net, train, val, order=2, hvp="finite", xi=xi, momentum=mom,

@@ -148,3 +148,102 @@ def test_os_errors_on_a_run_directory_are_one_line(tmp_path, capsys, monkeypatch
     assert main(["search", "--steps", "1", "--out", str(tmp_path / "run"), *FAST]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Not a directory" in err
+
+
+@pytest.mark.parametrize("flag,known", [("--space", "space_names"), ("--variant", "method_names")])
+def test_unknown_space_or_variant_is_one_line_listing_the_known_ones_and_writes_nothing(
+        flag, known, tmp_path, capsys):
+    from dartsviz.methods import method_names
+    from dartsviz.spaces import space_names
+    names = {"space_names": space_names, "method_names": method_names}[known]()
+    out = tmp_path / "run"
+    assert main(["search", flag, "no-such-thing", "--steps", "1", "--out", str(out), *FAST]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "'no-such-thing'" in lines[0], lines
+    assert all(name in lines[0] for name in names)
+    assert not out.exists()
+
+
+def test_search_with_space_cnn_and_variant_darts_works(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--space", "cnn", "--variant", "darts", "--steps", "2", "--out", str(out), *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["space"], config["variant"]) == ("cnn", "darts")
+    steps = [r for r in RunDir(out).read_records() if r.kind == "step"]
+    assert [r.step for r in steps] == [1, 2] and {(r.space, r.variant) for r in steps} == {("cnn", "darts")}
+    assert set(steps[0].metrics) == {"train_acc", "val_acc"} and set(steps[0].losses) == {"train", "val"}
+
+
+def test_space_and_variant_flags_list_the_registries(capsys):
+    from dartsviz.cli import build_parser
+    from dartsviz.methods import method_names
+    from dartsviz.spaces import space_names
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"search space: {', '.join(space_names())}" in text and f"method: {', '.join(method_names())}" in text
+
+
+class _FakeLoop:
+    """Just enough of a StepLoop for the run skeleton: emits a text space's records
+    (perplexity, not accuracy) and stops early as if Ctrl-C had been pressed."""
+
+    def __init__(self, run_dir):
+        from dartsviz.records import EpochRecord, StepRecord
+        self.step_count, self.total_steps, self.interrupted, self.subscribers = 0, 4, False, []
+        self.run_dir = RunDir(run_dir)
+        self.records = [
+            StepRecord(step=1, epoch=0, space="text", probs={}, genotype=None, losses={"train": 4.5, "val": 4.75},
+                       metrics={"train_ppl": 90.0, "val_ppl": 115.5}, order=2),
+            EpochRecord(step=1, epoch=0, space="text", losses={"train": 4.5, "val": 4.75, "test": 4.8},
+                        metrics={"train_ppl": 90.0, "val_ppl": 115.5, "test_ppl": 121.5}, seconds=2.0)]
+
+    def subscribe(self, fn):
+        self.subscribers.append(fn)
+
+    def unsubscribe(self, fn):
+        self.subscribers.remove(fn)
+
+    def run(self, steps):
+        assert steps == 3
+        for r in self.records:
+            for fn in self.subscribers:
+                fn(r)
+        self.step_count, self.interrupted = 1, True
+
+
+def test_run_skeleton_shows_the_spaces_own_metrics_and_says_how_to_resume(tmp_path, capsys):
+    import argparse
+    from dartsviz.commands.common import run_loop
+    loop = _FakeLoop(tmp_path / "run")
+    reported = []
+    rc = run_loop(loop, argparse.Namespace(steps=3, quiet=False), "search",
+                  extra=lambda r: {"o": r.order}, report=reported.append)
+    out, err = capsys.readouterr()
+    assert rc == 130 and reported == [loop] and loop.subscribers == []
+    assert "loss=4.500" in err and "ppl=90.00" in err and "val_loss=4.750" in err and "val_ppl=115.50" in err
+    assert "o=2" in err and "acc" not in err
+    assert "epoch 0: train ppl 90.000  val ppl 115.500  test ppl 121.500  2.0s" in out   # tqdm.write
+    assert f"interrupted at step 1; continue with: dartsviz search --resume {tmp_path / 'run'}" in err
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--epochs", "1", "--steps", "999", "--out", str(out), *FAST]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["search", "--resume", str(out), "--no-plots", "--quiet"]) == 0
+    assert "already finished" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_threads_flag_sets_torchs_threads(tmp_path):
+    code = ("import torch, sys; from dartsviz.cli import main; "
+            f"rc = main(['search', '--threads', '1', '--steps', '1', '--out', {str(tmp_path / 'r')!r}, "
+            "'--layers', '3', '--channels', '4', '--batch-size', '16', '--no-plots', '--quiet']); "
+            "print('threads', torch.get_num_threads()); sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
+    assert p.returncode == 0, p.stderr
+    assert "threads 1" in p.stdout
+    assert _run("search", "--threads", "0").returncode == 1

@@ -1,5 +1,7 @@
-"""The tutorial notebooks run top to bottom (with tiny budgets) and are committed clean."""
+"""The tutorial notebooks run top to bottom (with tiny budgets), show what they should, and are committed clean."""
+import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +13,147 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
+
+
+# ---- what the executed notebooks must show ------------------------------------------------------
+# `allow_errors=False` already fails the test on any exception; these checks look at what the cells
+# printed and displayed, so a notebook that runs but shows the wrong thing (no figure, an empty
+# table, a genotype that does not parse, a search that did not step) fails too.
+
+def _code_cell(nb, marker):
+    """The one code cell whose source contains `marker`."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(cells) == 1, f"{len(cells)} code cells contain {marker!r}"
+    return cells[0]
+
+
+def _text(nb, marker):
+    """What the cell printed, and the text of its result."""
+    parts = []
+    for out in _code_cell(nb, marker).get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") == "execute_result":
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def _displayed(nb, marker, mime):
+    """The `mime` payloads the cell displayed."""
+    return [out["data"][mime] for out in _code_cell(nb, marker).get("outputs", [])
+            if out.get("output_type") in ("display_data", "execute_result") and mime in out.get("data", {})]
+
+
+def _genotype_in(text):
+    """The genotype printed in `text` (it must parse, with four nodes per cell)."""
+    from dartsviz.spaces.cnn.genotype import parse_genotype
+    line = next((ln for ln in text.splitlines() if ln.startswith("Genotype(")), None)
+    assert line is not None, f"no genotype printed in {text!r}"
+    g = parse_genotype(line)
+    assert g.nodes == 4 and all(len(node) == 2 for node in g.normal + g.reduce)
+    return g
+
+
+def _numbers(text):
+    return [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text)]
+
+
+def _check_01(nb, work):
+    from dartsviz.spaces.cnn.ops import PRIMITIVES
+    w = _numbers(_text(nb, "weights = F.softmax(alpha").split("torch.Size")[0])
+    assert len(w) == 8 and abs(sum(w) - 1) < 1e-2 and all(abs(x - 1 / 8) < 1e-2 for x in w), w
+    assert "torch.Size([2, 4, 8, 8])" in _text(nb, "weights = F.softmax(alpha")
+    grads = re.findall(r"^(\w+)\s+([-+]\d\.\d+)$", _text(nb, "loss.backward()\nfor name"), re.M)
+    assert [name for name, _ in grads] == PRIMITIVES
+    assert len(_displayed(nb, "history.append", "image/png")) == 1            # the weight curves
+    m = re.search(r"derived operation: (\w+) \(weight ([\d.]+)\)", _text(nb, "derived operation"))
+    assert m, _text(nb, "derived operation")
+    # the edge was trained to imitate avg_pool_3x3: the relaxation must have found it
+    assert m.group(1) == "avg_pool_3x3" and float(m.group(2)) > 1 / 8
+
+
+def _check_02(nb, work):
+    assert _text(nb, "edges = edges_of(4)").startswith("14 edges")
+    out = _text(nb, "net = SearchNetwork(")
+    assert len(re.findall(r"^cell \d+: (?:normal|reduction)\s+14 mixed edges$", out, re.M)) == 5
+    assert "alpha_normal (14, 8)  alpha_reduce (14, 8)" in out and "architecture parameters: 224" in out
+    assert len(_displayed(nb, "soft_cell_svg(net.probs()", "image/svg+xml")) == 1
+    svgs = _displayed(nb, 'cell_svg(DARTS_V2, "reduce")', "image/svg+xml")
+    assert len(svgs) == 2 and all("<svg" in s for s in svgs)
+    dot = _text(nb, "cell_dot(DARTS_V2")
+    assert re.match(r"graphviz dot available: (True|False)\ndigraph \{", dot), dot[:200]
+    _genotype_in(_text(nb, "print(derive("))
+
+
+def _check_03(nb, work):
+    m = re.search(r"\|g1\| = (\S+)  \|g2\| = (\S+)  cosine = (\S+)", _text(nb, "g1, g2 = flat(g1)"))
+    assert m, _text(nb, "g1, g2 = flat(g1)")
+    g1, g2, cos = map(float, m.groups())
+    assert g1 > 0 and g2 > 0 and -1.0 <= cos <= 1.0
+    for marker in ("eps_sweep(model, train_batch", "eps_sweep(search.model"):
+        text = _text(nb, marker)
+        rows = re.findall(r"^\s*(1e-0\d)\s+(\S+)$", text, re.M)
+        assert [eps for eps, _ in rows] == ["1e-02", "1e-03", "1e-04", "1e-05", "1e-06"], text
+        assert all(math.isfinite(float(err)) for _, err in rows) and "|exact HVP|" in text
+    timing = re.findall(r"^order (\d) \((\w+)\s*\):\s+([\d.]+) ms per gradient$", _text(nb, "import time"), re.M)
+    assert [(o, h) for o, h, _ in timing] == [("1", "finite"), ("2", "finite"), ("2", "exact")]
+    assert all(float(ms) > 0 for _, _, ms in timing)
+
+
+def _check_04(nb, work):
+    assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
+    assert re.search(r"step <b>4</b> / \d+ .*order 2", _text(nb, "dash.set_order(2)"))
+    text = _text(nb, 'last = dash.history[-1]')
+    assert text.startswith("step 4 order 2 "), text                 # three first-order steps, then one second
+    _genotype_in(text)
+
+
+
+
+def _check_05(nb, work):
+    runs = re.findall(r"^order (\d): (\d+) steps, [\d.]+ s, final val acc ([\d.]+)$", _text(nb, "first.run()"), re.M)
+    assert [(o, n) for o, n, _ in runs] == [("1", "6"), ("2", "6")], runs   # 2 epochs x 3 steps each
+    assert all(0.0 <= float(acc) <= 1.0 for _, _, acc in runs)
+    assert _displayed(nb, "display(cmp.widget)", "application/vnd.jupyter.widget-view+json")
+    text = _text(nb, "page = compare_report(")
+    assert "report written to runs/compare/index.html" in text, text
+    report = work / "runs" / "compare"
+    page = (report / "index.html").read_text()
+    for name in ("cell_a_normal.svg", "cell_a_reduce.svg", "cell_b_normal.svg", "cell_b_reduce.svg",
+                 "heatmap_a.png", "heatmap_b.png", "validation.png"):
+        assert f"'{name}'" in text and (report / name).stat().st_size > 0, name
+        assert name in page, f"index.html does not show {name}"
+
+
+def _check_06(nb, work):
+    assert len(_displayed(nb, "probs = search.model.probs()", "image/svg+xml")) == 1
+    _genotype_in(_text(nb, "genotype = derive("))
+    assert len(_displayed(nb, "genotype = derive(", "image/svg+xml")) == 2          # normal and reduce
+    assert _text(nb, '("DARTS_V1", DARTS_V1)').split() == ["DARTS_V1", "DARTS_V2"]
+    assert len(_displayed(nb, '("DARTS_V1", DARTS_V1)', "image/svg+xml")) == 2
+    m = re.search(r"found cell: ([\d,]+) parameters, ([\d,]+) MACs, test accuracy ([\d.]+) after (\d+) steps",
+                  _text(nb, "train = Train(genotype"))
+    assert m, _text(nb, "train = Train(genotype")
+    assert int(m.group(1).replace(",", "")) > 0 and int(m.group(2).replace(",", "")) > 0
+    assert 0.0 <= float(m.group(3)) <= 1.0 and m.group(4) == "3"                   # 1 epoch x 3 steps
+    b = re.search(r"random cells: ([\d.]+) \+- ([\d.]+)   found cell: ([\d.]+)", _text(nb, "random_baseline("))
+    assert b, _text(nb, "random_baseline(")
+    assert 0.0 <= float(b.group(1)) <= 1.0 and b.group(3) == m.group(3)           # the same found cell
+
+
+def _check_07(nb, work):
+    assert len(_displayed(nb, "draw_collapse(search.history)", "image/png")) == 2    # collapse and curves
+    text = _text(nb, "for cell in (\"normal\", \"reduce\")")
+    rows = re.findall(r"^(normal|reduce)\s*: (\d+) skip connections, (\d+) parameter-free of (\d+) kept edges$",
+                      text, re.M)
+    assert [r[0] for r in rows] == ["normal", "reduce"], text
+    assert all(0 <= int(skip) <= int(free) <= int(n) == 8 for _, skip, free, n in rows)
+    assert len(_displayed(nb, "for cell in (\"normal\", \"reduce\")", "image/svg+xml")) == 1
+
+
+CHECKS = {"01_continuous_relaxation": _check_01, "02_search_space": _check_02, "03_bilevel": _check_03,
+          "04_live_search": _check_04, "05_first_vs_second": _check_05, "06_supernet_to_network": _check_06,
+          "07_collapse": _check_07}
 
 
 def test_there_are_notebooks():
@@ -34,10 +177,12 @@ def test_notebook_runs(path, tmp_path):
     t0 = time.perf_counter()
     client.execute(env=env, cwd=str(work))
     seconds = time.perf_counter() - t0
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            assert out.get("output_type") != "error", out
     print(f"{path.name}: {seconds:.1f} s")
+    CHECKS[path.stem](nb, work)
+
+
+def test_every_notebook_has_output_checks():
+    assert sorted(CHECKS) == IDS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

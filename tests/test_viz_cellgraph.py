@@ -1,9 +1,25 @@
 """Cell graphs: graphviz SVG naming every op, the soft cell, and the no-`dot` fallback."""
+import re
+import shutil
+
 import numpy as np
 import pytest
 
-from dartsviz.genotype import DARTS_V1, DARTS_V2
+from dartsviz import DARTS_V1, DARTS_V2, StepRecord, derive, get_space
+from dartsviz.spaces.cnn.genotype import derive_cell
 from dartsviz.viz import cellgraph as C
+from test_viz_figures import fake_history, toy, toy_history  # noqa: F401  (toy: a fixture)
+
+CNN = get_space("cnn")
+OP_OF_LABEL = {short: op for op, short in CNN.op_short.items()}
+# one drawn edge in DOT source: `\t0 -> 2 [label="sep3 0.13" ... style=solid]`
+DOT_EDGE = re.compile(r'^\t(\d+) -> (\d+) \[label="?([^" \]]+)[^\]]*style=(solid|dashed)', re.M)
+
+
+def record(normal, reduce=None, step=1):
+    """A step record of these weights, as the search builds it (genotype derived at full precision)."""
+    probs = {"normal": normal, "reduce": normal if reduce is None else reduce}
+    return StepRecord(step=step, epoch=0, space="cnn", probs=probs, genotype=CNN.derive(probs))
 
 
 @pytest.fixture
@@ -23,7 +39,7 @@ def test_dot_svg_names_every_op_and_both_cells(genotype):
         assert title in svg
         for _, _, op in genotype.edges(cell):
             assert op in svg
-        assert "c_{k&#45;2}" in svg and "c_{k}" in svg
+        assert "0: c[k&#45;2]" in svg and "1: c[k&#45;1]" in svg and "c[k]" in svg
 
 
 def test_dot_source_is_available_without_rendering():
@@ -35,32 +51,99 @@ def test_dot_source_is_available_without_rendering():
 def test_soft_cell_draws_every_edge_sharper_with_stronger_weights():
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(8), size=14)                 # (14, 8)
-    edges = C.soft_edges({"normal": probs}, "normal")
+    edges = C.soft_edges(record(probs), "normal")
     assert len(edges) == 14 and sum(e[6] for e in edges) == 8  # all edges drawn, 8 kept
     sharp = probs.copy()
     sharp[0] = 0.01
     sharp[0, 4] = 0.93
-    e_sharp = C.soft_edges({"normal": sharp}, "normal")[0]
-    e_soft = C.soft_edges({"normal": np.full((14, 8), 1 / 8)}, "normal")[0]
+    e_sharp = C.soft_edges(record(sharp), "normal")[0]
+    e_soft = C.soft_edges(record(np.full((14, 8), 1 / 8)), "normal")[0]
     assert e_sharp[5].startswith("sep3") and e_sharp[3] > e_soft[3] and e_sharp[4] > e_soft[4]
-    if C.dot_available():
-        svg = C.soft_cell_svg({"normal": probs}, "normal")
-        assert svg.count("<g id=\"edge") == 14 + 4
 
 
-def test_svg_is_cached_by_picture(monkeypatch):
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs graphviz's dot")
+def test_soft_cell_svg_from_dot_draws_every_edge():
+    probs = np.random.default_rng(0).dirichlet(np.ones(8), size=14)   # (14, 8)
     C.clear_cache()
+    svg = C.soft_cell_svg(record(probs), "normal")
+    assert svg.count("<g id=\"edge") == 14 + 4                 # supernet edges + concat edges
+
+
+def _solid(edges):
+    """The solid (kept) edges of a drawing as sorted (src, dst, op)."""
+    return sorted((src, dst, OP_OF_LABEL.get(label.split()[0], label.split()[0]))
+                  for src, dst, _, _, _, label, kept in edges if kept)
+
+
+def _solid_in_dot(source):
+    return sorted((int(s), int(d), OP_OF_LABEL.get(lab, lab))
+                  for s, d, lab, style in DOT_EDGE.findall(source) if style == "solid")
+
+
+def _derived(cell):
+    return sorted((src, i + 2, op) for i, node in enumerate(cell) for op, src in node)
+
+
+def test_soft_cell_and_derived_cell_agree_on_near_uniform_weights():
+    """Early in a search the weights are all near 1/8: rounding them before deciding which
+    edges are kept (and which op is strongest) would make the soft cell's solid edges and
+    the derived cell beside it disagree. Both must equal `derive` on every draw."""
+    rng = np.random.default_rng(0)
+    draws, bad = 200, []
+    for i in range(draws):
+        alphas = 1e-3 * rng.standard_normal((2, 14, 8))                  # (cells, E, O)
+        probs = np.exp(alphas) / np.exp(alphas).sum(-1, keepdims=True)   # (cells, E, O)
+        g = derive(probs[0], probs[1])
+        # a step record as the search builds it: the weights (kept to 6 digits) and the genotype
+        # derived from them at full precision
+        rec = StepRecord(step=i, epoch=0, space="cnn", probs={"normal": probs[0], "reduce": probs[1]}, genotype=g)
+        for c, cell in enumerate(("normal", "reduce")):
+            expected = _derived(derive_cell(probs[c]))
+            soft = C.soft_edges(rec, cell)
+            derived = C.discrete_edges(g, cell)
+            assert len(soft) == 14
+            got = {"soft_edges": _solid(soft), "discrete_edges": _solid(derived),
+                   "soft dot": _solid_in_dot(C.cell_digraph(soft, "soft").source),
+                   "derived dot": _solid_in_dot(C.cell_digraph(derived, "derived").source)}
+            wrong = [name for name, edges in got.items() if edges != expected]
+            if wrong:
+                bad.append((i, cell, wrong))
+    assert not bad, f"{len(bad)} of {2 * draws} cells drawn differently from derive: {bad[:5]}"
+
+
+def _count_calls(monkeypatch, name):
     calls = []
-    real = C.render_svg
-    monkeypatch.setattr(C, "render_svg", lambda g: calls.append(1) or real(g))
-    C.cell_svg(DARTS_V2, "normal")
-    C.cell_svg(DARTS_V2, "normal")
+    real = getattr(C, name)
+    monkeypatch.setattr(C, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def _check_cached_by_picture(calls):
+    C.clear_cache()
+    a = C.cell_svg(DARTS_V2, "normal")
+    assert len(calls) == 1
+    assert C.cell_svg(DARTS_V2, "normal") == a and len(calls) == 1      # same picture: from the cache
     p = np.random.default_rng(1).dirichlet(np.ones(8), size=14).round(2)   # (14, 8)
-    C.soft_cell_svg({"reduce": p}, "reduce")
-    C.soft_cell_svg({"reduce": p + 1e-3}, "reduce")          # same picture after rounding
-    C.soft_cell_svg({"reduce": p[::-1]}, "reduce")           # a new picture
-    if C.dot_available():
-        assert len(calls) == 3
+    s = C.soft_cell_svg({"normal": p, "reduce": p}, "reduce")            # bare weights, e.g. model.probs()
+    assert len(calls) == 2
+    assert C.soft_cell_svg(record(p + 1e-3), "reduce") == s              # same picture after rounding
+    assert len(calls) == 2
+    assert C.soft_cell_svg(record(p[::-1]), "reduce") != s               # a new picture
+    assert len(calls) == 3
+    assert C.cell_svg(DARTS_V1, "normal") != a and len(calls) == 4
+    C.clear_cache()
+    C.cell_svg(DARTS_V2, "normal")
+    assert len(calls) == 5                                              # drawn again once cleared
+    C.clear_cache()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs graphviz's dot (render_svg runs only with it)")
+def test_svg_is_cached_by_picture(monkeypatch):
+    _check_cached_by_picture(_count_calls(monkeypatch, "render_svg"))
+
+
+def test_fallback_svg_is_cached_by_picture(no_dot, monkeypatch):
+    _check_cached_by_picture(_count_calls(monkeypatch, "fallback_svg"))
 
 
 def test_without_dot_fallback_is_drawn_and_nothing_raises(no_dot):
@@ -70,20 +153,21 @@ def test_without_dot_fallback_is_drawn_and_nothing_raises(no_dot):
         assert "<svg" in svg and len(svg) > 5000
         html = C.as_html(svg)
         assert "apt-get install graphviz" in html
-    svg = C.soft_cell_svg({"normal": np.full((14, 8), 1 / 8)}, "normal")
+    svg = C.soft_cell_svg(record(np.full((14, 8), 1 / 8)), "normal")
     assert "<svg" in svg
 
 
 def test_panels_without_dot_show_fallback_and_hint_once(no_dot):
     from dartsviz.viz.panels import PanelSet
-    from test_viz_figures import fake_history
     h = fake_history(3)
-    panels = PanelSet()
-    panels.render(("cells",), [r for r in h if r["kind"] == "step"][-1], h)
+    last = [r for r in h if r.kind == "step"][-1]
+    panels = PanelSet(last)
+    panels.render(("cells",), last, h)
     html = [w.value for w in panels.cells.values()]
     assert all("<svg" in v for v in html)
     assert sum("apt-get install graphviz" in v for v in html) == 1
-    assert panels.genotype_text.value.startswith("Genotype(normal=")
+    assert panels.genotype_text.value == last.genotype.to_text()
+    assert sorted(panels.cells) == ["derived_normal", "derived_reduce", "soft_normal", "soft_reduce"]
 
 
 def test_broken_dot_falls_back(monkeypatch):
@@ -97,3 +181,41 @@ def test_broken_dot_falls_back(monkeypatch):
     svg = C.cell_svg(DARTS_V1, "normal")
     assert "<svg" in svg
     C.clear_cache()
+
+
+def test_bare_weights_need_every_cell_type_and_a_space_that_fits():
+    p = np.full((14, 8), 1 / 8)                                 # (14, 8)
+    with pytest.raises(ValueError, match="every cell type"):
+        C.soft_edges({"normal": p}, "normal")
+    with pytest.raises(ValueError, match="no registered search spaces fit"):
+        C.soft_edges({"normal": np.full((14, 5), 0.2)}, "normal")
+    with pytest.raises(ValueError, match="cell type must be one of normal, reduce"):
+        C.cell_svg(DARTS_V2, "recurrent")
+
+
+def test_another_space_is_drawn_from_what_it_declares(toy, no_dot):
+    """Node labels, output, ops, colours and edges come from the space: nothing is the CNN's."""
+    rec = [r for r in toy_history() if r.kind == "step"][-1]
+    soft = C.soft_edges(rec, "cell")
+    assert [(s, d) for s, d, *_ in soft] == toy.edges("cell", 6)
+    assert sorted((s, d) for s, d, *_, kept in soft if kept) == sorted((s, d) for s, d, _ in rec.genotype.edges("cell"))
+    src = C.cell_dot(rec.genotype, "cell").source               # the space found from the genotype
+    assert '"0: x|h"' in src and '"h[t]"' in src and "cell cell" in src
+    assert src.count("->") == 3 + 3                             # kept edges + concat edges
+    for _, _, op in rec.genotype.edges("cell"):
+        assert op in src and toy.op_colours[op] in src
+    assert "<svg" in C.cell_svg(rec.genotype, "cell") and "<svg" in C.soft_cell_svg(rec, "cell")
+    assert "<svg" in C.soft_cell_svg(dict(rec.probs), "cell")   # bare weights: space found, derived once
+
+
+def test_panels_follow_the_space_of_the_record(toy, no_dot):
+    from dartsviz.viz.panels import PanelSet
+    cnn, other = fake_history(3), toy_history(3)
+    panels = PanelSet(cnn[-1] if cnn[-1].kind == "step" else cnn[-2])
+    cells = panels.cells
+    last = [r for r in other if r.kind == "step"][-1]
+    panels.render(("cells", "weights", "trajectories", "curves", "collapse"), last, other)
+    assert panels.cells is cells and sorted(cells) == ["derived_cell", "soft_cell"]
+    assert [w for w in panels.cell_rows["derived"].children] == [cells["derived_cell"]]
+    assert panels.edge.value == ("cell", (0, 1)) and len(panels.edge.options) == 6
+    assert panels.genotype_text.value == last.genotype.to_text()

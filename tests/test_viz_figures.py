@@ -1,36 +1,126 @@
-"""Figures: drawn from records into reusable Figures, no leaks, kept ops marked."""
+"""Figures: drawn from records into reusable Figures, no leaks, kept ops marked, any space."""
 import gc
+from dataclasses import dataclass
+from typing import Tuple
 
 import matplotlib
 import numpy as np
 import pytest
 
-from dartsviz.genotype import DARTS_V2, derive_cell, edges_of
-from dartsviz.ops import PRIMITIVES
+from dartsviz import DARTS_V1, DARTS_V2, EpochRecord, SearchSpace, StepRecord, get_space
+from dartsviz.spaces.cnn.genotype import derive_cell, edges_of
 from dartsviz.viz import figures as F
-from dartsviz.viz.palette import OP_COLORS
-from dartsviz.viz.records import cell_differences, collapse_counts, kept_mask
+from dartsviz.viz.records import architecture, cell_differences, collapse_counts
+
+CNN = get_space("cnn")
 
 
-def fake_history(steps=6, seed=0, order_from=4):
-    """Step and epoch records shaped like the search's, without running one."""
+def fake_history(steps=6, seed=0, order_from=4, space=CNN, n_edges=14):
+    """Step and epoch records built by the constructors the search uses, without running one."""
     rng = np.random.default_rng(seed)
+    m = space.metric
     out = []
     for s in range(1, steps + 1):
-        probs = {c: rng.dirichlet(np.ones(8), size=14).round(4).tolist() for c in ("normal", "reduce")}
-        from dartsviz.genotype import derive
-        g = derive(np.array(probs["normal"]), np.array(probs["reduce"]))
-        out.append({"kind": "step", "step": s, "epoch": (s - 1) // 3, "order": 2 if s >= order_from else 1,
-                    "hvp": None, "train_loss": 2.0 / s, "train_acc": 0.1 * s, "val_loss": 2.1 / s,
-                    "val_acc": 0.09 * s, "lr": 0.05, "arch_lr": 0.03, "probs": probs,
-                    "genotype": g.to_text(), "seconds": 0.1 * (2 if s >= order_from else 1),
-                    "peak_mem_mb": 100.0, "device": "cpu"})
+        probs = {c: rng.dirichlet(np.ones(len(space.ops)), size=n_edges) for c in space.cell_types}  # (E, O) each
+        order = 2 if s >= order_from else 1
+        g = space.derive(probs)
+        out.append(StepRecord(step=s, epoch=(s - 1) // 3, space=space.name, probs=probs, genotype=g,
+                              losses={"train": 2.0 / s, "val": 2.1 / s},
+                              metrics={f"train_{m}": 0.1 * s, f"val_{m}": 0.09 * s},
+                              order=order, hvp="finite" if order == 2 else None, lr=0.05, arch_lr=0.03,
+                              seconds=0.1 * order, peak_mem_mb=100.0))
         if s % 3 == 0:
-            out.append({"kind": "epoch", "step": s, "epoch": (s - 1) // 3, "train_loss": 1.0, "train_acc": 0.5,
-                        "val_loss": 1.0, "val_acc": 0.5, "test_loss": 1.1, "test_acc": 0.45, "seconds": 0.3,
-                        "genotype": g.to_text()})
+            out.append(EpochRecord(step=s, epoch=(s - 1) // 3, space=space.name, genotype=g,
+                                   losses={"train": 1.0, "val": 1.0, "test": 1.1},
+                                   metrics={f"train_{m}": 0.5, f"val_{m}": 0.5, f"test_{m}": 0.45}, seconds=0.3))
     return out
 
+
+def steps_of(records):
+    return [r for r in records if r.kind == "step"]
+
+
+# ---- a second space, to show the views know no space by name ------------------------------------
+
+@dataclass(frozen=True)
+class ToyGenotype:
+    """One cell: each intermediate node's (op, input)."""
+    nodes: Tuple[Tuple[str, int], ...]
+
+    def edges(self, cell_type):
+        if cell_type != "cell":
+            raise ValueError(f"no cell type {cell_type!r}")
+        return [(src, i + 1, op) for i, (op, src) in enumerate(self.nodes)]
+
+    def concat(self, cell_type):
+        return tuple(range(1, len(self.nodes) + 1))
+
+    def to_text(self):
+        return "Toy(" + ", ".join(f"{op}@{src}" for op, src in self.nodes) + ")"
+
+
+class ToySpace(SearchSpace):
+    """One input node, one cell type, three ops; each node keeps its strongest input."""
+
+    name = "toy"
+    cell_types = ("cell",)
+    ops = ("zero", "identity", "conv")
+    zero_op = "zero"
+    skip_op = "identity"
+    parameter_free = ("zero", "identity")
+    metric = "ppl"
+    higher_is_better = False
+
+    def edges(self, cell_type, n_edges):
+        nodes = int(round((np.sqrt(8 * n_edges + 1) - 1) / 2))       # n_edges = nodes (nodes + 1) / 2
+        return [(src, dst) for dst in range(1, nodes + 1) for src in range(dst)]
+
+    def node_labels(self, cell_type, n_nodes):
+        return ["x|h"] + [str(k) for k in range(1, n_nodes)]
+
+    def output_label(self, cell_type):
+        return "h[t]"
+
+    def derive(self, probs):
+        p = np.asarray(probs["cell"], dtype=np.float64)[:, 1:]       # (E, O - 1): without zero
+        edges = self.edges("cell", len(p))
+        nodes = []
+        for dst in range(1, edges[-1][1] + 1):
+            rows = [i for i, (_, d) in enumerate(edges) if d == dst]
+            best = max(rows, key=lambda i: p[i].max())
+            nodes.append((self.ops[1 + int(p[best].argmax())], edges[best][0]))
+        return ToyGenotype(tuple(nodes))
+
+
+class BareSpace(ToySpace):
+    """The toy space without a skip op or parameter-free ops: no collapse indicator."""
+    name = "bare"
+    skip_op = None
+    parameter_free = ()
+
+
+def _registered(monkeypatch, space):
+    """`space` known by name for one test."""
+    import dartsviz.spaces as spaces
+    monkeypatch.setitem(spaces._REGISTRY, space.name, space)
+    return space
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    return _registered(monkeypatch, ToySpace())
+
+
+@pytest.fixture
+def bare(monkeypatch):
+    return _registered(monkeypatch, BareSpace())
+
+
+def toy_history(steps=6):
+    return fake_history(steps, space=ToySpace(), n_edges=6)
+
+
+# ---- the panels ---------------------------------------------------------------------------------
 
 DRAWERS = {
     "weights": lambda h, fig: F.draw_weights(h, fig),
@@ -75,15 +165,15 @@ def test_redrawing_200_times_does_not_leak_figures():
 
 
 def test_kept_mask_matches_derivation():
-    rng = np.random.default_rng(3)
-    probs = rng.dirichlet(np.ones(8), size=14)                  # (14, 8)
-    mask = kept_mask(probs)
-    assert mask.sum() == 8 and mask[:, PRIMITIVES.index("none")].sum() == 0
-    cell = derive_cell(probs)
+    probs = np.random.default_rng(3).dirichlet(np.ones(8), size=14)      # (14, 8)
+    record = StepRecord(step=1, epoch=0, space="cnn", probs={"normal": probs, "reduce": probs},
+                        genotype=CNN.derive({"normal": probs, "reduce": probs}))
+    mask = architecture(record).kept("normal")                  # (14, 8)
+    assert mask.sum() == 8 and mask[:, CNN.ops.index("none")].sum() == 0
     edges = edges_of(4)
-    for i, node in enumerate(cell):
+    for i, node in enumerate(derive_cell(probs)):
         for op, src in node:
-            assert mask[edges.index((src, i + 2)), PRIMITIVES.index(op)]
+            assert mask[edges.index((src, i + 2)), CNN.ops.index(op)]
 
 
 def test_weights_figure_marks_kept_ops_and_labels_edges():
@@ -95,26 +185,51 @@ def test_weights_figure_marks_kept_ops_and_labels_edges():
     markers = ax.collections[-1].get_offsets()                 # the ▼ markers
     assert len(markers) == 8                                    # 2 kept edges x 4 nodes
     bar_colors = {tuple(np.round(p.get_facecolor()[:3], 3)) for p in ax.patches}
-    for op in PRIMITIVES:
-        rgb = tuple(np.round(matplotlib.colors.to_rgb(OP_COLORS[op]), 3))
+    for op in CNN.ops:
+        rgb = tuple(np.round(matplotlib.colors.to_rgb(CNN.op_colours[op]), 3))
         assert rgb in bar_colors
     bold = [t.get_text() for t in ax.get_xticklabels() if t.get_fontweight() == "bold"]
     assert len(bold) == 8
 
 
+def test_figures_mark_the_records_genotype_without_deriving_again():
+    """Uniform weights say nothing; the kept ops marked are those of the record's genotype."""
+    uniform = np.full((14, 8), 1 / 8)                           # (14, 8)
+    record = StepRecord(step=7, epoch=2, space="cnn", probs={"normal": uniform, "reduce": uniform},
+                        genotype=DARTS_V2)
+    fig = F.draw_weights(record)
+    edges = edges_of(4)
+    for ax, cell in zip(fig.axes, CNN.cell_types):
+        x = ax.collections[-1].get_offsets()[:, 0]              # the ▼ markers
+        want = sorted(edges.index((s, d)) - 0.4 + (CNN.ops.index(op) + 0.5) * 0.1
+                      for s, d, op in DARTS_V2.edges(cell))
+        assert np.allclose(sorted(x), want)
+    assert "step 7 (epoch 2, order 1)" in fig.get_suptitle()
+
+
 def test_collapse_counts_and_differences():
-    c = collapse_counts(DARTS_V2.to_text())
-    assert c["normal_skip"] == 2 and c["reduce_skip"] == 3
-    assert c["reduce_param_free"] == 8 and c["normal_param_free"] == 2
-    from dartsviz.genotype import DARTS_V1
-    diff = cell_differences(DARTS_V1, DARTS_V2)
-    assert diff and all(r["a"] != r["b"] for r in diff)
-    assert {"cell": "normal", "edge": (1, 2), "a": "sep_conv_3x3", "b": "sep_conv_3x3"} not in diff
-    assert cell_differences(DARTS_V2, DARTS_V2) == []
+    c = collapse_counts(DARTS_V2, CNN)
+    assert c["normal"]["skip"] == 2 and c["reduce"]["skip"] == 3
+    assert c["reduce"]["param_free"] == 8 and c["normal"]["param_free"] == 2
+    assert c["normal"]["edges"] == c["reduce"]["edges"] == 8
+    diff = cell_differences(DARTS_V1, DARTS_V2, CNN)
+    # worked out by hand from the two cells: an op changed on a kept edge, or an edge kept by
+    # only one of them (None on the other side); cell by cell, node by node, source by source
+    assert diff == [
+        {"cell": "normal", "edge": (0, 3), "a": "skip_connect", "b": "sep_conv_3x3"},
+        {"cell": "normal", "edge": (0, 5), "a": "sep_conv_3x3", "b": "skip_connect"},
+        {"cell": "normal", "edge": (2, 5), "a": "skip_connect", "b": "dil_conv_3x3"},
+        {"cell": "reduce", "edge": (0, 3), "a": "max_pool_3x3", "b": None},
+        {"cell": "reduce", "edge": (1, 3), "a": None, "b": "max_pool_3x3"},
+        {"cell": "reduce", "edge": (0, 5), "a": "avg_pool_3x3", "b": None},
+        {"cell": "reduce", "edge": (1, 5), "a": None, "b": "max_pool_3x3"},
+    ]
+    assert cell_differences(DARTS_V2, DARTS_V1, CNN) == [dict(r, a=r["b"], b=r["a"]) for r in diff]
+    assert cell_differences(DARTS_V2, DARTS_V2, CNN) == []
 
 
 def test_in_place_redraw_matches_a_fresh_drawing():
-    h = [r for r in fake_history(4) if r["kind"] == "step"]
+    h = steps_of(fake_history(4))
     fig = F.new_figure("weights")
     F.draw_weights(h[0], fig)
     first = F.to_png(fig)
@@ -127,3 +242,40 @@ def test_in_place_redraw_matches_a_fresh_drawing():
     assert F.to_png(fig) == F.to_png(F.draw_heatmap(h[3], F.new_figure("weights")))
     F.draw_weights(h[1], fig)
     assert len(fig.axes) == 2
+
+
+def test_curves_follow_the_spaces_metric(toy):
+    fig = F.draw_curves(fake_history())
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["loss", "accuracy"]
+    assert fig.axes[1].get_ylim() == (0, 1.02)
+    val = fig.axes[1].lines[1].get_ydata()
+    assert np.allclose(val, [0.09 * s for s in range(1, 7)])    # val_acc of each step
+    h = toy_history()
+    fig = F.draw_curves(h, fig)                                 # another metric: the figure is rebuilt
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["loss", "perplexity"]
+    assert np.allclose(fig.axes[1].lines[1].get_ydata(), [r.metrics["val_ppl"] for r in steps_of(h)])
+    assert np.allclose(fig.axes[1].lines[2].get_ydata(), [0.45, 0.45])   # test_ppl per epoch
+
+
+@pytest.mark.parametrize("name", list(DRAWERS))
+def test_every_panel_draws_another_space(toy, name):
+    h = toy_history()
+    drawers = dict(DRAWERS, trajectories=lambda h, fig: F.draw_trajectories(h, fig=fig))
+    fig = drawers[name](h, None)
+    assert len(F.to_png(fig)) > 5000
+    if name == "weights":
+        assert len(fig.axes) == 1 and len(fig.axes[0].get_xticklabels()) == 6
+        assert fig.legends[0].get_texts()[2].get_text() == "conv"
+        assert "uniform 1/3" in fig.axes[0].get_title(loc="left")
+    if name == "trajectories":
+        assert fig.axes[0].get_title().startswith("cell cell, edge 0\u21921")
+        assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(ToySpace.ops)
+    if name == "collapse":
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert labels == ["identity (cell)", "parameter-free (cell)"]
+
+
+def test_collapse_is_skipped_cleanly_where_a_space_has_no_skip_op(bare):
+    fig = F.draw_collapse(fake_history(space=bare, n_edges=6))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("no collapse indicator" in t for t in texts) and fig.axes[0].get_legend() is None

@@ -1,11 +1,12 @@
 """Replay, Compare, the comparison report and the static export, on run directories
 written by the tests themselves."""
 import json
+import shutil
 
 import pytest
 import torch
 
-from dartsviz.runs import RunDirError
+from dartsviz.runs import RunDir, RunDirError
 from dartsviz.search import Search, SearchConfig
 
 torch.set_num_threads(1)
@@ -27,22 +28,59 @@ def runs(tmp_path_factory):
 def test_replay_scrubs_history_without_training(runs):
     from dartsviz.viz.replay import Replay
     rp = Replay(runs[0])
-    steps = [json.loads(l) for l in (runs[0] / "history.jsonl").read_text().splitlines()]
-    steps = [r for r in steps if r["kind"] == "step"]
-    assert rp.slider.max == len(steps) == 4 and rp.record["step"] == 4
+    steps = [r for r in RunDir(runs[0]).read_records() if r.kind == "step"]
+    assert rp.slider.max == len(steps) == 4 and rp.record.step == 4
     last = {k: w.value for k, w in rp.images.items()}
     rp.show(step=1)
     assert rp.record == steps[0]
     assert rp.images["weights"].value != last["weights"]
     assert rp.images["curves"].value != last["curves"]           # the step marker moved
-    assert rp.genotype_text.value == steps[0]["genotype"]
+    assert rp.genotype_text.value == steps[0].genotype.to_text()
+    assert f"val acc {steps[0].metrics['val_acc']:.2f}" in rp.title.value
     rp.next_button.click()
-    assert rp.record["step"] == 2 and "step 2" in rp.title.value
+    assert rp.record.step == 2 and "step 2" in rp.title.value
     rp.prev_button.click(); rp.prev_button.click()
-    assert rp.record["step"] == 1                                 # clamped at the start
+    assert rp.record.step == 1                                    # clamped at the start
     with pytest.raises(ValueError, match="no step 99"):
         rp.show(step=99)
     assert not (runs[0] / "plots").exists()                       # replay writes nothing
+
+
+def _schema1_copy(src, dst):
+    """A copy of run directory `src` as dartsviz wrote it before records had a schema: flat
+    history lines (`train_loss`, `val_acc`, ...; the genotype as text) and no space in the
+    config. Made from the run's own records, so every number is the search's."""
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    for key in ("space", "variant"):
+        config.pop(key, None)
+    (dst / "config.json").write_text(json.dumps(config))
+    lines = []
+    for r in RunDir(src).read_records():
+        flat = {k: v for k, v in r.flat().items() if k not in ("space", "variant")}
+        flat["genotype"] = r.genotype.to_text()
+        if r.kind == "step":
+            flat["probs"] = {c: p.tolist() for c, p in r.probs.items()}
+        lines.append(json.dumps(flat))
+    (dst / "history.jsonl").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def test_old_format_history_still_replays(runs, tmp_path):
+    from dartsviz.viz.compare import compare_report
+    from dartsviz.viz.replay import Replay
+    from dartsviz.viz.rundata import load_run
+    old = _schema1_copy(runs[0], tmp_path / "old")
+    first = json.loads((old / "history.jsonl").read_text().splitlines()[0])
+    assert "schema" not in first and "losses" not in first and "val_acc" in first and "train_loss" in first
+    run, new = load_run(old), load_run(runs[0])
+    assert run.records == new.records and run.space.name == "cnn"
+    rp = Replay(old)
+    assert rp.slider.max == 4 and rp.record == new.steps[-1]
+    rp.show(step=2)
+    assert rp.genotype_text.value == new.steps[1].genotype.to_text() and "error" not in rp.status.value
+    page = compare_report(old, runs[0], tmp_path / "report")
+    assert "identical" in page.read_text()                       # the same search, read from both schemas
 
 
 def test_replay_handler_errors_go_to_the_status_line(runs, monkeypatch):
@@ -86,10 +124,12 @@ def test_compare_live_searches_step_both():
     a = Search(SearchConfig.preset("tiny", order=1, **SMALL))
     b = Search(SearchConfig.preset("tiny", order=2, **SMALL), data=a.data)
     cmp = Compare(a, b)
+    assert [r.records for r in cmp.runs] == [[], []]
     before = cmp.images["curves"].value
     cmp.step_button.click()
     assert a.step_count == 1 and b.step_count == 1
-    assert b.history[-1]["order"] == 2
+    assert [r.kind for r in cmp.runs[1].records] == ["step"] and cmp.runs[1].records[-1].order == 2
+    assert cmp.runs[0].records[-1] is a.history[-1]              # the records the searches pushed
     assert cmp.images["curves"].value != before and "error" not in cmp.status.value
 
 

@@ -1,16 +1,21 @@
-"""Flags that `dartsviz search` and `dartsviz train` share, and their checks."""
+"""What the commands share: the flags of `dartsviz search` and `dartsviz train` and their
+checks, one-line errors, and the run skeleton (resume or start, progress bar, budget,
+interruption)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Callable, Dict, Optional
 
 from ..data import DATASETS
 
 # the config fields add_run_flags sets (flag destination = field name)
 RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
               "sync_every")
-POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every")
+POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every", "threads")
 
 
 def add_run_flags(p, what: str) -> None:
@@ -28,6 +33,8 @@ def add_run_flags(p, what: str) -> None:
     p.add_argument("--channels", type=int, help="initial channels")
     p.add_argument("--sync-every", type=int, metavar="N",
                    help="read step records from the GPU N steps at a time (default 1)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's own; use 1 when two runs share a small CPU)")
 
 
 def run_overrides(args, extra_fields=()) -> dict:
@@ -60,3 +67,134 @@ def fresh_run_dir(args, default: str) -> Path:
 def refuse_out_with_resume(args) -> None:
     if args.resume and args.out:
         raise ValueError("--out and --resume do not go together: a resumed run writes to its own directory")
+
+
+# -- errors: one line on stderr ----------------------------------------------------------
+class CliError(Exception):
+    """An error to report as one line on stderr."""
+
+
+def call(command: str, fn: Callable, args) -> int:
+    """`fn(args)` as the exit status of `dartsviz COMMAND`: a user's error (a bad value, a
+    missing data set, an unusable run directory) becomes one line on stderr and status 1,
+    Ctrl-C status 130; anything else is a bug and keeps its traceback."""
+    from ..data import DataError
+    from ..runs import RunDirError
+    try:
+        return int(fn(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("dartsviz: interrupted\n")
+        return 130
+    except OSError as e:      # the run directory or a data file: a path that cannot be used
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        sys.stderr.write(f"dartsviz {command}: error: cannot use{where}: {e.strerror or e}\n")
+        return 1
+    except (CliError, DataError, RunDirError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sys.stderr.write(f"dartsviz {command}: error: {msg}\n")
+        return 1
+
+
+# -- the run skeleton of `dartsviz search` and `dartsviz train` --------------------------
+def open_loop(args, cls, config_cls, overrides: dict, make: Callable):
+    """The search or training to run: `cls.resume(--resume RUN_DIR)`, or `make(config)` with
+    the config from --preset and the flags (`make` picks a fresh run directory)."""
+    refuse_out_with_resume(args)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.resume:
+        return cls.resume(args.resume, **overrides)
+    return make(config_cls.preset(args.preset, **overrides))
+
+
+SPLITS = ("train", "val", "test")
+
+
+def record_numbers(r) -> Dict[str, Dict[str, float]]:
+    """A record's numbers by split, losses first: {"train": {"loss": ..., "acc": ...}, "val": ...}.
+
+    A search's records carry `losses` (by split) and `metrics` (`SPLIT_NAME`, the name the
+    space's: `val_acc`, `val_ppl`, ...); a training's records are flat dicts with the same
+    `SPLIT_NAME` keys (`train_loss`, `test_acc`)."""
+    if hasattr(r, "losses"):
+        flat = {**{f"{k}_loss": v for k, v in r.losses.items()}, **r.metrics}
+    else:
+        flat = r
+    out: Dict[str, Dict[str, float]] = {}
+    for key, v in flat.items():
+        split, _, name = key.partition("_")
+        if split in SPLITS and name and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.setdefault(split, {})[name] = v
+    return out
+
+
+def step_postfix(r, extra: Optional[Callable] = None) -> Dict[str, object]:
+    """The progress bar's numbers for a step record: epoch, the train split's loss and
+    metrics unprefixed, the others prefixed (val_loss, val_acc), then `extra(r)`."""
+    out: Dict[str, object] = {"ep": r["epoch"]}
+    for split, numbers in record_numbers(r).items():
+        for name, v in numbers.items():
+            out[name if split == "train" else f"{split}_{name}"] = f"{v:.3f}" if name == "loss" else f"{v:.2f}"
+    out.update(extra(r) if extra else {})
+    return out
+
+
+def epoch_line(r) -> str:
+    """One line per epoch record: its metrics by split (losses left out), and its seconds."""
+    parts = [f"{split} {name} {v:.3f}" for split, numbers in record_numbers(r).items()
+             for name, v in numbers.items() if name != "loss"]
+    return f"epoch {r['epoch']}: {'  '.join(parts)}  {r['seconds']:.1f}s"
+
+
+@contextlib.contextmanager
+def progress(loop, total: int, quiet: bool, desc: str, extra: Optional[Callable] = None):
+    """A tqdm bar on stderr fed by `loop`'s records while the block runs (the loop knows
+    nothing of it): a step record moves it, an epoch record writes `epoch_line`. `extra(r)`
+    adds numbers of the caller's choosing to the bar. Nothing when `quiet`."""
+    if quiet:
+        yield None
+        return
+    from tqdm.auto import tqdm
+    bar = tqdm(total=total, initial=min(loop.step_count, total), unit="step", file=sys.stderr,
+               dynamic_ncols=True, desc=desc)
+
+    def on_record(r):
+        if r["kind"] == "step":
+            bar.update(1)
+            bar.set_postfix(step_postfix(r, extra), refresh=False)
+        else:
+            bar.write(epoch_line(r))
+    loop.subscribe(on_record)
+    try:
+        yield bar
+    finally:
+        bar.close()
+        loop.unsubscribe(on_record)
+
+
+def run_steps(loop, steps: Optional[int], quiet: bool, desc: str, extra: Optional[Callable] = None) -> None:
+    """Run `steps` more steps of `loop` (None or 0: to its end) under a progress bar."""
+    remaining = max(0, loop.total_steps - loop.step_count)
+    steps = min(remaining, steps) if steps else remaining
+    with progress(loop, loop.step_count + steps, quiet, desc, extra):
+        loop.run(steps=steps)
+
+
+def run_loop(loop, args, command: str, desc: Optional[str] = None, extra: Optional[Callable] = None,
+             report: Optional[Callable] = None) -> int:
+    """The body of `dartsviz search` and `dartsviz train`: run `loop` for --steps (or to its
+    end) with a progress bar unless --quiet, then `report(loop)` (the command's own lines),
+    then the exit status: 0, or 130 with the --resume line that continues an interrupted run."""
+    if loop.done:
+        sys.stderr.write(f"{loop.run_dir.path} already finished its {loop.total_steps} steps; nothing to run "
+                         f"(start a new run, or resume with more --epochs)\n")
+    else:
+        run_steps(loop, args.steps, args.quiet, desc or command, extra)
+    if report is not None:
+        report(loop)
+    if loop.interrupted:
+        sys.stderr.write(f"interrupted at step {loop.step_count}; continue with: "
+                         f"dartsviz {command} --resume {loop.run_dir.path}\n")
+        return 130
+    return 0

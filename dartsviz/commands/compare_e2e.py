@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..bilevel import ORDERS
+
 
 def add_arguments(p):
     """Add the end-to-end options to `p`; options `p` already has (e.g. --out) are kept as they are."""
@@ -19,7 +21,7 @@ def add_arguments(p):
             g.add_argument(flag, **kw)
     add("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (each: one search per order)")
     add("--random", type=int, default=1, metavar="N", help="random cells per seed (default 1)")
-    add("--orders", type=int, nargs="+", choices=(1, 2), default=[1, 2], help="search orders")
+    add("--orders", type=int, nargs="+", choices=ORDERS, default=list(ORDERS), help="search orders")
     add("--search-preset", default="tiny", help="search preset (tiny or paper)")
     add("--train-preset", default="tiny", help="training preset (tiny or paper)")
     add("--search-epochs", type=int, help="search epochs (same for every search)")
@@ -61,17 +63,10 @@ def run(args) -> int:
 def main(argv=None) -> int:
     """Stand-alone entry point: python -m dartsviz.commands.compare_e2e --seeds 0 1."""
     import argparse
-    from ..data import DataError
-    from ..runs import RunDirError
+    from .common import call
     parser = argparse.ArgumentParser(prog="dartsviz compare --end-to-end",
                                      description="first order vs second order vs random, searched and trained")
-    args = add_arguments(parser).parse_args(argv)
-    try:
-        return run(args)
-    except (DataError, RunDirError, ValueError, FileNotFoundError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        sys.stderr.write(f"dartsviz compare: error: {msg}\n")
-        return 1
+    return call("compare", run, add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

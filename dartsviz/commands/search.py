@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import sys
 
-from ..search import IMPLS, PRECISIONS
-from .common import add_run_flags, fresh_run_dir, refuse_out_with_resume, run_overrides
+from ..bilevel import HVP_MODES, ORDERS
+from ..methods import method_names
+from ..search import PRECISIONS, SearchConfig
+from ..spaces import space_names
+from ..spaces.cnn import IMPLS
+from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides
 
 
 def add_parser(sub):
     p = sub.add_parser("search", help="run a DARTS search (digits, tiny preset by default)")
     add_run_flags(p, "supernet")
-    p.add_argument("--order", type=int, choices=(1, 2), help="1 = first order, 2 = second order")
-    p.add_argument("--hvp", choices=("finite", "exact"), help="second order: Hessian-vector product")
+    p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default {SearchConfig.space})")
+    p.add_argument("--variant", help=f"method: {', '.join(method_names())} (default {SearchConfig.variant})")
+    p.add_argument("--order", type=int, choices=ORDERS, help="1 = first order, 2 = second order")
+    p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16: autocast forward passes (alphas stay fp32); for GPUs")
@@ -24,27 +30,7 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    return run_overrides(args, ("order", "hvp", "impl", "precision"))
-
-
-def progress_printer(search, total: int, quiet: bool):
-    """A tqdm bar fed by the search's records (the search itself knows nothing of it)."""
-    if quiet:
-        return None, None
-    from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=min(search.step_count, total), unit="step", file=sys.stderr,
-               dynamic_ncols=True, desc=f"search o{search.config.order}")
-
-    def on_record(r):
-        if r["kind"] == "step":
-            bar.update(1)
-            bar.set_postfix(ep=r["epoch"], loss=f"{r['train_loss']:.3f}", acc=f"{r['train_acc']:.2f}",
-                            val_loss=f"{r['val_loss']:.3f}", val_acc=f"{r['val_acc']:.2f}",
-                            o=r["order"], refresh=False)
-        else:
-            bar.write(f"epoch {r['epoch']}: train acc {r['train_acc']:.3f}  val acc {r['val_acc']:.3f}  "
-                      f"test acc {r['test_acc']:.3f}  {r['seconds']:.1f}s")
-    return bar, on_record
+    return run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision"))
 
 
 def write_plots(search, args) -> None:
@@ -59,34 +45,20 @@ def write_plots(search, args) -> None:
 
 
 def run(args) -> int:
-    from ..search import Search, SearchConfig
-    overrides = _overrides(args)
-    refuse_out_with_resume(args)
-    if args.resume:
-        search = Search.resume(args.resume, **overrides)
-    else:
-        config = SearchConfig.preset(args.preset, **overrides)
-        out = fresh_run_dir(args, f"search-{config.dataset.replace(':', '_')}-o{config.order}")
-        search = Search(config, out=out)
-    remaining = max(0, search.total_steps - search.step_count)
-    steps = min(remaining, args.steps) if args.steps else remaining
-    bar, on_record = progress_printer(search, search.step_count + steps, args.quiet)
-    if on_record:
-        search.subscribe(on_record)
-    try:
-        search.run(steps=steps)
-    finally:
-        if bar is not None:
-            bar.close()
-    hook = getattr(args, "after_search", None)
-    if hook is None and not getattr(args, "no_plots", False):
-        hook = write_plots
-    if hook is not None and not search.interrupted:
-        hook(search, args)
-    print(f"genotype: {search.genotype.to_text()}")
-    print(f"run directory: {search.run_dir.path}")
-    if search.interrupted:
-        sys.stderr.write(f"interrupted at step {search.step_count}; continue with: "
-                         f"dartsviz search --resume {search.run_dir.path}\n")
-        return 130
-    return 0
+    from ..search import Search
+
+    def new(config):
+        return Search(config, out=fresh_run_dir(args, f"search-{config.dataset.replace(':', '_')}-o{config.order}"))
+
+    def report(search):
+        hook = getattr(args, "after_search", None)
+        if hook is None and not getattr(args, "no_plots", False):
+            hook = write_plots
+        if hook is not None and not search.interrupted:
+            hook(search, args)
+        print(f"genotype: {search.genotype.to_text()}")
+        print(f"run directory: {search.run_dir.path}")
+
+    search = open_loop(args, Search, SearchConfig, _overrides(args), new)
+    return run_loop(search, args, "search", desc=f"search o{search.config.order}",
+                    extra=lambda r: {"o": r.order}, report=report)

@@ -1,10 +1,9 @@
 """`dartsviz train`: train a genotype's network from scratch (tiny preset on digits by default)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from .common import add_run_flags, fresh_run_dir, refuse_out_with_resume, run_overrides
+from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, run_steps
 
 
 def add_parser(sub):
@@ -36,44 +35,10 @@ def _overrides(args) -> dict:
     return out
 
 
-def progress_printer(train, total: int, quiet: bool, desc: str = "train"):
-    """A tqdm bar fed by the training's records."""
-    if quiet:
-        return None, None
-    from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=min(train.step_count, total), unit="step", file=sys.stderr,
-               dynamic_ncols=True, desc=desc)
-
-    def on_record(r):
-        if r["kind"] == "step":
-            bar.update(1)
-            bar.set_postfix(ep=r["epoch"], loss=f"{r['train_loss']:.3f}", acc=f"{r['train_acc']:.2f}",
-                            lr=f"{r['lr']:.4f}", refresh=False)
-        else:
-            bar.write(f"epoch {r['epoch']}: train acc {r['train_acc']:.3f}  test acc {r['test_acc']:.3f}  "
-                      f"{r['seconds']:.1f}s")
-    return bar, on_record
-
-
-def _train_one(train, steps, quiet, desc="train"):
-    remaining = max(0, train.total_steps - train.step_count)
-    steps = min(remaining, steps) if steps else remaining
-    bar, on_record = progress_printer(train, train.step_count + steps, quiet, desc)
-    if on_record:
-        train.subscribe(on_record)
-    try:
-        train.run(steps=steps)
-    finally:
-        if bar is not None:
-            bar.close()
-        if on_record:
-            train.unsubscribe(on_record)
-
-
 def _random_baseline(args, config) -> int:
     import random
     from ..data import load_data
-    from ..genotype import random_genotype
+    from ..spaces.cnn.genotype import random_genotype
     from ..search import resolve_device
     from ..train import Train
     from ..baseline import _mean_std
@@ -89,7 +54,7 @@ def _random_baseline(args, config) -> int:
         train = Train(random_genotype(rng), config, out=out, data=data)
         if i == 0:
             print(f"network: {train.params:,} parameters, {train.macs:,} multiply-adds")
-        _train_one(train, None, args.quiet, desc=f"random {i + 1}/{args.random}")
+        run_steps(train, None, args.quiet, f"random {i + 1}/{args.random}", _lr)
         accs.append(train.test_acc)
         print(f"random cell {i + 1}: test accuracy {train.test_acc:.4f}   {train.genotype.to_text()}")
         if train.interrupted:
@@ -107,31 +72,31 @@ def _random_baseline(args, config) -> int:
     return 0
 
 
+def _lr(r) -> dict:
+    return {"lr": f"{r['lr']:.4f}"}
+
+
 def run(args) -> int:
     from ..train import Train, TrainConfig, resolve_genotype
     overrides = _overrides(args)
-    refuse_out_with_resume(args)
-    if args.resume:
-        train = Train.resume(args.resume, **overrides)
-    else:
-        config = TrainConfig.preset(args.preset, **overrides)
-        if args.random is not None:
-            return _random_baseline(args, config)
+    if args.random is not None:               # --random excludes --resume (one argparse group)
+        return _random_baseline(args, TrainConfig.preset(args.preset, **overrides))
+
+    def new(config):
         if not args.genotype:
             raise ValueError("give --genotype RUN_DIR|DARTS_V1|DARTS_V2|TEXT, --random N or --resume RUN_DIR")
-        genotype = resolve_genotype(args.genotype)
-        train = Train(genotype, config, out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
+        return Train(resolve_genotype(args.genotype), config,
+                     out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
+
+    def report(train):
+        acc = train.test_acc
+        if acc is None:
+            _, acc = train.evaluate("test")
+        print(f"test accuracy: {acc:.4f}")
+        print(f"run directory: {train.run_dir.path}")
+
+    train = open_loop(args, Train, TrainConfig, overrides, new)
     print(f"genotype: {train.genotype.to_text()}")
     print(f"network: {train.config.layers} cells, {train.config.channels} channels, "
           f"{train.params:,} parameters, {train.macs:,} multiply-adds")
-    _train_one(train, args.steps, args.quiet)
-    acc = train.test_acc
-    if acc is None:
-        _, acc = train.evaluate("test")
-    print(f"test accuracy: {acc:.4f}")
-    print(f"run directory: {train.run_dir.path}")
-    if train.interrupted:
-        sys.stderr.write(f"interrupted at step {train.step_count}; continue with: "
-                         f"dartsviz train --resume {train.run_dir.path}\n")
-        return 130
-    return 0
+    return run_loop(train, args, "train", extra=_lr, report=report)

@@ -10,7 +10,8 @@ import importlib
 from .cellgraph import DOT_HINT, cell_dot, cell_svg, dot_available, soft_cell_svg
 from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
                       new_figure, to_png, to_svg)
-from .palette import OP_COLORS, op_color
+from .palette import ORDER_COLORS, op_color, op_short
+from .spaceof import space_of
 
 _LAZY = {
     "Dashboard": "dashboard",
@@ -18,11 +19,12 @@ _LAZY = {
     "compare_report": "compare",
     "Replay": "replay",
     "export_run": "export",
+    "load_run": "rundata",
 }
 
 __all__ = ["DOT_HINT", "cell_dot", "cell_svg", "dot_available", "soft_cell_svg", "draw_collapse",
            "draw_curves", "draw_heatmap", "draw_trajectories", "draw_weights", "new_figure", "to_png",
-           "to_svg", "OP_COLORS", "op_color", *_LAZY]
+           "to_svg", "ORDER_COLORS", "op_color", "op_short", "space_of", *_LAZY]
 
 
 def __getattr__(name):

@@ -14,10 +14,11 @@ from typing import List, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..bilevel import ORDERS
 from .cellgraph import as_html, cell_svg
 from .figures import draw_heatmap, new_figure, to_png, to_svg
-from .palette import CELL_TITLES, OP_COLORS, edge_label
-from .records import cell_differences, step_records
+from .palette import edge_label, op_color
+from .records import METRIC_LIMITS, cell_differences, loss_of, metric_of, metric_title
 from .rundata import RunData, load_run
 from .view import WidgetView
 
@@ -29,22 +30,29 @@ def _labels(runs: Sequence[RunData]) -> None:
         runs[0].label, runs[1].label = f"A: {runs[0].label}", f"B: {runs[1].label}"
 
 
+def _vmax(latest) -> float:
+    """One colour scale for the heat maps of both runs."""
+    return max(float(np.max(p)) for rec in latest for p in rec.probs.values())
+
+
 def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
-    """Validation loss and accuracy of both runs over the steps."""
+    """Validation loss and the space's metric of both runs over the steps."""
     fig = new_figure((10.0, 3.0)) if fig is None else fig
     fig.clear()
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    metric = runs[0].space.metric
     for run, color in zip(runs, RUN_COLORS):
-        steps = step_records(run.history)
-        x = [r["step"] for r in steps]
+        steps = run.steps
+        x = [r.step for r in steps]
         style = ".-" if len(steps) < 30 else "-"
-        ax_loss.plot(x, [r["val_loss"] for r in steps], style, color=color, lw=1, label=run.label)
-        ax_acc.plot(x, [r["val_acc"] for r in steps], style, color=color, lw=1, label=run.label)
-    for ax, name in ((ax_loss, "validation loss"), (ax_acc, "validation accuracy")):
+        ax_loss.plot(x, [loss_of(r, "val") for r in steps], style, color=color, lw=1, label=run.label)
+        ax_metric.plot(x, [metric_of(r, "val", metric) for r in steps], style, color=color, lw=1, label=run.label)
+    for ax, name in ((ax_loss, "validation loss"), (ax_metric, f"validation {metric_title(metric)}")):
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-    ax_acc.set_ylim(0, 1.02)
+    if metric in METRIC_LIMITS:
+        ax_metric.set_ylim(*METRIC_LIMITS[metric])
     ax_loss.legend(fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.16, wspace=0.18)
     return fig
@@ -52,14 +60,14 @@ def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -
 
 def cost_summary(run: RunData) -> dict:
     """Median seconds per step (per order), total seconds, peak memory, device."""
-    steps = step_records(run.history)
-    out = {"steps": len(steps), "seconds_total": float(sum(r["seconds"] for r in steps)),
-           "peak_mem_mb": float(max((r.get("peak_mem_mb") or 0) for r in steps)) if steps else 0.0,
-           "device": steps[-1].get("device", "?") if steps else "?"}
-    for o in (1, 2):
-        secs = [r["seconds"] for r in steps if r.get("order") == o and r.get("arch_updated", True)]
+    steps = run.steps
+    out = {"steps": len(steps), "seconds_total": float(sum(r.seconds for r in steps)),
+           "peak_mem_mb": float(max(r.peak_mem_mb or 0 for r in steps)) if steps else 0.0,
+           "device": steps[-1].device if steps else "?"}
+    for o in ORDERS:
+        secs = [r.seconds for r in steps if r.order == o and r.arch_updated]
         out[f"median_s_order{o}"] = float(np.median(secs)) if secs else None
-    secs = [r["seconds"] for r in steps]
+    secs = [r.seconds for r in steps]
     out["median_s"] = float(np.median(secs)) if secs else 0.0
     return out
 
@@ -70,9 +78,9 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
     fig.clear()
     ax_sec, ax_mem = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(3, 1)))
     for run, color in zip(runs, RUN_COLORS):
-        steps = step_records(run.history)
+        steps = run.steps
         c = cost_summary(run)
-        ax_sec.plot([r["step"] for r in steps], [r["seconds"] for r in steps], ".", ms=4, color=color,
+        ax_sec.plot([r.step for r in steps], [r.seconds for r in steps], ".", ms=4, color=color,
                     label=f"{run.label}: median {c['median_s']:.3f}s")
     ax_sec.set_ylim(bottom=0)
     ax_sec.set_title("seconds per step", fontsize=9)
@@ -92,15 +100,18 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
 
 def differences_html(a: RunData, b: RunData) -> str:
     """An HTML table of the kept edges whose op differs between the two derived cells."""
-    rows = cell_differences(a.genotype, b.genotype)
+    space = a.space
+    if b.space is not space:
+        return f"<p><b>The runs search different spaces ({space.name}, {b.space.name}).</b></p>"
+    rows = cell_differences(a.genotype, b.genotype, space)
     if not rows:
         return "<p><b>The derived cells are identical.</b></p>"
 
     def op(name):
         if name is None:
             return "<i>not kept</i>"
-        return f'<span style="color:{OP_COLORS[name]};font-weight:bold">{html.escape(name)}</span>'
-    body = "".join(f"<tr><td>{CELL_TITLES[r['cell']]}</td><td>{edge_label(*r['edge'])}</td>"
+        return f'<span style="color:{op_color(name, space)};font-weight:bold">{html.escape(name)}</span>'
+    body = "".join(f"<tr><td>{html.escape(space.cell_title(r['cell']))}</td><td>{edge_label(*r['edge'])}</td>"
                    f"<td>{op(r['a'])}</td><td>{op(r['b'])}</td></tr>" for r in rows)
     return (f"<p><b>{len(rows)} kept edge(s) differ</b></p><table style='border-collapse:collapse' border='1' "
             f"cellpadding='3'><tr><th>cell</th><th>edge</th><th>{html.escape(a.label)}</th>"
@@ -109,22 +120,24 @@ def differences_html(a: RunData, b: RunData) -> str:
 
 def summary_html(runs: Sequence[RunData]) -> str:
     rows = []
+    metric = runs[0].space.metric
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
     for r in runs:
         c = cost_summary(r)
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"
-        last = step_records(r.history)[-1] if r.steps else {}
-        rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']}</td><td>{fmt(c['median_s_order1'])}</td>"
-                    f"<td>{fmt(c['median_s_order2'])}</td><td>{c['seconds_total']:.1f}</td>"
-                    f"<td>{c['peak_mem_mb']:.0f}</td><td>{last.get('val_acc', 0):.3f}</td></tr>")
+        last = r.steps[-1].metrics.get(f"val_{metric}") if r.steps else None
+        rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']}</td>"
+                    + "".join(f"<td>{fmt(c[f'median_s_order{o}'])}</td>" for o in ORDERS)
+                    + f"<td>{c['seconds_total']:.1f}</td><td>{c['peak_mem_mb']:.0f}</td><td>{fmt(last)}</td></tr>")
     ratio = ""
-    m1 = [cost_summary(r)["median_s_order1"] for r in runs]
-    m2 = [cost_summary(r)["median_s_order2"] for r in runs]
+    m1 = [cost_summary(r)[f"median_s_order{ORDERS[0]}"] for r in runs]
+    m2 = [cost_summary(r)[f"median_s_order{ORDERS[-1]}"] for r in runs]
     one, two = next((v for v in m1 if v), None), next((v for v in m2 if v), None)
     if one and two:
         ratio = f"<p>second order costs <b>{two / one:.2f}x</b> the time per step of first order here.</p>"
     return ("<table style='border-collapse:collapse' border='1' cellpadding='3'><tr><th>run</th><th>steps</th>"
-            "<th>median s/step, order 1</th><th>median s/step, order 2</th><th>total s</th><th>peak MB</th>"
-            "<th>last val acc</th></tr>" + "".join(rows) + "</table>" + ratio)
+            + "".join(f"<th>median s/step, order {o}</th>" for o in ORDERS)
+            + f"<th>total s</th><th>peak MB</th><th>last val {html.escape(metric)}</th></tr>"
+            + "".join(rows) + "</table>" + ratio)
 
 
 class Compare(WidgetView):
@@ -140,8 +153,8 @@ class Compare(WidgetView):
                       "curves": new_figure((10.0, 3.0), dpi), "cost": new_figure((10.0, 3.0), dpi)}
         img = dict(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.images = {k: widgets.Image(**img) for k in self._figs}
-        self.cells = {f"{i}_{cell}": widgets.HTML(layout=widgets.Layout(width="50%"))
-                      for i in "ab" for cell in ("normal", "reduce")}
+        self.cells = {f"{k}_{cell}": widgets.HTML(layout=widgets.Layout(width="50%"))
+                      for k, r in zip("ab", self.runs) for cell in r.space.cell_types}
         self.titles = [widgets.HTML(), widgets.HTML()]
         self.differences = widgets.HTML()
         self.summary = widgets.HTML()
@@ -154,7 +167,7 @@ class Compare(WidgetView):
         self.step10_button.on_click(self._guard(lambda _: self.step(10)))
         row = lambda *ws: widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap"))
         col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{'ab'[i]}"],
-                                      self.cells[f"{'ab'[i]}_normal"], self.cells[f"{'ab'[i]}_reduce"]],
+                                      *(self.cells[f"{'ab'[i]}_{cell}"] for cell in self.runs[i].space.cell_types)],
                                      layout=widgets.Layout(width="50%"))
         self.widget = widgets.VBox([row(self.step_button, self.step10_button, self.status), self.summary,
                                     row(col(0), col(1)), self.images["curves"], self.images["cost"],
@@ -168,24 +181,21 @@ class Compare(WidgetView):
                 raise ValueError(f"{r.label} is a saved run, not a live search")
         t0 = time.perf_counter()
         for r in self.runs:
-            r.search.run(steps=int(n))
-            r.refresh()
+            r.search.run(steps=int(n))            # its records reach r as it pushes them
         self.status.value = f"stepped both by {n} in {time.perf_counter() - t0:.1f}s"
         self.redraw()
 
     def redraw(self) -> None:
         latest = [r.latest() for r in self.runs]
-        vmax = max([0.25] + [float(np.max(rec["probs"][c])) for rec in latest for c in ("normal", "reduce")])
+        vmax = _vmax(latest)
         for i, r in enumerate(self.runs):
-            k = "ab"[i]
+            k, space = "ab"[i], r.space
             self.titles[i].value = f'<b style="color:{RUN_COLORS[i]}">{html.escape(r.label)}</b>'
-            draw_heatmap(latest[i], self._figs[f"heat_{k}"], vmax=vmax,
-                         title=f"{r.label}: step {latest[i]['step']}")
+            draw_heatmap(latest[i], self._figs[f"heat_{k}"], vmax=vmax, title=f"{r.label}: step {latest[i].step}")
             _set(self.images[f"heat_{k}"], to_png(self._figs[f"heat_{k}"]))
-            g = r.genotype
-            for cell in ("normal", "reduce"):
-                _set(self.cells[f"{k}_{cell}"], as_html(cell_svg(g, cell, f"{r.label}: {CELL_TITLES[cell]}"),
-                                                       hint=(i, cell) == (0, "normal")))
+            for j, cell in enumerate(space.cell_types):
+                svg = cell_svg(latest[i].genotype, cell, f"{r.label}: {space.cell_title(cell)}", space=space)
+                _set(self.cells[f"{k}_{cell}"], as_html(svg, hint=(i, j) == (0, 0)))
         _set(self.images["curves"], to_png(draw_compare_curves(self.runs, self._figs["curves"])))
         _set(self.images["cost"], to_png(draw_compare_cost(self.runs, self._figs["cost"])))
         _set(self.differences, differences_html(*self.runs))
@@ -211,23 +221,23 @@ def compare_report(a, b, out, labels: Optional[Sequence[str]] = None, dpi: int =
         return f"{name}.png"
 
     latest = [r.latest() for r in runs]
-    vmax = max([0.25] + [float(np.max(rec["probs"][c])) for rec in latest for c in ("normal", "reduce")])
-    heat = [save(draw_heatmap(rec, vmax=vmax, title=f"{r.label}: step {rec['step']}"), f"heatmap_{k}")
+    vmax = _vmax(latest)
+    heat = [save(draw_heatmap(rec, vmax=vmax, title=f"{r.label}: step {rec.step}"), f"heatmap_{k}")
             for r, rec, k in zip(runs, latest, "ab")]
     curves = save(draw_compare_curves(runs), "validation")
     cost = save(draw_compare_cost(runs), "cost")
-    cells = {}
-    for r, k in zip(runs, "ab"):
-        for cell in ("normal", "reduce"):
-            svg = cell_svg(r.genotype, cell, f"{r.label}: {CELL_TITLES[cell]}")
+    cells = {k: [] for k in "ab"}
+    for r, rec, k in zip(runs, latest, "ab"):
+        for cell in r.space.cell_types:
+            svg = cell_svg(rec.genotype, cell, f"{r.label}: {r.space.cell_title(cell)}", space=r.space)
             (out / f"cell_{k}_{cell}.svg").write_text(svg)
-            cells[(k, cell)] = f"cell_{k}_{cell}.svg"
+            cells[k].append(f"cell_{k}_{cell}.svg")
     cols = "".join(
         f"<td style='vertical-align:top'><h3 style='color:{RUN_COLORS[i]}'>{html.escape(r.label)}</h3>"
-        f"<img src='{heat[i]}' width='100%'><br><img src='{cells[('ab'[i], 'normal')]}' width='100%'>"
-        f"<br><img src='{cells[('ab'[i], 'reduce')]}' width='100%'></td>" for i, r in enumerate(runs))
-    genotypes = "".join(f"<p><b>{html.escape(r.label)}</b>: <code>{html.escape(r.genotype.to_text())}</code></p>"
-                        for r in runs)
+        f"<img src='{heat[i]}' width='100%'>" + "".join(f"<br><img src='{c}' width='100%'>" for c in cells["ab"[i]])
+        + "</td>" for i, r in enumerate(runs))
+    genotypes = "".join(f"<p><b>{html.escape(r.label)}</b>: <code>{html.escape(rec.genotype.to_text())}</code></p>"
+                        for r, rec in zip(runs, latest))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>dartsviz compare</title></head>"
             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'>"
             f"<h1>{html.escape(runs[0].label)} vs {html.escape(runs[1].label)}</h1>{summary_html(runs)}"

@@ -4,7 +4,9 @@
     dash                                    # shows it in a notebook
     dash.step(3); dash.run(epochs=1)        # drive it from code (notebooks, tests)
 
-The search emits records; the dashboard subscribes and redraws. Buttons run a bounded
+The search emits records; the dashboard subscribes, keeps the records it is pushed and
+redraws from them (before the first step, from `search.snapshot()`). The order and HVP
+toggles show `search.config` and change it through `search.set`. Buttons run a bounded
 chunk inside their click handler, so the kernel is idle between clicks. `Run` blocks,
 redraws as it goes (throttled) and stops cleanly at a step boundary on Kernel > Interrupt;
 press it again to continue. Handlers never print: errors appear in the status line.
@@ -17,8 +19,9 @@ from typing import Optional
 
 import ipywidgets as widgets
 
+from ..bilevel import HVP_MODES, ORDER_NAMES, ORDERS
+from ..records import StepRecord
 from .panels import PANELS, PanelSet
-from .records import step_records
 from .throttle import Throttle
 from .view import WidgetView
 
@@ -44,11 +47,14 @@ class Dashboard(WidgetView):
                 overrides["seed"] = seed
             search = Search(SearchConfig.preset(preset, **overrides))
         self.search = None
+        self.records: list = []                 # the records the search pushed (see attach)
+        self._snapshot: Optional[StepRecord] = None
+        self._syncing = False                   # True while the toggles are set from search.config
         self.dpi = dpi
         self.throttle = Throttle(redraw_every, min_interval, budget)
         self.draw_seconds = 0.0                 # time spent redrawing (for the overhead figure)
         self.last_error: Optional[str] = None   # traceback of the last handler error
-        self.panels = PanelSet(dpi=dpi)
+        self.panels = PanelSet(search.snapshot(), dpi=dpi)
         self.images, self.cells = self.panels.images, self.panels.cells
         self.genotype_text, self.edge = self.panels.genotype_text, self.panels.edge
         self._dirty = set(PANELS)
@@ -63,8 +69,10 @@ class Dashboard(WidgetView):
         from ..search import PRESETS
         c = search.config
         btn = dict(layout=_layout(width="auto"))
-        self.order = widgets.ToggleButtons(options=[("1st order", 1), ("2nd order", 2)], value=c.order,
+        self.order = widgets.ToggleButtons(options=[(ORDER_NAMES[o], o) for o in ORDERS], value=c.order,
                                            description="order")
+        self.hvp = widgets.ToggleButtons(options=list(HVP_MODES), value=c.hvp, description="HVP",
+                                         tooltip="second order: the Hessian-vector product")
         self.step_button = widgets.Button(description="Step", tooltip="one bilevel step", **btn)
         self.step10_button = widgets.Button(description="Step \u00d710", tooltip="ten steps", **btn)
         self.epochs = widgets.BoundedIntText(value=1, min=1, max=10000, description="epochs",
@@ -89,15 +97,18 @@ class Dashboard(WidgetView):
         self.run_button.on_click(self._guard(lambda _: self.run(epochs=self.epochs.value), "Run"))
         self.pause_button.on_click(self._guard(lambda _: self.pause(), "Pause"))
         self.reset_button.on_click(self._guard(lambda _: self.reset(), "Reset"))
-        self.order.observe(self._guard(lambda ch: self.set_order(ch["new"]), "order"), names="value")
+        self.order.observe(self._guard(lambda ch: self._syncing or self.set_order(ch["new"]), "order"),
+                           names="value")
+        self.hvp.observe(self._guard(lambda ch: self._syncing or self.set_hvp(ch["new"]), "HVP"), names="value")
         self.edge.observe(self._guard(lambda ch: self._redraw_now(("trajectories",)), "edge"), names="value")
 
         from .trainpanel import TrainPanel
-        self.train_panel = TrainPanel(lambda: self.search.genotype, dataset=lambda: self.search.config.dataset)
+        self.train_panel = TrainPanel(lambda: self.current().genotype, dataset=lambda: self.search.config.dataset)
 
         row = lambda *ws: widgets.HBox(list(ws), layout=_layout(flex_flow="row wrap", align_items="center"))
         self.widget = self.panels.layout(between=(self.train_panel.widget,), above=(
-            row(self.order, self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
+            row(self.order, self.hvp),
+            row(self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
             row(self.preset, self.dataset, self.seed, self.reset_button),
             row(self.progress, self.counter),
             self.status,
@@ -108,39 +119,60 @@ class Dashboard(WidgetView):
 
     # -- the search -------------------------------------------------------------------
     def attach(self, search) -> None:
-        """Show `search` (subscribing to its records) instead of the current one."""
+        """Show `search` (subscribing to its records) instead of the current one. The records
+        it emitted before (a resumed search's history) are taken once, here."""
         if self.search is not None:
             self.search.unsubscribe(self._on_record)
         self.search = search
+        self._snapshot = search.snapshot()      # flushes pending steps into its history first
+        self.records = list(search.history)
         search.subscribe(self._on_record)
-        self.panels.set_edges(search.model.probs()["normal"].shape[0])
-        if self.order.value != search.config.order:
-            self.order.value = search.config.order
+        self._sync_controls()
         self._dirty = set(PANELS)
         self._update_counter()
         self.redraw()
 
     @property
-    def history(self):
-        return self.search.history
+    def history(self) -> list:
+        """The records this dashboard was pushed."""
+        return self.records
 
-    def current(self) -> dict:
-        """The latest step record, or one made from the search's current weights."""
-        steps = step_records(self.search.history[-50:]) or step_records(self.search.history)
-        if steps:
-            return steps[-1]
-        s = self.search
-        return {"kind": "step", "step": s.step_count, "epoch": s.epoch, "order": s.config.order,
-                "probs": {k: v.tolist() for k, v in s.model.probs().items()},
-                "genotype": s.genotype.to_text()}
+    def current(self) -> StepRecord:
+        """The latest step record pushed, or the search's snapshot before its first step."""
+        for r in reversed(self.records):
+            if isinstance(r, StepRecord):
+                return r
+        return self._snapshot
+
+    def _sync_controls(self) -> None:
+        """Show the order and HVP of `search.config`, the one place they are held."""
+        c = self.search.config
+        self._syncing = True
+        try:
+            self.order.value = c.order
+            self.hvp.value = c.hvp
+            self.hvp.disabled = c.order == ORDERS[0]        # first order uses no HVP
+        finally:
+            self._syncing = False
 
     def set_order(self, order: int) -> None:
         """First (1) or second (2) order from the next step on."""
-        self.search.set(order=int(order))
-        if self.order.value != int(order):
-            self.order.value = int(order)
-        cost = " (second order costs about 2-3x the time per step: watch 'seconds per step')" if order == 2 else ""
+        try:
+            self.search.set(order=int(order))
+        finally:
+            self._sync_controls()
+        cost = (" (second order costs about 2-3x the time per step: watch 'seconds per step')"
+                if int(order) != ORDERS[0] else "")
         self._set_status(f"next steps use order {order}{cost}")
+        self._update_counter()
+
+    def set_hvp(self, hvp: str) -> None:
+        """The second order's Hessian-vector product ("finite" or "exact") from the next step on."""
+        try:
+            self.search.set(hvp=hvp)
+        finally:
+            self._sync_controls()
+        self._set_status(f"second-order steps use the {hvp} Hessian-vector product")
         self._update_counter()
 
     def step(self, n: int = 1) -> list:
@@ -168,9 +200,9 @@ class Dashboard(WidgetView):
         dataset = self.dataset.value if dataset is None else dataset
         old = self.search.config
         if preset == "current":
-            config = dataclasses.replace(old, seed=int(seed), dataset=dataset, order=int(self.order.value))
+            config = dataclasses.replace(old, seed=int(seed), dataset=dataset)
         else:
-            config = self._SearchConfig.preset(preset, seed=int(seed), dataset=dataset, order=int(self.order.value))
+            config = self._SearchConfig.preset(preset, seed=int(seed), dataset=dataset, order=old.order, hvp=old.hvp)
         same_data = all(getattr(config, k) == getattr(old, k) for k in ("dataset", "data_dir", "train_portion",
                                                                            "device", "dtype"))
         self._set_status(f"building a new search: {config.dataset}, seed {config.seed} ...")
@@ -184,7 +216,7 @@ class Dashboard(WidgetView):
             raise RuntimeError("already running")
         self._running = True
         self.throttle.start()
-        start = len(self.search.history)
+        start = len(self.records)
         self._set_status("running ... (Kernel > Interrupt or Pause stops after the current step)")
         try:
             self.search.run(epochs=epochs, steps=steps)
@@ -197,28 +229,34 @@ class Dashboard(WidgetView):
         if s.interrupted:
             self._set_status(f"stopped at step {s.step_count}; press Run or Step to continue")
         else:
-            self._set_status(f"done: step {s.step_count}, {s.config.order}{'st' if s.config.order == 1 else 'nd'} order")
-        return s.history[start:]
+            self._set_status(f"done: step {s.step_count}, {ORDER_NAMES[s.config.order]}")
+        return self.records[start:]
 
     # -- records and redraws --------------------------------------------------------
-    def _on_record(self, record: dict) -> None:
+    def _on_record(self, record) -> None:
         t0 = time.perf_counter()
+        self.records.append(record)
         self._dirty = set(PANELS)
         self._update_counter(record)
         self.draw_seconds += time.perf_counter() - t0          # redraws count themselves
         if self._running and self.throttle.due(cost=0.12):
             self._redraw_some(time_slice=0.15)
 
-    def _update_counter(self, record: Optional[dict] = None) -> None:
-        s = self.search
+    def _update_counter(self, record=None) -> None:
+        """Progress, the counter line, and the toggles as `search.config` has them now."""
+        self._sync_controls()
+        s, c = self.search, self.search.config
         total = max(s.total_steps, s.step_count, 1)
         with self.progress.hold_sync():
             self.progress.max = total
             self.progress.value = s.step_count
-        sec = f" \u00b7 {record['seconds']:.3f} s/step" if record and record.get("kind") == "step" else ""
-        acc = f" \u00b7 val acc {record['val_acc']:.2f}" if record and "val_acc" in record else ""
+        metric = s.space.metric
+        sec = f" \u00b7 {record.seconds:.3f} s/step" if isinstance(record, StepRecord) else ""
+        value = record.metrics.get(f"val_{metric}") if record is not None else None
+        shown = f" \u00b7 val {metric} {value:.2f}" if value is not None else ""
+        hvp = f" ({c.hvp} HVP)" if c.order != ORDERS[0] else ""
         self.counter.value = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {s.epoch} "
-                              f"\u00b7 order {s.config.order}{sec}{acc}")
+                              f"\u00b7 order {c.order}{hvp}{sec}{shown}")
 
     def redraw(self) -> None:
         """Redraw every panel whose data changed (always called at the end of a run)."""
@@ -238,6 +276,6 @@ class Dashboard(WidgetView):
 
     def _redraw_now(self, panels) -> None:
         t0 = time.perf_counter()
-        self.panels.render(panels, self.current(), self.search.history)
+        self.panels.render(panels, self.current(), self.records)
         self._dirty.difference_update(panels)
         self.draw_seconds += time.perf_counter() - t0

@@ -17,19 +17,20 @@ import numpy as np
 from .cellgraph import cell_dot, cell_png, cell_svg, soft_cell_png, soft_cell_svg
 from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
                       new_figure, to_png, to_svg)
-from .records import cell_edges, probs_series
+from .records import probs_series, step_records
 from .rundata import load_run
+from .spaceof import space_of
 
 ANIMATIONS = ("gif", "html")
 
 
-def most_moved_edge(history: Sequence[dict], cell: str = "normal"):
-    """The edge whose weights moved most from the first to the last step."""
-    _, w = probs_series(history, cell)                     # (T, E, O)
+def most_moved_edge(records: Sequence, cell: str, space=None):
+    """The edge of `cell` whose weights moved most from the first to the last step."""
+    _, w = probs_series(records, cell)                     # (T, E, O)
     if len(w) == 0:
-        return (0, 2)
+        raise ValueError("no step records")
     moved = np.abs(w[-1] - w[0]).sum(axis=1)               # (E,)
-    return cell_edges(w.shape[1])[int(moved.argmax())]
+    return space_of(step_records(records), space).edges(cell, w.shape[1])[int(moved.argmax())]
 
 
 def frame_indices(n: int, max_frames: int) -> List[int]:
@@ -43,7 +44,7 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
                animation: Sequence[str] = ANIMATIONS, max_frames: int = 24, dpi: int = 100) -> List[Path]:
     """Write the panels of a run (directory, RunData or live Search) to `out`
     (default RUN_DIR/plots); returns the written paths."""
-    run = load_run(run)
+    run = load_run(run, follow=False)                      # the records so far; none pushed later
     if out is None:
         if run.path is None:
             raise ValueError("export_run needs out= for a search without a run directory")
@@ -54,29 +55,31 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
     if bad:
         raise ValueError(f"unknown format(s) {', '.join(bad)}; formats: png, svg; animations: gif, html")
     written: List[Path] = []
-    rec, history = run.latest(), run.history
-    cell, edge = "normal", most_moved_edge(history)
+    rec, records, space = run.latest(), run.records, run.space
     panels = {
         "weights": lambda f: draw_weights(rec, f),
         "heatmap": lambda f: draw_heatmap(rec, f),
-        f"trajectories_{cell}_{edge[0]}-{edge[1]}": lambda f: draw_trajectories(history, cell, edge, f),
-        "curves": lambda f: draw_curves(history, f),
-        "collapse": lambda f: draw_collapse(history, f),
+        "curves": lambda f: draw_curves(records, f, space=space),
+        "collapse": lambda f: draw_collapse(records, f, space=space),
     }
+    if run.steps:
+        cell = space.cell_types[0]
+        edge = most_moved_edge(records, cell, space)
+        panels[f"trajectories_{cell}_{edge[0]}-{edge[1]}"] = lambda f: draw_trajectories(records, cell, edge, f)
     for name, draw in panels.items():
         fig = draw(new_figure(name.split("_")[0], dpi=dpi))
         if "png" in formats:
             written.append(_write(out / f"{name}.png", to_png(fig)))
         if "svg" in formats:
             written.append(_write(out / f"{name}.svg", to_svg(fig)))
-    g = run.genotype
-    for c in ("normal", "reduce"):
-        written.append(_write(out / f"cell_{c}.gv", cell_dot(g, c).source))
+    g = rec.genotype
+    for c in space.cell_types:
+        written.append(_write(out / f"cell_{c}.gv", cell_dot(g, c, space=space).source))
         if "svg" in formats:
-            written.append(_write(out / f"cell_{c}.svg", cell_svg(g, c)))
+            written.append(_write(out / f"cell_{c}.svg", cell_svg(g, c, space=space)))
             written.append(_write(out / f"soft_cell_{c}.svg", soft_cell_svg(rec, c)))
         if "png" in formats:
-            written.append(_write(out / f"cell_{c}.png", cell_png(g, c)))
+            written.append(_write(out / f"cell_{c}.png", cell_png(g, c, space=space)))
             written.append(_write(out / f"soft_cell_{c}.png", soft_cell_png(rec, c)))
     written.append(_write(out / "genotype.txt", g.to_text() + "\n"))
     if animation:
@@ -88,14 +91,14 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
     return written
 
 
-def alpha_frames(steps: Sequence[dict], max_frames: int = 24, dpi: int = 60) -> List[tuple]:
-    """(step, PNG bytes) of the heat map at up to `max_frames` steps, on one colour scale."""
+def alpha_frames(steps: Sequence, max_frames: int = 24, dpi: int = 60) -> List[tuple]:
+    """(step, PNG bytes) of the heat map at up to `max_frames` step records, on one colour scale."""
     if not steps:
         return []
     idx = frame_indices(len(steps), max_frames)
-    vmax = max([0.25] + [float(np.max(steps[i]["probs"][c])) for i in idx for c in ("normal", "reduce")])
+    vmax = max(float(np.max(p)) for i in idx for p in steps[i].probs.values())
     fig = new_figure("heatmap", dpi=dpi)
-    return [(steps[i]["step"], to_png(draw_heatmap(steps[i], fig, vmax=vmax))) for i in idx]
+    return [(steps[i].step, to_png(draw_heatmap(steps[i], fig, vmax=vmax))) for i in idx]
 
 
 def write_gif(frames: Sequence[tuple], path, ms_per_frame: int = 300) -> Path:

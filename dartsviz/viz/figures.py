@@ -4,7 +4,7 @@ Every `draw_*` function takes records, weights or genotypes and an optional `fig
 it clears and redraws that figure (or makes a new one) and returns it, so a view can
 keep one Figure per panel and redraw it as often as it likes without leaking figures.
 
-    fig = draw_weights(record)                 # a step record, or {"normal": probs, "reduce": probs}
+    fig = draw_weights(record)                 # a step record, or softmax weights by cell type
     png = to_png(fig)                          # bytes for widgets.Image or a file
 """
 from __future__ import annotations
@@ -17,10 +17,11 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from ..ops import PRIMITIVES
-from .palette import CELL_TITLES, CELL_TYPES, OP_COLORS, OP_SHORT, ORDER_COLORS, edge_label
-from .records import (cell_edges, collapse_counts, epoch_records, kept_mask, probs_of,
-                      probs_series, step_records)
+from ..bilevel import ORDERS
+from .palette import ORDER_COLORS, ZERO_OP_TEXT, edge_label, op_color, op_short
+from .records import (METRIC_LIMITS, Architecture, architecture, collapse_counts, epoch_records, loss_of,
+                      metric_of, metric_title, probs_series, step_records)
+from .spaceof import space_of
 
 DPI = 80
 SIZES = {  # inches (width, height) of each panel
@@ -30,6 +31,7 @@ SIZES = {  # inches (width, height) of each panel
     "curves": (11.0, 3.0),
     "collapse": (6.0, 3.0),
 }
+CELL_LINESTYLES = ("-", "--", ":", "-.")
 
 
 def new_figure(panel_or_size="weights", dpi: int = DPI) -> Figure:
@@ -65,59 +67,41 @@ def to_svg(fig: Figure) -> str:
     return buf.getvalue().decode("utf-8")
 
 
-def _probs_pair(data) -> dict:
-    """{"normal": (E, O), "reduce": (E, O)} from a step record or a probs dict."""
-    data = _last_step(data)
-    p = data["probs"] if isinstance(data, dict) and "probs" in data else data
-    if not isinstance(p, dict) or not any(c in p for c in CELL_TYPES):
-        raise ValueError("expected a step record, a list of records or {'normal': weights, 'reduce': weights}")
-    return {c: probs_of(p, c) for c in CELL_TYPES if c in p}
+def _step_title(arch: Architecture, what: str) -> str:
+    r = arch.record
+    if r is None:
+        return what
+    return f"{what} at step {r.step} (epoch {r.epoch}, order {r.order})"
 
 
-def _last_step(data):
-    """A list of records stands for its last step record."""
-    if isinstance(data, (list, tuple)):
-        steps = step_records(data)
-        if not steps:
-            raise ValueError("no step records to draw")
-        return steps[-1]
-    return data
-
-
-def _step_title(data, what: str) -> str:
-    data = _last_step(data)
-    if isinstance(data, dict) and "step" in data:
-        return f"{what} at step {data['step']} (epoch {data.get('epoch', 0)}, order {data.get('order', '?')})"
-    return what
-
-
-def _op_legend(fig: Figure, y: float = 0.995) -> None:
-    handles = [Patch(facecolor=OP_COLORS[op], label=op) for op in PRIMITIVES]
-    fig.legend(handles=handles, loc="upper center", ncol=len(PRIMITIVES), fontsize=8,
+def _op_legend(fig: Figure, space, y: float = 0.995) -> None:
+    handles = [Patch(facecolor=op_color(op, space), label=op) for op in space.ops]
+    fig.legend(handles=handles, loc="upper center", ncol=len(space.ops), fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, y), handlelength=1.2, columnspacing=1.0)
 
 
-def _cell_panel(data, fig: Optional[Figure], name: str, build):
-    """Both cells' weights and the panel's artists: those already in `fig` when it shows
-    this panel for the same shapes (updated in place), else built by `build`."""
-    pair = _probs_pair(data)
-    key = (name, tuple((c, p.shape) for c, p in pair.items()))
+def _cell_panel(data, fig: Optional[Figure], name: str, build, space=None):
+    """The architecture drawn and the panel's artists: those already in `fig` when it shows
+    this panel for the same space and shapes (updated in place), else built by `build`."""
+    arch = architecture(data, space)
+    key = (name, arch.space.name, tuple((c, p.shape) for c, p in arch.probs.items()))
     state = _state(fig, key)
     if state is None:
-        state = build(_fig(fig, name), pair, key)
-    return pair, state
+        state = build(_fig(fig, name), arch, key)
+    return arch, state
 
 
 # -- 1. per-edge softmax weights ------------------------------------------------
 
-def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None) -> Figure:
+def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None, space=None) -> Figure:
     """Grouped bars: one group per edge, one bar per op; kept edges shaded, kept ops marked ▼.
+    `data`: a step record, a list of records (its last step) or softmax weights by cell type.
 
     Redrawing into a figure that already shows this panel updates its artists in place."""
-    pair, state = _cell_panel(data, fig, "weights", _build_weights)
-    width = 0.8 / len(PRIMITIVES)
-    for (cell, probs), st in zip(pair.items(), state["cells"]):
-        kept = kept_mask(probs)                               # (E, O)
+    arch, state = _cell_panel(data, fig, "weights", _build_weights, space)
+    width = 0.8 / len(arch.space.ops)
+    for (cell, probs), st in zip(arch.probs.items(), state["cells"]):
+        kept = arch.kept(cell)                                # (E, O)
         kept_edge = kept.any(axis=1)                          # (E,)
         for k, bars in enumerate(st["bars"]):
             for e, rect in enumerate(bars.patches):
@@ -127,37 +111,38 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
         ke, ko = np.nonzero(kept)
         st["marks"].set_offsets(np.column_stack([ke - 0.4 + (ko + 0.5) * width, probs[ke, ko] + 0.012]))
         for lab, k in zip(st["labels"], kept_edge):
-            lab.set_fontweight("bold" if k else "normal")
+            lab.set_fontweight("bold" if k else "regular")
         st["ax"].set_ylim(0, max(0.2, float(probs.max()) * 1.15))
-    state["title"].set_text(title or _step_title(data, "softmax weights per edge"))
+    state["title"].set_text(title or _step_title(arch, "softmax weights per edge"))
     return state["fig"]
 
 
-def _build_weights(fig: Figure, pair: dict, key) -> dict:
-    axes = fig.subplots(len(pair), 1, squeeze=False)[:, 0]
-    n_ops = len(PRIMITIVES)
+def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
+    sp = arch.space
+    axes = fig.subplots(len(arch.probs), 1, squeeze=False)[:, 0]
+    n_ops = len(sp.ops)
     width = 0.8 / n_ops
     cells = []
-    for ax, (cell, probs) in zip(axes, pair.items()):
-        edges = cell_edges(probs.shape[0])
+    for ax, cell in zip(axes, arch.probs):
+        edges = arch.edges(cell)
         x = np.arange(len(edges))                             # (E,)
         spans = [ax.axvspan(e - 0.45, e + 0.45, color="#fff3c4", zorder=0) for e in x]
-        bars = [ax.bar(x - 0.4 + (k + 0.5) * width, np.zeros(len(edges)), width, color=OP_COLORS[op], zorder=2)
-                for k, op in enumerate(PRIMITIVES)]
+        bars = [ax.bar(x - 0.4 + (k + 0.5) * width, np.zeros(len(edges)), width, color=op_color(op, sp), zorder=2)
+                for k, op in enumerate(sp.ops)]
         marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
         ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=9)
         ax.set_xlim(-0.55, len(edges) - 0.45)
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
         ax.set_ylabel("softmax weight", fontsize=9)
-        ax.set_title(f"{CELL_TITLES[cell]}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/8",
+        ax.set_title(f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}",
                      fontsize=9, loc="left")
         ax.tick_params(axis="y", labelsize=8)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         labels = [t.label1 for t in ax.xaxis.get_major_ticks()]
         cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels))
-    _op_legend(fig)
+    _op_legend(fig, sp)
     title = fig.suptitle("", fontsize=10, y=0.935)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.84, bottom=0.07, hspace=0.45)
     state = dict(key=key, fig=fig, cells=cells, title=title)
@@ -168,41 +153,47 @@ def _build_weights(fig: Figure, pair: dict, key) -> dict:
 # -- 2. heat map and trajectories ---------------------------------------------------
 
 def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None,
-                 vmax: Optional[float] = None) -> Figure:
-    """Edges x ops heat map of the weights of both cells, centred on the uniform 1/8:
-    red = above uniform, blue = below; kept (edge, op) cells boxed. Updates in place."""
-    pair, state = _cell_panel(data, fig, "heatmap", _build_heatmap)
-    uniform = 1.0 / len(PRIMITIVES)
-    top = vmax if vmax is not None else max(0.25, max(float(p.max()) for p in pair.values()))
-    state["norm"].vmax = max(top, uniform * 1.01)
-    for (cell, probs), st in zip(pair.items(), state["cells"]):
+                 vmax: Optional[float] = None, space=None) -> Figure:
+    """Edges x ops heat map of the weights of every cell type, centred on the uniform
+    1/ops: red = above uniform, blue = below; kept (edge, op) cells boxed. The colour scale
+    tops at `vmax` (default the largest weight), at least twice uniform. Updates in place."""
+    arch, state = _cell_panel(data, fig, "heatmap", _build_heatmap, space)
+    uniform = 1.0 / len(arch.space.ops)
+    top = vmax if vmax is not None else max(float(p.max()) for p in arch.probs.values())
+    state["norm"].vmax = max(top, 2 * uniform)                # at least twice uniform: white stays uniform
+    for (cell, probs), st in zip(arch.probs.items(), state["cells"]):
         st["image"].set_data(probs)                           # (E, O)
-        for rect, (e, k) in zip(st["boxes"], zip(*np.nonzero(kept_mask(probs)))):
-            rect.set_xy((k - 0.5, e - 0.5))
+        kept = list(zip(*np.nonzero(arch.kept(cell))))        # [(edge, op)]
+        while len(st["boxes"]) < len(kept):
+            st["boxes"].append(st["ax"].add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="black", lw=1.8)))
+        for i, rect in enumerate(st["boxes"]):
+            rect.set_visible(i < len(kept))
+            if i < len(kept):
+                e, k = kept[i]
+                rect.set_xy((k - 0.5, e - 0.5))
     state["colorbar"].update_normal(state["cells"][0]["image"])
-    state["title"].set_text(title or _step_title(data, "weights vs uniform 1/8 (box = kept)"))
+    state["title"].set_text(title or _step_title(arch, f"weights vs uniform 1/{len(arch.space.ops)} (box = kept)"))
     return state["fig"]
 
 
-def _build_heatmap(fig: Figure, pair: dict, key) -> dict:
-    axes = fig.subplots(1, len(pair), squeeze=False)[0]
-    uniform = 1.0 / len(PRIMITIVES)
-    norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=0.25)
+def _build_heatmap(fig: Figure, arch: Architecture, key) -> dict:
+    sp = arch.space
+    axes = fig.subplots(1, len(arch.probs), squeeze=False)[0]
+    uniform = 1.0 / len(sp.ops)
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=2 * uniform)
     cells = []
-    for ax, (cell, probs) in zip(axes, pair.items()):
-        edges = cell_edges(probs.shape[0])
+    for ax, (cell, probs) in zip(axes, arch.probs.items()):
+        edges = arch.edges(cell)
         image = ax.imshow(probs, cmap="RdBu_r", norm=norm, aspect="auto")  # (E, O)
-        boxes = [ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="black", lw=1.8))
-                 for _ in range(int(kept_mask(probs).sum()))]
         ax.set_yticks(range(len(edges)))
         ax.set_yticklabels([edge_label(s, d) for s, d in edges], fontsize=8)
-        ax.set_xticks(range(len(PRIMITIVES)))
-        ax.set_xticklabels([OP_SHORT[op] for op in PRIMITIVES], fontsize=8, rotation=60)
-        for lab, op in zip(ax.get_xticklabels(), PRIMITIVES):
-            lab.set_color(OP_COLORS[op] if op != "none" else "#666666")
+        ax.set_xticks(range(len(sp.ops)))
+        ax.set_xticklabels([op_short(op, sp) for op in sp.ops], fontsize=8, rotation=60)
+        for lab, op in zip(ax.get_xticklabels(), sp.ops):
+            lab.set_color(ZERO_OP_TEXT if op == sp.zero_op else op_color(op, sp))
             lab.set_fontweight("bold")
-        ax.set_title(CELL_TITLES[cell], fontsize=9)
-        cells.append(dict(image=image, boxes=boxes))
+        ax.set_title(sp.cell_title(cell), fontsize=9)
+        cells.append(dict(ax=ax, image=image, boxes=[]))
     colorbar = fig.colorbar(cells[0]["image"], ax=list(axes), shrink=0.85, pad=0.02)
     colorbar.ax.tick_params(labelsize=7)
     state = dict(key=key, fig=fig, cells=cells, norm=norm, colorbar=colorbar, title=fig.suptitle("", fontsize=9))
@@ -210,21 +201,28 @@ def _build_heatmap(fig: Figure, pair: dict, key) -> dict:
     return state
 
 
-def draw_trajectories(records: Sequence[dict], cell: str = "normal", edge: Tuple[int, int] = (0, 2),
-                      fig: Optional[Figure] = None, upto: Optional[int] = None) -> Figure:
-    """The weight of every op on one edge over the steps; second-order steps shaded."""
+def draw_trajectories(records: Sequence, cell: Optional[str] = None, edge: Optional[Tuple[int, int]] = None,
+                      fig: Optional[Figure] = None, upto: Optional[int] = None, space=None) -> Figure:
+    """The weight of every op on one edge over the steps; second-order steps shaded.
+    By default the first cell type of the records' space and its first edge."""
     fig = _fig(fig, "trajectories")
     ax = fig.add_subplot(1, 1, 1)
-    steps, w = probs_series(records, cell)                   # (T,), (T, E, O)
-    if len(steps):
-        edges = cell_edges(w.shape[1])
-        if tuple(edge) not in edges:
+    steps = step_records(records)
+    where = "weights over time"
+    if steps:
+        sp = space_of(steps, space)
+        cell = cell or sp.cell_types[0]
+        x, w = probs_series(steps, cell)                      # (T,), (T, E, O)
+        edges = sp.edges(cell, w.shape[1])
+        edge = tuple(edge) if edge is not None else edges[0]
+        if edge not in edges:
             raise ValueError(f"edge {edge} is not in the cell; edges: {', '.join(map(str, edges))}")
-        e = edges.index(tuple(edge))
-        for k, op in enumerate(PRIMITIVES):
-            ax.plot(steps, w[:, e, k], color=OP_COLORS[op], lw=1.6, label=OP_SHORT[op])
-        _shade_order(ax, step_records(records))
+        e = edges.index(edge)
+        for k, op in enumerate(sp.ops):
+            ax.plot(x, w[:, e, k], color=op_color(op, sp), lw=1.6, label=op_short(op, sp))
+        _shade_order(ax, steps)
         ax.legend(fontsize=7, ncol=4, loc="upper left", frameon=False)
+        where = f"{sp.cell_title(cell)}, edge {edge_label(*edge)}: {where}"
     else:
         ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", transform=ax.transAxes)
     if upto is not None:
@@ -232,50 +230,53 @@ def draw_trajectories(records: Sequence[dict], cell: str = "normal", edge: Tuple
     ax.set_xlabel("step", fontsize=8)
     ax.set_ylabel("softmax weight", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"{CELL_TITLES.get(cell, cell)}, edge {edge_label(*edge)}: weights over time", fontsize=9)
+    ax.set_title(where, fontsize=9)
     fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.15)
     return fig
 
 
-def _shade_order(ax, steps: Sequence[dict]) -> None:
-    """Shade runs of second-order steps."""
-    start = None
-    for r in list(steps) + [{"order": 1, "step": None}]:
-        if r.get("order") == 2 and start is None:
-            start = r["step"] - 0.5
-        elif r.get("order") != 2 and start is not None:
-            end = (r["step"] - 0.5) if r["step"] is not None else steps[-1]["step"] + 0.5
-            ax.axvspan(start, end, color=ORDER_COLORS[2], alpha=0.12, lw=0)
-            start = None
+def _shade_order(ax, steps: Sequence) -> None:
+    """Shade each run of steps not of the first order in its order's colour."""
+    start = 0
+    for i in range(1, len(steps) + 1):
+        if i == len(steps) or steps[i].order != steps[start].order:
+            if steps[start].order != ORDERS[0]:
+                ax.axvspan(steps[start].step - 0.5, steps[i - 1].step + 0.5,
+                           color=ORDER_COLORS.get(steps[start].order, "#999999"), alpha=0.12, lw=0)
+            start = i
 
 
 # -- 3. curves ------------------------------------------------------------------------
 
-def draw_curves(records: Sequence[dict], fig: Optional[Figure] = None, upto: Optional[int] = None) -> Figure:
-    """Loss, accuracy (train / validation per step, test per epoch) and seconds per step
-    (coloured by order). Redrawing into the same figure updates its artists in place."""
-    state = _state(fig, ("curves",))
-    if state is None:
-        fig = _fig(fig, "curves")
-        state = _build_curves(fig)
+def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[int] = None,
+                space=None) -> Figure:
+    """Loss and the space's metric (train / validation per step, test per epoch) and
+    seconds per step (coloured by order). Redrawing into the same figure updates it in place."""
     steps = step_records(records)
     epochs = epoch_records(records)
-    x = np.array([r["step"] for r in steps], dtype=float)   # (T,)
+    metric = space_of(records, space).metric if (steps or epochs or space is not None) else None
+    state = _state(fig, ("curves", metric))
+    if state is None:
+        fig = _fig(fig, "curves")
+        state = _build_curves(fig, metric)
+    x = np.array([r.step for r in steps], dtype=float)      # (T,)
     marker = "." if len(steps) < 30 else ""
-    for key, ax in (("loss", state["loss"]), ("acc", state["acc"])):
-        lines = state[f"{key}_lines"]
-        lines["train"].set_data(x, [r[f"train_{key}"] for r in steps])
-        lines["val"].set_data(x, [r[f"val_{key}"] for r in steps])
-        lines["test"].set_data([r["step"] for r in epochs], [r[f"test_{key}"] for r in epochs])
+    series = {"loss": lambda r, split: loss_of(r, split), "metric": lambda r, split: metric_of(r, split, metric)}
+    for key, value in series.items():
+        lines, ax = state[f"{key}_lines"], state[key]
+        lines["train"].set_data(x, [value(r, "train") for r in steps])
+        lines["val"].set_data(x, [value(r, "val") for r in steps])
+        lines["test"].set_data([r.step for r in epochs], [value(r, "test") for r in epochs])
         for line in (lines["train"], lines["val"]):
             line.set_marker(marker)
         ax.relim()
         ax.autoscale_view()
-    state["acc"].set_ylim(0, 1.02)
-    secs = np.array([r["seconds"] for r in steps], dtype=float)        # (T,)
-    order = np.array([r.get("order", 1) for r in steps])               # (T,)
+    if metric in METRIC_LIMITS:
+        state["metric"].set_ylim(*METRIC_LIMITS[metric])
+    secs = np.array([r.seconds for r in steps], dtype=float)           # (T,)
+    order = np.array([r.order for r in steps])                          # (T,)
     medians = []
-    for o in (1, 2):
+    for o in ORDERS:
         sel = order == o
         state["sec_points"][o].set_offsets(np.column_stack([x[sel], secs[sel]]) if sel.any() else np.zeros((0, 2)))
         if sel.any():
@@ -293,10 +294,10 @@ def draw_curves(records: Sequence[dict], fig: Optional[Figure] = None, upto: Opt
     return state["fig"]
 
 
-def _build_curves(fig: Figure) -> dict:
-    ax_loss, ax_acc, ax_sec = fig.subplots(1, 3)
-    state = dict(key=("curves",), fig=fig, loss=ax_loss, acc=ax_acc, sec=ax_sec)
-    for key, ax, name in (("loss", ax_loss, "loss"), ("acc", ax_acc, "accuracy")):
+def _build_curves(fig: Figure, metric: Optional[str]) -> dict:
+    ax_loss, ax_metric, ax_sec = fig.subplots(1, 3)
+    state = dict(key=("curves", metric), fig=fig, loss=ax_loss, metric=ax_metric, sec=ax_sec)
+    for key, ax, name in (("loss", ax_loss, "loss"), ("metric", ax_metric, metric_title(metric))):
         state[f"{key}_lines"] = dict(
             train=ax.plot([], [], "-", color="#1f77b4", lw=1, alpha=0.8, label="train")[0],
             val=ax.plot([], [], "-", color="#ff7f0e", lw=1, alpha=0.8, label="validation")[0],
@@ -304,11 +305,11 @@ def _build_curves(fig: Figure) -> dict:
         ax.set_title(name, fontsize=9)
     ax_loss.legend(fontsize=7, frameon=False)
     state["sec_points"] = {o: ax_sec.scatter([], [], s=8, color=ORDER_COLORS[o], label=f"order {o}")
-                           for o in (1, 2)}
+                           for o in ORDERS}
     ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
     state["empty"] = fig.text(0.5, 0.5, "no steps yet", ha="center", va="center")
-    state["upto"] = [ax.axvline(0, color="black", lw=1) for ax in (ax_loss, ax_acc, ax_sec)]
-    for ax in (ax_loss, ax_acc, ax_sec):
+    state["upto"] = [ax.axvline(0, color="black", lw=1) for ax in (ax_loss, ax_metric, ax_sec)]
+    for ax in (ax_loss, ax_metric, ax_sec):
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.15, wspace=0.2)
@@ -318,20 +319,28 @@ def _build_curves(fig: Figure) -> dict:
 
 # -- 4. collapse indicator -------------------------------------------------------------
 
-def draw_collapse(records: Sequence[dict], fig: Optional[Figure] = None, upto: Optional[int] = None) -> Figure:
-    """Skip connections and parameter-free ops among the kept edges of the derived cells."""
+def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optional[int] = None,
+                  space=None) -> Figure:
+    """The space's skip op and its parameter-free ops among the kept edges of the derived
+    cells over the steps; a note instead where the space declares neither."""
     fig = _fig(fig, "collapse")
     ax = fig.add_subplot(1, 1, 1)
     steps = step_records(records)
-    if steps:
-        x = [r["step"] for r in steps]
-        counts = [collapse_counts(r["genotype"]) for r in steps]
-        for cell, ls in (("normal", "-"), ("reduce", "--")):
-            ax.step(x, [c[f"{cell}_skip"] for c in counts], ls, where="post", color=OP_COLORS["skip_connect"],
-                    label=f"skip_connect ({cell})")
-            ax.step(x, [c[f"{cell}_param_free"] for c in counts], ls, where="post", color="#555555",
-                    label=f"parameter-free ({cell})")
-        n = counts[-1]["normal_edges"]
+    sp = space_of(steps, space) if (steps or space is not None) else None
+    if sp is not None and sp.skip_op is None and not sp.parameter_free:
+        ax.text(0.5, 0.5, f"the {sp.name} space declares no skip op and no parameter-free ops:\n"
+                "no collapse indicator", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+    elif steps:
+        x = [r.step for r in steps]
+        counts = [collapse_counts(r.genotype, sp) for r in steps]
+        for cell, ls in zip(sp.cell_types, CELL_LINESTYLES * len(sp.cell_types)):
+            if sp.skip_op is not None:
+                ax.step(x, [c[cell]["skip"] for c in counts], ls, where="post", color=op_color(sp.skip_op, sp),
+                        label=f"{sp.skip_op} ({cell})")
+            if sp.parameter_free:
+                ax.step(x, [c[cell]["param_free"] for c in counts], ls, where="post", color="#555555",
+                        label=f"parameter-free ({cell})")
+        n = max(c["edges"] for c in counts[-1].values())
         ax.set_ylim(-0.2, n + 0.3)
         ax.legend(fontsize=7, frameon=False, ncol=2, loc="upper left")
     else:

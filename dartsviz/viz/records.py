@@ -1,107 +1,142 @@
-"""Reading step and epoch records into arrays the figures draw (no torch, no widgets)."""
+"""Reading step and epoch records into what the figures draw (no widgets, no models).
+
+Every number comes from a record; what a cell looks like (its ops, edges, skip op,
+parameter-free ops) comes from the record's search space.
+"""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Dict, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..genotype import Genotype, derive_cell, edges_of, nodes_for_edges
-from ..ops import PARAMETER_FREE, PRIMITIVES
+from ..records import EpochRecord, StepRecord
+from ..spaces import SearchSpace
+from .spaceof import space_of
 
 
-def step_records(records: Sequence[dict]) -> List[dict]:
-    return [r for r in records if r.get("kind") == "step"]
+def step_records(records: Sequence) -> List[StepRecord]:
+    return [r for r in records if isinstance(r, StepRecord)]
 
 
-def epoch_records(records: Sequence[dict]) -> List[dict]:
-    return [r for r in records if r.get("kind") == "epoch"]
+def epoch_records(records: Sequence) -> List[EpochRecord]:
+    return [r for r in records if isinstance(r, EpochRecord)]
 
 
-def probs_of(record_or_probs, cell: str = "normal") -> np.ndarray:
-    """Softmax weights of one cell type as an array (edges, ops)."""
-    p = record_or_probs
-    if isinstance(p, dict) and "probs" in p:
-        p = p["probs"]
+def probs_of(record_or_probs, cell: str) -> np.ndarray:
+    """Softmax weights of one cell type as a float64 array (edges, ops)."""
+    p = record_or_probs.probs if isinstance(record_or_probs, StepRecord) else record_or_probs
     if isinstance(p, dict):
+        if cell not in p:
+            raise ValueError(f"no weights for cell type {cell!r}; cell types: {', '.join(p)}")
         p = p[cell]
     if hasattr(p, "detach"):
-        p = p.detach().cpu().numpy()
-    arr = np.asarray(p, dtype=np.float64)  # (E, O)
-    if arr.ndim != 2 or arr.shape[1] != len(PRIMITIVES):
-        raise ValueError(f"expected weights of shape (edges, {len(PRIMITIVES)}), got {arr.shape}")
+        p = p.detach().cpu().double().numpy()
+    arr = np.asarray(p, dtype=np.float64)                     # (E, O)
+    if arr.ndim != 2:
+        raise ValueError(f"expected weights of shape (edges, ops), got {arr.shape}")
     return arr
 
 
-def cell_edges(n_edges: int) -> List[Tuple[int, int]]:
-    """The supernet edges in alpha-row order for a cell with `n_edges` rows."""
-    return edges_of(nodes_for_edges(n_edges))
+@dataclass
+class Architecture:
+    """One architecture as the weight panels and soft cells draw it."""
+
+    space: SearchSpace
+    probs: Dict[str, np.ndarray]      # cell type -> softmax weights (edges, ops)
+    genotype: Any                     # the space's genotype of these weights
+    record: Optional[StepRecord] = None
+
+    def kept(self, cell: str) -> np.ndarray:
+        """Boolean (edges, ops): True where the genotype keeps that op on that edge."""
+        return self.space.kept_mask(self.genotype, cell, self.probs[cell].shape[0])
+
+    def edges(self, cell: str) -> List[Tuple[int, int]]:
+        return self.space.edges(cell, self.probs[cell].shape[0])
 
 
-def kept_mask(probs: np.ndarray) -> np.ndarray:
-    """Boolean (edges, ops): True where derivation keeps that op on that edge."""
-    probs = np.asarray(probs)                                 # (E, O)
-    edges = cell_edges(probs.shape[0])
-    row = {e: i for i, e in enumerate(edges)}
-    mask = np.zeros(probs.shape, dtype=bool)                  # (E, O)
-    for i, node in enumerate(derive_cell(probs)):
-        for op, src in node:
-            mask[row[(src, i + 2)], PRIMITIVES.index(op)] = True
-    return mask
+def architecture(data, space=None) -> Architecture:
+    """A step record (or a list of records: its last step) as drawn; bare softmax weights
+    by cell type (e.g. a supernet's `probs()`) are derived here, once, by their space's rule."""
+    if isinstance(data, Architecture):
+        return data
+    if isinstance(data, (list, tuple)):
+        steps = step_records(data)
+        if not steps:
+            raise ValueError("no step records to draw")
+        data = steps[-1]
+    if isinstance(data, StepRecord):
+        return Architecture(space_of(data, space), dict(data.probs), data.genotype, data)
+    if not isinstance(data, dict):
+        raise ValueError("expected a step record, a list of records or softmax weights by cell type")
+    sp = space_of(data, space)
+    missing = [c for c in sp.cell_types if c not in data]
+    if missing:
+        raise ValueError(f"softmax weights of every cell type are needed ({', '.join(sp.cell_types)}); "
+                         f"missing {', '.join(missing)}")
+    probs = {c: probs_of(data, c) for c in sp.cell_types}
+    _check_ops(sp, probs)
+    return Architecture(sp, probs, sp.derive(probs))
 
 
-def strongest_ops(probs: np.ndarray) -> np.ndarray:
-    """Index of the largest non-`none` weight on every edge, shape (edges,)."""
+def _check_ops(space: SearchSpace, probs: Dict[str, np.ndarray]) -> None:
+    for cell, p in probs.items():
+        if p.shape[1] != len(space.ops):
+            raise ValueError(f"expected weights of shape (edges, {len(space.ops)}) for {cell}, got {p.shape}")
+
+
+def strongest_ops(probs: np.ndarray, space: SearchSpace) -> np.ndarray:
+    """Index of the largest weight other than the space's zero op on every edge, (edges,)."""
     masked = np.asarray(probs, dtype=np.float64).copy()      # (E, O)
-    masked[:, PRIMITIVES.index("none")] = -np.inf
+    if space.zero_op is not None:
+        masked[:, space.ops.index(space.zero_op)] = -np.inf
     return masked.argmax(axis=1)                              # (E,)
 
 
-def probs_series(records: Sequence[dict], cell: str) -> Tuple[np.ndarray, np.ndarray]:
+def probs_series(records: Sequence, cell: str) -> Tuple[np.ndarray, np.ndarray]:
     """Steps (T,) and weights (T, edges, ops) of every step record."""
     steps = step_records(records)
     if not steps:
-        return np.zeros(0), np.zeros((0, 0, len(PRIMITIVES)))
-    x = np.array([r["step"] for r in steps])                 # (T,)
-    w = np.array([r["probs"][cell] for r in steps], dtype=np.float64)  # (T, E, O)
+        return np.zeros(0), np.zeros((0, 0, 0))
+    x = np.array([r.step for r in steps])                    # (T,)
+    w = np.stack([r.probs[cell] for r in steps])              # (T, E, O)
     return x, w
 
 
-@lru_cache(maxsize=4096)
-def _parse(text: str) -> Genotype:
-    return Genotype.from_text(text)
-
-
-def genotype_of(record_or_text) -> Genotype:
-    """The genotype of a record (parsed from its text form, cached) or of a text/Genotype."""
-    g = record_or_text
-    if isinstance(g, dict):
-        g = g["genotype"]
-    if isinstance(g, Genotype):
-        return g
-    return _parse(str(g))
-
-
-@lru_cache(maxsize=4096)
-def collapse_counts(text: str) -> Dict[str, int]:
-    """Skip connections and parameter-free ops among the kept edges of both cells."""
-    g = _parse(text)
+def collapse_counts(genotype, space: SearchSpace) -> Dict[str, Dict[str, int]]:
+    """Per cell type: kept edges, those with the space's skip op, those parameter-free."""
     out = {}
-    for cell in ("normal", "reduce"):
-        ops = [op for _, _, op in g.edges(cell)]
-        out[f"{cell}_skip"] = sum(op == "skip_connect" for op in ops)
-        out[f"{cell}_param_free"] = sum(op in PARAMETER_FREE for op in ops)
-        out[f"{cell}_edges"] = len(ops)
+    for cell in space.cell_types:
+        ops = [op for _, _, op in space.kept_edges(genotype, cell)]
+        out[cell] = {"edges": len(ops), "skip": sum(op == space.skip_op for op in ops),
+                     "param_free": sum(op in space.parameter_free for op in ops)}
     return out
 
 
-def cell_differences(a: Genotype, b: Genotype) -> List[dict]:
+def cell_differences(a, b, space: SearchSpace) -> List[dict]:
     """Where two genotypes differ: one row per cell/edge kept by either, with both ops."""
     rows = []
-    for cell in ("normal", "reduce"):
-        ea = {(s, d): op for s, d, op in a.edges(cell)}
-        eb = {(s, d): op for s, d, op in b.edges(cell)}
+    for cell in space.cell_types:
+        ea = {(s, d): op for s, d, op in space.kept_edges(a, cell)}
+        eb = {(s, d): op for s, d, op in space.kept_edges(b, cell)}
         for edge in sorted(set(ea) | set(eb), key=lambda e: (e[1], e[0])):
             if ea.get(edge) != eb.get(edge):
                 rows.append({"cell": cell, "edge": edge, "a": ea.get(edge), "b": eb.get(edge)})
     return rows
+
+
+METRIC_TITLES = {"acc": "accuracy", "ppl": "perplexity"}
+METRIC_LIMITS = {"acc": (0, 1.02)}                  # y-range of a metric's curves, where fixed
+
+
+def metric_title(metric: Optional[str]) -> str:
+    return METRIC_TITLES.get(metric, metric or "metric")
+
+
+def metric_of(record, split: str, metric: str) -> float:
+    """`record.metrics[f"{split}_{metric}"]`, NaN when the record has none (a snapshot)."""
+    return float(record.metrics.get(f"{split}_{metric}", np.nan))
+
+
+def loss_of(record, split: str) -> float:
+    return float(record.losses.get(split, np.nan))

@@ -1,6 +1,6 @@
 """Replay: scrub the history of a saved run with a slider; nothing is trained.
 
-    rp = Replay("runs/search-digits-o1-...")   # a run directory written by the CLI or a notebook
+    rp = Replay("runs/search-digits-o1-...")   # a run directory (any history schema) or a RunData
     rp                                         # slider, ◀ ▶ buttons, the dashboard's panels
     rp.show(step=40)                           # from code
 """
@@ -11,6 +11,8 @@ from typing import Optional
 
 import ipywidgets as widgets
 
+from ..records import StepRecord
+from ..runs import RunDirError
 from .panels import PANELS, PanelSet
 from .rundata import load_run
 from .view import WidgetView
@@ -22,8 +24,9 @@ class Replay(WidgetView):
     def __init__(self, run, label: Optional[str] = None, dpi: int = 72):
         self.run = load_run(run, label)
         self.steps = self.run.steps
-        n_edges = len(self.steps[0]["probs"]["normal"])
-        self.panels = PanelSet(dpi=dpi, n_edges=n_edges)
+        if not self.steps:
+            raise RunDirError(f"run {self.run.label} has no step records to replay")
+        self.panels = PanelSet(self.steps[-1], dpi=dpi)
         self.images, self.cells, self.genotype_text = self.panels.images, self.panels.cells, self.panels.genotype_text
         self.slider = widgets.IntSlider(value=len(self.steps), min=1, max=len(self.steps), description="step",
                                         continuous_update=False, layout=widgets.Layout(width="60%"))
@@ -44,17 +47,17 @@ class Replay(WidgetView):
         self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))
 
     @property
-    def record(self) -> dict:
+    def record(self) -> StepRecord:
         """The step record the slider points at."""
         return self.steps[self.slider.value - 1]
 
-    def show(self, step: Optional[int] = None, index: Optional[int] = None) -> dict:
+    def show(self, step: Optional[int] = None, index: Optional[int] = None) -> StepRecord:
         """Move to the record of step number `step` (or to position `index`, 1-based)."""
         if step is not None:
-            matches = [i for i, r in enumerate(self.steps) if r["step"] == step]
+            matches = [i for i, r in enumerate(self.steps) if r.step == step]
             if not matches:
                 raise ValueError(f"no step {step} in {self.run.label}: steps "
-                                 f"{self.steps[0]['step']}..{self.steps[-1]['step']}")
+                                 f"{self.steps[0].step}..{self.steps[-1].step}")
             index = matches[-1] + 1
         if index is not None:
             self.slider.value = index        # observing the slider redraws
@@ -62,8 +65,11 @@ class Replay(WidgetView):
 
     def _draw(self, panels=PANELS) -> None:
         rec = self.record
-        upto = rec["step"]
-        self.panels.render(panels, rec, self.run.history, upto=upto)   # whole curves, a line at `upto`
-        self.title.value = (f"<b>{html.escape(self.run.label)}</b>: step {upto} of {self.steps[-1]['step']}, "
-                            f"epoch {rec.get('epoch')}, order {rec.get('order')}, val acc {rec.get('val_acc', 0):.2f}")
+        upto = rec.step
+        self.panels.render(panels, rec, self.run.records, upto=upto)   # whole curves, a line at `upto`
+        metric = self.run.space.metric
+        value = rec.metrics.get(f"val_{metric}")
+        shown = f", val {metric} {value:.2f}" if value is not None else ""
+        self.title.value = (f"<b>{html.escape(self.run.label)}</b>: step {upto} of {self.steps[-1].step}, "
+                            f"epoch {rec.epoch}, order {rec.order}{shown}")
         self.status.value = ""

@@ -1,6 +1,6 @@
 """TrainPanel: train the derived cell from scratch with live curves (ipywidgets 7.7 and 8).
 
-    panel = TrainPanel(lambda: search.genotype)   # or Dashboard(...).train_panel
+    panel = TrainPanel(lambda: genotype)          # or Dashboard(...).train_panel
     panel.train(epochs=1)                          # from code; the button does the same
 
 The training object (`dartsviz.train.Train`) emits records; the panel subscribes, redraws
@@ -16,29 +16,40 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figures import to_png
+from .records import METRIC_LIMITS, metric_title
 from .view import WidgetView
 
 
+def training_metric(steps: Sequence[dict]) -> Optional[str]:
+    """The quality metric a training's step records hold besides the loss (`train_<metric>`)."""
+    names = [k[len("train_"):] for k in (steps[0] if steps else ()) if k.startswith("train_") and k != "train_loss"]
+    return names[0] if names else None
+
+
 def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figure:
-    """Training loss and accuracy per step, test accuracy per epoch, into one reusable Figure."""
+    """Training loss and the metric per step, its test value per epoch, into one reusable Figure.
+    `records`: a training's records (dicts of `kind` "step" / "epoch")."""
     if fig is None:
         fig = Figure(figsize=(8, 2.6), dpi=72)
     fig.clear()
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_metric = fig.subplots(1, 2)
     steps = [r for r in records if r.get("kind") == "step"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
+    metric = training_metric(steps)
     x = np.array([r["step"] for r in steps], dtype=float)                  # (T,)
     ax_loss.plot(x, [r["train_loss"] for r in steps], color="#1f77b4", lw=1, label="train")
     ax_loss.set_title("training loss (from scratch)", fontsize=9)
-    ax_acc.plot(x, [r["train_acc"] for r in steps], color="#1f77b4", lw=1, label="train (batch)")
-    ax_acc.plot([r["step"] for r in epochs], [r["test_acc"] for r in epochs], "o-", color="#d62728",
-                label="test")
-    ax_acc.set_ylim(0, 1.02)
-    ax_acc.set_title("accuracy", fontsize=9)
-    for ax in (ax_loss, ax_acc):
+    if metric is not None:
+        ax_metric.plot(x, [r[f"train_{metric}"] for r in steps], color="#1f77b4", lw=1, label="train (batch)")
+        ax_metric.plot([r["step"] for r in epochs], [r.get(f"test_{metric}", np.nan) for r in epochs], "o-",
+                       color="#d62728", label="test")
+        if metric in METRIC_LIMITS:
+            ax_metric.set_ylim(*METRIC_LIMITS[metric])
+        ax_metric.legend(fontsize=7, loc="lower right")
+    ax_metric.set_title(metric_title(metric), fontsize=9)
+    for ax in (ax_loss, ax_metric):
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-    ax_acc.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from dartsviz import DARTS_V1, DARTS_V2, Genotype, derive, random_genotype
-from dartsviz.evaluate import AuxiliaryHead, NetworkEval, count_macs, cutout, drop_path
+from dartsviz.spaces.cnn.network import AuxiliaryHead, NetworkEval, count_macs, cutout, drop_path
 
 torch.set_num_threads(1)
 

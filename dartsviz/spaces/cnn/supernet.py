@@ -110,16 +110,38 @@ class SearchNetwork(nn.Module):
     def weight_parameters(self) -> List[nn.Parameter]:
         return [p for _, p in self.named_weight_parameters()]
 
-    def alphas(self) -> Dict[str, torch.Tensor]:
+    def weights(self) -> List[nn.Parameter]:
+        """The network weights (the reference code's and most tutorials' name)."""
+        return self.weight_parameters()
+
+    def alphas(self) -> List[nn.Parameter]:
+        """The architecture parameters (the reference code's and most tutorials' name)."""
+        return self.arch_parameters()
+
+    def alpha_of(self) -> Dict[str, nn.Parameter]:
+        """alpha per cell type, each (edges, ops)."""
         return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
 
     def probs(self) -> Dict[str, torch.Tensor]:
         """softmax(alpha) per cell type, each (edges, ops), detached."""
-        return {k: F.softmax(a.detach().float(), dim=-1) for k, a in self.alphas().items()}
+        return {k: F.softmax(a.detach().float(), dim=-1) for k, a in self.alpha_of().items()}
 
     def genotype(self) -> Genotype:
         p = self.probs()
         return derive(p["normal"], p["reduce"])
+
+    # -- the loss of a batch (the space's contract) -------------------------------
+    mixing = None                  # set by a method: alpha (E, O) -> edge weights (E, O)
+
+    def edge_weights(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The weights that mix the ops of each edge: softmax(alpha) unless a method says else."""
+        return edge_weights(alpha) if self.mixing is None else self.mixing(alpha)
+
+    def loss(self, batch):
+        """Cross-entropy of a batch (x: (B, C, H, W), y: (B,)); returns (loss, logits)."""
+        x, y = batch
+        logits = self(x)                                   # (B, num_classes)
+        return F.cross_entropy(logits, y), logits
 
     # -- BatchNorm running statistics ------------------------------------------
     _stats_frozen = False
@@ -148,8 +170,8 @@ class SearchNetwork(nn.Module):
     # -- forward -------------------------------------------------------------
     def forward(self, x):
         # x: (B, in_channels, H, W)
-        w_normal = edge_weights(self.alpha_normal)         # (E, O)
-        w_reduce = edge_weights(self.alpha_reduce)         # (E, O)
+        w_normal = self.edge_weights(self.alpha_normal)    # (E, O)
+        w_reduce = self.edge_weights(self.alpha_reduce)    # (E, O)
         s0 = s1 = self.stem(x)                             # (B, 3C, H, W)
         for cell in self.cells:
             weights = w_reduce if cell.reduction else w_normal

@@ -30,22 +30,30 @@ a handful of `_foreach` calls at the end of the forward pass (not inside
 `frozen_bn_stats()`). Weights and buffers are read from the modules at forward time,
 so substituted parameters (`bilevel.substituted`, `torch.func.functional_call`) and
 double backward (exact Hessian-vector products) work unchanged.
+
+Cells the fast path does not know (other primitives or modules, affine BatchNorms, mixed
+BatchNorm eps/momentum) run the reference forward instead. That fallback is visible:
+`fallback_reason` says why, `last_path` ("fast" or "reference"), `fast_path_calls` and
+`reference_fallbacks` record what each forward pass took, and the first fallback of a
+network warns (RuntimeWarning).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+import warnings
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import PRIMITIVES, ReLUConvBN
-from .supernet import SearchCell, SearchNetwork, edge_weights
+from .ops import PRIMITIVES, DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv, Zero
+from .supernet import SearchCell, SearchNetwork
 
 NONE, MAX, AVG, SKIP, SEP3, SEP5, DIL3, DIL5 = range(8)
 CONV_KINDS = (SEP3, SEP5, DIL3, DIL5)
 SEP_KINDS = (SEP3, SEP5)
 POOL_KINDS = (MAX, AVG)
+CONV_GEOMETRY = {SEP3: (3, 1), SEP5: (5, 1), DIL3: (3, 2), DIL5: (5, 2)}   # (kernel, dilation)
 
 
 # -- kernels ----------------------------------------------------------------------
@@ -228,14 +236,14 @@ class _Stage:
         self.edges = [cell.edges.index((srcs[s], dsts[j])) for j in range(self.n) for s in range(self.S)]
         ops = [cell.mixed[e].ops for e in self.edges]
         self.e = slice(offset, offset + self.M)                 # columns of the stage-ordered weights
-        bn = lambda kinds, get: _BNGroup([get(o[k], k) for k in kinds for o in ops], C)
-        self.bn1 = bn(CONV_KINDS, lambda op, k: op.op[0].op[3] if k in SEP_KINDS else op.op[3])
-        self.bn2 = bn(SEP_KINDS, lambda op, k: op.op[1].op[3])
-        self.pool_bn = bn(POOL_KINDS, lambda op, k: op[1])      # eval: one per edge, (k, j, s)
+        bn = lambda kinds, get: _BNGroup([get(o[k]) for k in kinds for o in ops], C)
+        self.bn1 = bn(CONV_KINDS, lambda op: _block1(op).bn)
+        self.bn2 = bn(SEP_KINDS, lambda op: op.block2.bn)
+        self.pool_bn = bn(POOL_KINDS, lambda op: op.bn)         # eval: one per edge, (k, j, s)
         # training: the pooled tensor of source s and kind k feeds edge (j, s) for every j
         self.pool_train_chunks = [k * self.S + (m % self.S) for k in range(2) for m in range(self.M)]
         if self.stride == 2:
-            self.fr_bn = bn((SKIP,), lambda op, k: op.bn)
+            self.fr_bn = bn((SKIP,), lambda op: op.bn)
         else:
             self.fr_bn = None
 
@@ -245,7 +253,7 @@ class _CellPlan:
 
     def __init__(self, cell: SearchCell):
         self.cell = cell
-        self.C = C = cell.preprocess1.op[1].out_channels
+        self.C = C = cell.preprocess1.conv.out_channels
         self.reduction = cell.reduction
         self.stages: List[_Stage] = []
         order: List[int] = []
@@ -257,15 +265,14 @@ class _CellPlan:
         self.perm = order
         ops = [cell.mixed[e].ops for e in order]
         # per-edge kernels in stage order (one stacked tensor per kind and cell)
-        self.dw1 = {k: [o[k].op[0].op[1] for o in ops] for k in SEP_KINDS}
-        self.dw1.update({k: [o[k].op[1] for o in ops] for k in (DIL3, DIL5)})
-        self.dw2 = {k: [o[k].op[1].op[1] for o in ops] for k in SEP_KINDS}
+        self.dw1 = {k: [_block1(o[k]).dw for o in ops] for k in CONV_KINDS}
+        self.dw2 = {k: [o[k].block2.dw for o in ops] for k in SEP_KINDS}
         # pointwise kernels in (stage, kind, edge) order, so each stage's block is contiguous
         pw1, pw2 = [], []
         for st in self.stages:
             sops = [cell.mixed[e].ops for e in st.edges]
-            pw1 += [o[k].op[0].op[2] if k in SEP_KINDS else o[k].op[2] for k in CONV_KINDS for o in sops]
-            pw2 += [o[k].op[1].op[2] for k in SEP_KINDS for o in sops]
+            pw1 += [_block1(o[k]).pw for k in CONV_KINDS for o in sops]
+            pw2 += [o[k].block2.pw for k in SEP_KINDS for o in sops]
         self.pw1, self.pw2 = pw1, pw2
         self.fr = []
         for st in self.stages:
@@ -276,12 +283,39 @@ class _CellPlan:
         self.all_bn = [m for m in cell.mixed.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
-def _is_standard(cell: SearchCell) -> bool:
-    """The fast path knows the eight DARTS primitives with their usual modules."""
-    for mixed in cell.mixed:
+def _block1(op):
+    """The first (strided) DilConv block of a conv op: SepConv.block1, or the DilConv itself."""
+    return op.block1 if isinstance(op, SepConv) else op
+
+
+def _unsupported(cell: SearchCell) -> Optional[str]:
+    """Why the fast path cannot compute `cell`, or None: it knows the eight DARTS primitives
+    as ops.OPS builds them, with non-affine BatchNorms that track running statistics."""
+    for (src, dst), mixed in zip(cell.edges, cell.mixed):
+        where = f"edge {src}->{dst}"
         if list(mixed.primitives) != list(PRIMITIVES):
-            return False
-    return True
+            return f"{where}: primitives {mixed.primitives}, not the eight DARTS ones"
+        ops, stride = mixed.ops, 2 if cell.reduction and src < 2 else 1
+        types = (Zero, PoolBN, PoolBN, Identity if stride == 1 else FactorizedReduce,
+                 SepConv, SepConv, DilConv, DilConv)
+        for name, op, t in zip(PRIMITIVES, ops, types):
+            if type(op) is not t:
+                return f"{where}: {name} is a {type(op).__name__}, not a {t.__name__}"
+        for k, cls in ((MAX, nn.MaxPool2d), (AVG, nn.AvgPool2d)):
+            p = ops[k].pool
+            if (type(p) is not cls or (p.kernel_size, p.stride, p.padding) != (3, stride, 1)
+                    or p.ceil_mode or getattr(p, "count_include_pad", False)):
+                return f"{where}: {PRIMITIVES[k]} is {p}, not 3x3 stride {stride} pad 1"
+        for k, (ks, dil) in CONV_GEOMETRY.items():
+            blocks = (ops[k].block1, ops[k].block2) if k in SEP_KINDS else (ops[k],)
+            for b, st in zip(blocks, (stride, 1)):
+                want = ((ks, ks), (st, st), (dil * (ks - 1) // 2,) * 2, (dil, dil))
+                if (b.dw.kernel_size, b.dw.stride, b.dw.padding, b.dw.dilation) != want:
+                    return f"{where}: {PRIMITIVES[k]} has depthwise conv {b.dw}"
+        for m in mixed.modules():
+            if isinstance(m, nn.BatchNorm2d) and (m.affine or not m.track_running_stats):
+                return f"{where}: {m} is affine or does not track running statistics"
+    return None
 
 
 def _cat(tensors: List[torch.Tensor]) -> torch.Tensor:
@@ -298,12 +332,18 @@ class FastSearchNetwork(SearchNetwork):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._plans = [_CellPlan(c) for c in self.cells] if all(_is_standard(c) for c in self.cells) else None
+        reasons = [f"cell {i}: {r}" for i, r in enumerate(map(_unsupported, self.cells)) if r]
+        self.fallback_reason: Optional[str] = reasons[0] if reasons else None   # None: fast path
+        self._plans = None if reasons else [_CellPlan(c) for c in self.cells]
         bns = [m for p in (self._plans or []) for m in p.all_bn]
         self._bn_eps = bns[0].eps if bns else 1e-5
         self._bn_momentum = bns[0].momentum if bns else 0.1
         if any(m.eps != self._bn_eps or m.momentum != self._bn_momentum or m.momentum is None for m in bns):
             self._plans = None
+            self.fallback_reason = "the BatchNorms differ in eps or momentum, or use momentum=None"
+        self.last_path: Optional[str] = None      # "fast" or "reference": what the last forward took
+        self.fast_path_calls = 0                  # forward passes that took the edge-batched path
+        self.reference_fallbacks = 0              # forward passes that fell back to SearchNetwork's
         self._perm_cache: Dict[torch.device, torch.Tensor] = {}
 
     # -- helpers ---------------------------------------------------------------
@@ -365,11 +405,18 @@ class FastSearchNetwork(SearchNetwork):
     # -- forward -----------------------------------------------------------------
     def forward(self, x):
         if self._plans is None:
+            self.last_path = "reference"
+            self.reference_fallbacks += 1
+            if self.reference_fallbacks == 1:
+                warnings.warn(f"FastSearchNetwork runs the reference forward: {self.fallback_reason}",
+                              RuntimeWarning)
             return super().forward(x)
+        self.last_path = "fast"
+        self.fast_path_calls += 1
         # x: (B, in_channels, H, W)
         perm = self._perm(self.alpha_normal.device)
-        wn = edge_weights(self.alpha_normal).index_select(0, perm).t()       # (O, E), stage order
-        wr = edge_weights(self.alpha_reduce).index_select(0, perm).t()       # (O, E)
+        wn = self.edge_weights(self.alpha_normal).index_select(0, perm).t()       # (O, E), stage order
+        wr = self.edge_weights(self.alpha_reduce).index_select(0, perm).t()       # (O, E)
         pending: list = []
         s0 = s1 = self.stem(x)                                               # (B, 3C, H, W)
         for cell, plan in zip(self.cells, self._plans):
@@ -382,11 +429,11 @@ class FastSearchNetwork(SearchNetwork):
     def _preprocess(self, mod, x, pending):
         """ReLUConvBN as ReLU, matmul, BatchNorm on CPU (the module itself elsewhere)."""
         if not (_cpu_kernels(x) and isinstance(mod, ReLUConvBN) and PREPROCESS_MATMUL
-                and not mod.op[2].affine and mod.op[1].kernel_size == (1, 1) and mod.op[1].stride == (1, 1)
-                and mod.op[2].eps == self._bn_eps and mod.op[2].momentum == self._bn_momentum):
+                and not mod.bn.affine and mod.conv.kernel_size == (1, 1) and mod.conv.stride == (1, 1)
+                and mod.bn.eps == self._bn_eps and mod.bn.momentum == self._bn_momentum):
             return mod(x)
-        y = pwconv(F.relu(x), mod.op[1].weight, 1)
-        return self._bn(y, _BNGroup([mod.op[2]], y.shape[1]), pending)
+        y = pwconv(F.relu(x), mod.conv.weight, 1)                          # (B, C, H, W)
+        return self._bn(y, _BNGroup([mod.bn], y.shape[1]), pending)
 
     def _cell(self, plan: _CellPlan, s0, s1, wt, pending):
         cell = plan.cell

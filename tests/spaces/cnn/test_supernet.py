@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dartsviz.genotype import edges_of
-from dartsviz.ops import PRIMITIVES
-from dartsviz.supernet import MixedOp, SearchNetwork
+from dartsviz.spaces.cnn.genotype import edges_of
+from dartsviz.spaces.cnn.ops import PRIMITIVES
+from dartsviz.spaces.cnn.supernet import MixedOp, SearchNetwork
 
 
 @pytest.mark.parametrize("k", range(len(PRIMITIVES)))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dartsviz.ops import OPS, PRIMITIVES, make_op
+from dartsviz.spaces.cnn.ops import OPS, PRIMITIVES, make_op
 
 
 @pytest.mark.parametrize("name", PRIMITIVES)

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from dartsviz.bilevel import arch_gradient
-from dartsviz.fastnet import FastSearchNetwork
-from dartsviz.supernet import SearchNetwork
+from dartsviz.spaces.cnn.fastnet import FastSearchNetwork
+from dartsviz.spaces.cnn.supernet import SearchNetwork
 
 ATOL = 1e-10
 RTOL = 1e-9
@@ -33,7 +33,7 @@ def _randomise_running_stats(ref, fast, seed=1):
 @pytest.fixture(params=["cpu", "generic"])
 def kernels(request, monkeypatch):
     """cpu: the CPU formulations; generic: the plain conv2d/pooling ones CUDA takes, run on CPU."""
-    import dartsviz.fastnet as fastnet
+    import dartsviz.spaces.cnn.fastnet as fastnet
     monkeypatch.setattr(fastnet, "CPU_KERNELS", request.param == "cpu")
     return request.param
 
@@ -41,6 +41,14 @@ def kernels(request, monkeypatch):
 def _close(a, b, what):
     assert a.shape == b.shape, what
     assert torch.allclose(a, b, atol=ATOL, rtol=RTOL), f"{what}: max diff {(a - b).abs().max():.3e}"
+
+
+def _assert_fast(fast, calls=None):
+    """Every forward pass of `fast` took the edge-batched path; none fell back to the reference."""
+    assert fast.fallback_reason is None, fast.fallback_reason
+    assert fast.reference_fallbacks == 0
+    assert fast.last_path == "fast"
+    assert fast.fast_path_calls >= 1 if calls is None else fast.fast_path_calls == calls
 
 
 def _batch(B=6, C=1, H=8, seed=3):
@@ -52,6 +60,7 @@ def _batch(B=6, C=1, H=8, seed=3):
 def test_same_state_dict_keys_and_parameters():
     ref, fast = _pair()
     assert list(ref.state_dict()) == list(fast.state_dict())
+    assert fast.fallback_reason is None and fast.last_path is None and fast.fast_path_calls == 0
     assert [tuple(t.shape) for t in ref.state_dict().values()] == [tuple(t.shape) for t in fast.state_dict().values()]
     assert [n for n, _ in ref.named_weight_parameters()] == [n for n, _ in fast.named_weight_parameters()]
     assert len(fast.arch_parameters()) == 2
@@ -75,6 +84,7 @@ def test_outputs_and_gradients_equal(mode, size, kernels):
         grads = torch.autograd.grad(loss, list(net.parameters()))
         outs.append((logits, grads))
     _close(outs[0][0], outs[1][0], "logits")
+    _assert_fast(fast, calls=1)
     names = [n for n, _ in ref.named_parameters()]
     for n, ga, gb in zip(names, outs[0][1], outs[1][1]):
         _close(ga, gb, f"grad {n}")
@@ -96,6 +106,7 @@ def test_running_statistics_update_like_reference(kernels):
     ref.eval(), fast.eval()
     x, _ = _batch(seed=9)
     _close(ref(x), fast(x), "eval logits after training")
+    _assert_fast(fast, calls=4)
 
 
 def test_reduction_every_cell_and_other_shapes():
@@ -104,6 +115,7 @@ def test_reduction_every_cell_and_other_shapes():
     x, y = _batch(B=5, C=3, H=9)
     la, lb = ref(x), fast(x)
     _close(la, lb, "logits")
+    _assert_fast(fast, calls=1)
     assert all(c.reduction for c in fast.cells)
     ga = torch.autograd.grad(F.cross_entropy(la, y), [ref.alpha_reduce] + ref.weight_parameters())
     gb = torch.autograd.grad(F.cross_entropy(lb, y), [fast.alpha_reduce] + fast.weight_parameters())
@@ -117,6 +129,7 @@ def test_arch_passes_leave_buffers_untouched():
     before = {n: b.clone() for n, b in fast.named_buffers()}
     x, _ = _batch()
     forward_with(fast, None, x)
+    _assert_fast(fast, calls=1)
     for n, b in fast.named_buffers():
         assert torch.equal(before[n], b), n
 
@@ -133,6 +146,7 @@ def test_arch_gradient_equal(order, hvp, kernels):
         grads, loss, logits = arch_gradient(net, train, val, order=order, hvp=hvp, xi=0.05,
                                             momentum=0.9, weight_decay=3e-4, momentum_buffers=bufs)
         out.append((grads, loss, logits))
+    _assert_fast(fast)
     _close(out[0][1], out[1][1], "val loss")
     _close(out[0][2], out[1][2], "val logits")
     for a, b in zip(out[0][0], out[1][0]):
@@ -150,6 +164,9 @@ def test_search_steps_equal_between_impls():
         s = Search(cfg, data=data)
         recs[impl] = [s.step() for _ in range(2)]
         recs[impl + "_state"] = s.model.state_dict()
+        if impl == "fast":
+            assert isinstance(s.model, FastSearchNetwork)
+            _assert_fast(s.model)
     for a, b in zip(recs["reference"], recs["fast"]):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-9
         assert abs(a["val_loss"] - b["val_loss"]) < 1e-9
@@ -162,8 +179,37 @@ def test_search_steps_equal_between_impls():
             assert torch.equal(t, u), n
 
 
+def test_fallback_to_reference_is_recorded_and_warned(monkeypatch):
+    # an op the fast path does not know (sep_conv_3x3 built as a DilConv): the reference runs
+    from dartsviz.spaces.cnn import ops
+    monkeypatch.setitem(ops.OPS, "sep_conv_3x3", lambda C, stride, affine: ops.DilConv(C, C, 3, stride, 1, 1, affine))
+    ref, fast = _pair()
+    assert "sep_conv_3x3 is a DilConv" in fast.fallback_reason
+    x, _ = _batch()
+    with pytest.warns(RuntimeWarning, match="reference forward"):
+        lb = fast(x)
+    _close(ref(x), lb, "logits")
+    fast(x)
+    assert (fast.last_path, fast.fast_path_calls, fast.reference_fallbacks) == ("reference", 0, 2)
+    with pytest.raises(AssertionError):
+        _assert_fast(fast)
+
+
+def test_ops_name_their_submodules():
+    from dartsviz.spaces.cnn.ops import make_op
+    sep, dil = make_op("sep_conv_3x3", 4, 2, False), make_op("dil_conv_5x5", 4, 1, False)
+    assert (sep.block1, sep.block2) == (sep.op[0], sep.op[1])
+    assert (sep.block1.dw, sep.block1.pw, sep.block1.bn) == (sep.op[0].op[1], sep.op[0].op[2], sep.op[0].op[3])
+    assert (dil.dw, dil.pw, dil.bn) == (dil.op[1], dil.op[2], dil.op[3])
+    pool = make_op("avg_pool_3x3", 4, 1, False)
+    assert (pool.pool, pool.bn) == (pool[0], pool[1])
+    assert list(sep.state_dict())[:3] == ["op.0.op.1.weight", "op.0.op.2.weight", "op.0.op.3.running_mean"]
+    assert list(pool.state_dict())[0] == "1.running_mean"
+
+
 def test_fast_is_default_impl():
-    from dartsviz.search import IMPLS, SearchConfig
+    from dartsviz import SearchConfig
+    from dartsviz.spaces.cnn import IMPLS
     assert SearchConfig().impl == "fast"
     assert SearchConfig.preset("tiny").impl == "fast"
     assert "reference" in IMPLS
@@ -173,7 +219,7 @@ def test_fast_is_default_impl():
 @pytest.mark.parametrize("k,dil", [(3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_dwconv_formulations_equal_conv2d(H, k, dil, stride):
-    from dartsviz.fastnet import dwconv
+    from dartsviz.spaces.cnn.fastnet import dwconv
     g = torch.Generator().manual_seed(H * 100 + k * 10 + dil + stride)
     pad = dil * (k - 1) // 2
     x = torch.randn(3, 5, H, H, generator=g, dtype=torch.float64, requires_grad=True)
@@ -188,7 +234,7 @@ def test_dwconv_formulations_equal_conv2d(H, k, dil, stride):
 
 
 def test_pwconv_equals_grouped_conv2d():
-    from dartsviz.fastnet import pwconv
+    from dartsviz.spaces.cnn.fastnet import pwconv
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 12, 5, 4, generator=g, dtype=torch.float64)
     w = torch.randn(6, 4, 1, 1, generator=g, dtype=torch.float64)
@@ -201,6 +247,7 @@ def test_larger_images_use_the_conv_formulations(kernels):
     x, y = _batch(B=3, C=3, H=16, seed=8)
     la, lb = ref(x), fast(x)
     _close(la, lb, "logits")
+    _assert_fast(fast, calls=1)
     ga = torch.autograd.grad(F.cross_entropy(la, y), list(ref.parameters()))
     gb = torch.autograd.grad(F.cross_entropy(lb, y), list(fast.parameters()))
     for (n, _), a, b in zip(ref.named_parameters(), ga, gb):
@@ -209,7 +256,7 @@ def test_larger_images_use_the_conv_formulations(kernels):
 
 @pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (4, 1), (2, 1), (7, 2), (9, 1), (16, 2)])
 def test_pools_equal_torch_pooling(size, stride):
-    from dartsviz.fastnet import pools
+    from dartsviz.spaces.cnn.fastnet import pools
     g = torch.Generator().manual_seed(size * 10 + stride)
     x = torch.randn(3, 5, size, size, generator=g, dtype=torch.float64, requires_grad=True)
     want = torch.cat([F.max_pool2d(x, 3, stride, 1), F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)

@@ -44,7 +44,9 @@ class Identity(nn.Module):
 
 
 class ReLUConvBN(nn.Module):
-    """ReLU, k x k convolution, BatchNorm (used to preprocess cell inputs)."""
+    """ReLU, k x k convolution, BatchNorm (used to preprocess cell inputs).
+
+    `conv` and `bn` name the children of `op` (the state_dict keys stay `op.1`, `op.2`)."""
 
     def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
         super().__init__()
@@ -53,6 +55,14 @@ class ReLUConvBN(nn.Module):
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        return self.op[1]
+
+    @property
+    def bn(self) -> nn.BatchNorm2d:
+        return self.op[2]
 
     def forward(self, x):
         return self.op(x)
@@ -80,7 +90,9 @@ class FactorizedReduce(nn.Module):
 
 
 class DilConv(nn.Module):
-    """ReLU, depthwise k x k (dilated), pointwise 1x1, BN."""
+    """ReLU, depthwise k x k (dilated), pointwise 1x1, BN.
+
+    `dw`, `pw` and `bn` name the children of `op` (the state_dict keys stay `op.1` to `op.3`)."""
 
     def __init__(self, C_in, C_out, kernel_size, stride, padding, dilation, affine=True):
         super().__init__()
@@ -92,12 +104,26 @@ class DilConv(nn.Module):
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
+    @property
+    def dw(self) -> nn.Conv2d:
+        return self.op[1]
+
+    @property
+    def pw(self) -> nn.Conv2d:
+        return self.op[2]
+
+    @property
+    def bn(self) -> nn.BatchNorm2d:
+        return self.op[3]
+
     def forward(self, x):
         return self.op(x)
 
 
 class SepConv(nn.Module):
-    """Two DilConv blocks with dilation 1; only the first is strided."""
+    """Two DilConv blocks with dilation 1; only the first is strided.
+
+    `block1` and `block2` name them (the state_dict keys stay `op.0`, `op.1`)."""
 
     def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
         super().__init__()
@@ -106,8 +132,28 @@ class SepConv(nn.Module):
             DilConv(C_in, C_out, kernel_size, 1, padding, 1, affine=affine),
         )
 
+    @property
+    def block1(self) -> DilConv:
+        return self.op[0]
+
+    @property
+    def block2(self) -> DilConv:
+        return self.op[1]
+
     def forward(self, x):
         return self.op(x)
+
+
+class PoolBN(nn.Sequential):
+    """3x3 pooling, BN: a Sequential (state_dict keys `1.*`) whose children are `pool` and `bn`."""
+
+    @property
+    def pool(self) -> nn.Module:
+        return self[0]
+
+    @property
+    def bn(self) -> nn.BatchNorm2d:
+        return self[1]
 
 
 def _pool(kind: str, C: int, stride: int, affine: bool) -> nn.Module:
@@ -115,7 +161,7 @@ def _pool(kind: str, C: int, stride: int, affine: bool) -> nn.Module:
         pool = nn.MaxPool2d(3, stride=stride, padding=1)
     else:
         pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-    return nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine))
+    return PoolBN(pool, nn.BatchNorm2d(C, affine=affine))
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]

@@ -1,0 +1,236 @@
+"""StepRecord and EpochRecord: the one contract between a search and every view.
+
+A search emits one `StepRecord` per bilevel step and one `EpochRecord` per epoch;
+views draw only the records they are pushed. Records are typed dataclasses inside the
+process (the genotype is the space's genotype object, the softmax weights are arrays)
+and JSON lines on disk (the genotype as its text). Files written before the schema
+existed (flat `train_loss`, `val_acc`, ... keys) still load.
+
+Names: `losses` by split (`train`, `val`, `test`), `metrics` by `SPLIT_NAME`
+(`val_acc` for images, `val_ppl` for text), `probs` by cell type, each (edges, ops).
+For brevity a record also reads like the flat dict of earlier versions:
+`record["val_loss"]`, `record["val_acc"]`, `record["probs"][cell_type]`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional
+
+import numpy as np
+
+LEGACY_SPACE = "cnn"                # schema-1 files knew only the convolutional space
+SCHEMA = 2                          # 1: the flat dicts before this module; 2: these records
+PROB_DIGITS = 6                     # softmax weights are kept to 6 digits (display only)
+
+Parser = Callable[[str, str], Any]  # (space name, genotype text) -> genotype object
+
+
+def _rounded(probs) -> Dict[str, np.ndarray]:
+    """Cell type -> float64 array (edges, ops), rounded to PROB_DIGITS."""
+    return {k: np.round(np.asarray(v, dtype=np.float64), PROB_DIGITS) for k, v in probs.items()}
+
+
+def _default_parser(space: str, text: str):
+    from .spaces import get_space            # above this module: imported when first needed
+    return get_space(space).parse_genotype(text)
+
+
+class _Record:
+    """What both record types share: flat read access, JSON lines, equality by value."""
+
+    kind: ClassVar[str] = ""
+    _PLAIN: ClassVar[tuple] = ()                # fields written to JSON as they are
+
+    # -- the flat view: record["val_loss"], record["val_acc"], record["kind"] ---------
+    def flat(self) -> Dict[str, Any]:
+        out = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "losses":
+                out.update({f"{k}_loss": x for k, x in v.items()})
+            elif f.name in ("metrics", "monitors"):
+                out.update(v)
+            else:
+                out[f.name] = v
+        return out
+
+    def __getitem__(self, key: str):
+        if key == "kind":
+            return self.kind
+        if key in self.__dataclass_fields__:
+            return getattr(self, key)
+        if key.endswith("_loss") and key[:-5] in self.losses:
+            return self.losses[key[:-5]]
+        for extra in ("metrics", "monitors"):
+            d = getattr(self, extra, {})
+            if key in d:
+                return d[key]
+        raise KeyError(key)
+
+    def get(self, key: str, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def keys(self):
+        return self.flat().keys()
+
+    def items(self):
+        return self.flat().items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.flat())
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict: arrays as nested lists, the genotype as its text."""
+        d = {"schema": SCHEMA, "kind": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "probs":
+                v = {k: a.tolist() for k, a in v.items()}
+            elif f.name == "genotype":
+                v = None if v is None else v.to_text()
+            elif isinstance(v, dict):
+                v = dict(v)
+            d[f.name] = v
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        """One line: the softmax weights by shape, numbers to 4 digits, the genotype as text."""
+        def show(name, v):
+            if name == "probs":
+                return "{" + ", ".join(f"{k!r}: <{a.shape[0]}x{a.shape[1]}>" for k, a in v.items()) + "}"
+            if isinstance(v, dict):
+                return "{" + ", ".join(f"{k!r}: {x:.4g}" if isinstance(x, float) else f"{k!r}: {x!r}"
+                                       for k, x in v.items()) + "}"
+            if name == "genotype" and v is not None:
+                return v.to_text()
+            return f"{v:.4g}" if isinstance(v, float) else repr(v)
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{f.name}={show(f.name, getattr(self, f.name))}" for f in dataclasses.fields(self)) + ")"
+
+    _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))   # IPython's display
+
+    def __eq__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return _same(self.to_dict(), other.to_dict())
+
+
+_MISSING = object()
+
+
+def _same(a, b) -> bool:
+    """Equality of JSON-like values where NaN equals NaN (a record with no loss yet)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@dataclass(eq=False, repr=False)
+class StepRecord(_Record):
+    """One bilevel step: where the search is, how well it does, and the architecture now."""
+
+    kind: ClassVar[str] = "step"
+
+    step: int                                  # steps done, this one included (0: the snapshot)
+    epoch: int
+    space: str                                 # the search space's name, e.g. "cnn"
+    probs: Dict[str, np.ndarray]               # cell type -> softmax weights (edges, ops)
+    genotype: Any                              # the space's genotype derived from `probs`
+    losses: Dict[str, float] = field(default_factory=dict)    # split -> loss ("train", "val")
+    metrics: Dict[str, float] = field(default_factory=dict)   # e.g. "train_acc", "val_acc"
+    order: int = 1
+    hvp: Optional[str] = None
+    variant: str = "darts"
+    arch_updated: bool = True
+    lr: float = 0.0
+    arch_lr: float = 0.0
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0
+    device: str = "cpu"
+    monitors: Dict[str, float] = field(default_factory=dict)  # extra numbers a method adds
+
+    def __post_init__(self):
+        self.probs = _rounded(self.probs)
+
+    @classmethod
+    def from_dict(cls, d: dict, parse: Parser = _default_parser) -> "StepRecord":
+        """From `to_dict()` output or a step line of a schema-1 history file."""
+        d = _upgrade(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["genotype"] = parse(kw["space"], kw["genotype"]) if isinstance(kw.get("genotype"), str) else kw.get("genotype")
+        return cls(**kw)
+
+
+@dataclass(eq=False, repr=False)
+class EpochRecord(_Record):
+    """One epoch: step means of the losses and metrics, and the held-out test split."""
+
+    kind: ClassVar[str] = "epoch"
+
+    step: int
+    epoch: int
+    space: str
+    genotype: Any = None
+    losses: Dict[str, float] = field(default_factory=dict)    # "train", "val", "test"
+    metrics: Dict[str, float] = field(default_factory=dict)   # "train_acc", "val_acc", "test_acc"
+    seconds: float = 0.0
+    variant: str = "darts"
+
+    @classmethod
+    def from_dict(cls, d: dict, parse: Parser = _default_parser) -> "EpochRecord":
+        d = _upgrade(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if isinstance(kw.get("genotype"), str):
+            kw["genotype"] = parse(kw["space"], kw["genotype"])
+        return cls(**kw)
+
+
+# the flat keys of schema 1, by where they go now
+_V1_SKIP = {"kind", "schema", "probs", "genotype", "step", "epoch", "order", "hvp", "arch_updated",
+            "lr", "arch_lr", "seconds", "peak_mem_mb", "device", "space", "variant"}
+
+
+def _upgrade(d: dict) -> dict:
+    """A schema-1 record (flat keys) in schema-2 form; schema-2 records pass through."""
+    if "schema" in d or "losses" in d:
+        return d
+    out = {k: v for k, v in d.items() if k in _V1_SKIP}
+    out.setdefault("space", LEGACY_SPACE)
+    out["losses"] = {k[:-5]: v for k, v in d.items() if k.endswith("_loss") and isinstance(v, (int, float))}
+    out["metrics"] = {k: v for k, v in d.items()
+                      if k not in _V1_SKIP and not k.endswith("_loss") and isinstance(v, (int, float))}
+    return out
+
+
+def record_from_dict(d: dict, parse: Parser = _default_parser):
+    """A StepRecord or EpochRecord from a JSON dict; anything else (e.g. a training's
+    records) is returned as the dict it is."""
+    kind = d.get("kind")
+    if kind == "step" and ("probs" in d):
+        return StepRecord.from_dict(d, parse)
+    if kind == "epoch" and "genotype" in d:
+        return EpochRecord.from_dict(d, parse)
+    return d
+
+
+def record_to_dict(r) -> dict:
+    return r.to_dict() if isinstance(r, _Record) else r
