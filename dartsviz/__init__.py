@@ -5,6 +5,7 @@ from .methods import Method, get_method, method_names, register_method
 from .spaces.cnn import (DARTS_V1, DARTS_V2, GENOTYPES, OPS, PRIMITIVES, FastSearchNetwork, Genotype, MixedOp,
                          SearchCell, SearchNetwork, derive, parse_genotype, random_genotype)
 from .spaces.cnn.network import NetworkEval, count_macs
+from .spaces.rnn import DARTS_RNN_V1, DARTS_RNN_V2, RNNGenotype
 from .search import PRESETS, Search, SearchConfig
 from .train import TRAIN_PRESETS, Train, TrainConfig, resolve_genotype
 from .baseline import compare_end_to_end, random_baseline
@@ -29,4 +30,5 @@ __all__ = [
     "OPS", "PRIMITIVES", "PRESETS", "Search", "SearchConfig", "MixedOp", "SearchCell", "SearchNetwork",
     "FastSearchNetwork", "NetworkEval", "count_macs", "TRAIN_PRESETS", "Train", "TrainConfig",
     "resolve_genotype", "compare_end_to_end", "random_baseline", "Dashboard", "Compare", "Replay",
+    "DARTS_RNN_V1", "DARTS_RNN_V2", "RNNGenotype",
 ]

@@ -75,12 +75,17 @@ def loss_with(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tens
 
 
 def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: float,
-                 momentum_buffers: Optional[Params] = None) -> Params:
-    """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached."""
+                 momentum_buffers: Optional[Params] = None, max_norm: Optional[float] = None) -> Params:
+    """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached; with
+    `max_norm`, dL_train/dw is first clipped to that total norm (the recurrent reference
+    code does, so that its large learning rate does not throw w' far away)."""
     w = weight_dict(model)
     names, ws = list(w), [p.detach() for p in w.values()]
     loss, _ = loss_with(model, None, batch)
     grads = torch.autograd.grad(loss, list(w.values()))
+    if max_norm is not None:
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        grads = torch._foreach_mul(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
     d = torch._foreach_add(grads, ws, alpha=weight_decay)
     if momentum_buffers:
         have = [i for i, n in enumerate(names) if n in momentum_buffers]
@@ -138,7 +143,8 @@ def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor]) -> List[torch.Tens
 
 def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, hvp: str = "finite",
                   xi: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4,
-                  momentum_buffers: Optional[Params] = None, eps_scale: float = 0.01):
+                  momentum_buffers: Optional[Params] = None, eps_scale: float = 0.01,
+                  unrolled_clip: Optional[float] = None):
     """Gradient of the validation loss with respect to the alphas.
 
     order 1: dL_val(w, alpha)/dalpha.
@@ -154,7 +160,7 @@ def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, h
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if hvp not in HVP_MODES:
         raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
-    w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers)
+    w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers, unrolled_clip)
     loss, logits = loss_with(model, w_virtual, val_batch)
     grads = _grads(loss, alphas + list(w_virtual.values()))
     d_alpha, v = grads[:len(alphas)], grads[len(alphas):]

@@ -70,6 +70,28 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     impl: str = "fast"                # supernet implementation: fast | reference
     sync_every: int = 1               # steps whose records are read from the device together
     precision: str = "fp32"           # fp32 | bf16 (autocast; alphas and their softmax stay fp32)
+    # --- recurrent space (space='rnn', dataset pydoc | ptb | wikitext2; checked by _check_rnn_fields) ---
+    nhid: int = 300                   # embedding = hidden width (tied, as the reference asserts)
+    bptt: int = 35                    # BPTT segment length (tokens per step)
+    dropout: float = 0.75             # locked dropout on the cell outputs
+    dropouth: float = 0.25            # on h_{t-1} and the cell's states before each linear
+    dropoutx: float = 0.75            # on x_t inside the cell
+    dropouti: float = 0.2             # locked dropout on the embeddings
+    dropoute: float = 0.0             # whole word types dropped from the embedding
+    tar_beta: float = 1e-3            # temporal activation regularisation (weight step only)
+    vocab_size: int = 10000           # pydoc: most frequent words kept, <eos> and <unk> included (0: all)
+    eval_batch_size: int = 10         # columns of a perplexity evaluation
+
+    def _check_rnn_fields(self) -> None:
+        """The recurrent space's fields, checked whatever the space (every float field is)."""
+        self._check_positive(("nhid", "bptt", "eval_batch_size"))
+        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
+            self._check_range(name, 0.0, 1.0)
+        self._check_range("tar_beta", 0.0)
+        v = self.vocab_size
+        if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= 3):
+            raise ValueError(f"vocab_size must be 0 (every word) or at least 3, got {v!r}")
+    # --- end of the recurrent space's fields ---
 
     TUPLE_FIELDS = ("arch_betas",)
 
@@ -81,6 +103,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
         self._check_choice("hvp", HVP_MODES)
         self._check_choice("precision", PRECISIONS)
         self._check_common()
+        self._check_rnn_fields()          # the recurrent space's block of fields, below
         get_method(self.variant)
         get_space(self.space).check_config(self)
         if self.precision == "bf16" and self.dtype != "float32":
@@ -108,6 +131,22 @@ PRESETS: Dict[str, dict] = {
     "tiny": dict(dataset="digits", layers=3, channels=8, batch_size=32, epochs=10,
                  arch_lr=0.1, arch_betas=(0.9, 0.999), arch_weight_decay=0.0, warmup_epochs=1,
                  lr=0.05, lr_min=0.005, seed=2),
+    # --- recurrent space ---
+    # The paper's PTB search (the reference's train_search.py): 300 wide, batch 256, BPTT 35,
+    # plain SGD at a constant lr 20 (no momentum), weight decay 5e-7, clip 0.25; alphas by
+    # Adam lr 3e-3, default betas, weight decay 1e-3; 50 epochs. Needs --data-dir with PTB.
+    "paper_rnn": dict(space="rnn", dataset="ptb", nhid=300, batch_size=256, bptt=35, epochs=50,
+                      lr=20.0, lr_min=20.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
+                      arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, seed=2),
+    # The embedded pydoc corpus (Python's own docs, ~85k training tokens) on a laptop CPU in about
+    # two minutes: 32 wide, 2,000 words, 4 epochs of 40 steps. The paper's SGD (lr 20, clip 0.25,
+    # no momentum) with a cosine to 5; dropouts lowered for the narrow model; an architecture lr
+    # 10x the paper's so the weights visibly separate in 160 steps (3e-3 moves them by ~0.04).
+    "tiny_rnn": dict(space="rnn", dataset="pydoc", vocab_size=2000, nhid=32, batch_size=32, bptt=20,
+                     epochs=4, steps_per_epoch=40, lr=20.0, lr_min=5.0, momentum=0.0, weight_decay=5e-7,
+                     grad_clip=0.25, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0,
+                     arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, eval_batch_size=64, seed=2),
+    # --- end of the recurrent space's presets ---
 }
 SearchConfig.PRESETS = PRESETS
 
@@ -211,7 +250,8 @@ class Search(StepLoop):
                 grads, val_loss, val_out = arch_gradient(
                     model, train_batch, val_batch, order=c.order, hvp=c.hvp, xi=lr,
                     momentum=c.momentum, weight_decay=c.weight_decay,
-                    momentum_buffers=buffers, eps_scale=c.eps_scale)
+                    momentum_buffers=buffers, eps_scale=c.eps_scale,
+                    unrolled_clip=c.grad_clip if space.clip_unrolled else None)
             alphas = model.arch_parameters()
             penalty = method.arch_penalty(alphas, self.progress)
             if penalty is not None:

@@ -111,3 +111,19 @@ def test_bad_order_or_hvp_is_rejected(setup):
         arch_gradient(net, train, val, order=3)
     with pytest.raises(ValueError, match="hvp"):
         arch_gradient(net, train, val, order=2, hvp="magic")
+
+
+def test_a_clipped_virtual_step_clips_the_training_gradient_first(setup):
+    from dartsviz.bilevel import virtual_step
+    net, train, val, _ = setup
+    w = weight_dict(net)
+    loss, _ = loss_with(net, None, train)
+    grads = torch.autograd.grad(loss, list(w.values()))
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+    clip = float(norm) / 4                                          # the clip binds
+    out = virtual_step(net, train, xi=0.5, momentum=0.0, weight_decay=0.0, max_norm=clip)
+    for (name, p), g in zip(w.items(), grads):
+        torch.testing.assert_close(out[name], p.detach() - 0.5 * g * clip / (float(norm) + 1e-6))
+    loose = virtual_step(net, train, xi=0.5, momentum=0.0, weight_decay=0.0, max_norm=10 * float(norm))
+    for (name, p), g in zip(w.items(), grads):                      # a loose clip changes nothing
+        torch.testing.assert_close(loose[name], p.detach() - 0.5 * g)

@@ -1,9 +1,18 @@
-"""A real browser: JupyterLab + headless Chromium run 04_live_search.ipynb and click the dashboard's Step.
+"""A real browser: JupyterLab + headless Chromium run 04_live_search.ipynb at 1366x768 and check
+that the dashboard fits one screen, that its text is readable, and that Step redraws it.
 
 Follows docs/browser-test-notes.md: loopback server with a random token and a free port,
 isolated Jupyter config dirs, a copy of the notebook in tmp_path, Debian's chromium via
 Playwright's executable_path, every wait bounded, the server always shut down.
+
+Run twice: with the ipywidgets installed here (8), and with ipywidgets 7.7 (what Colab
+ships) in a virtual environment made over this one (`--system-site-packages`), its wheels
+from the package index pip is configured with; skipped, saying why, when they cannot be had.
+
+Screenshots and the measured layout go to `test-artifacts/` at the repository root (or
+$DARTSVIZ_ARTIFACTS), kept by CI.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -20,11 +29,18 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_live_search.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "04_live_search.ipynb"
+ARTIFACTS = Path(os.environ.get("DARTSVIZ_ARTIFACTS", ROOT / "test-artifacts"))
+VIEWPORT = {"width": 1366, "height": 768}
 WAIT_MS = 60_000
+RUN_MS = 240_000                # Run All: kernel start, imports, the notebook's few steps
+MIN_TEXT_PX = 11.0
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
+IPYWIDGETS_7 = ["ipywidgets==7.7.5", "jupyterlab_widgets==1.1.11", "widgetsnbextension==3.6.10",
+                "ipython_genutils==0.2.0"]
 
 
 def _free_port() -> int:
@@ -40,8 +56,10 @@ def _request(url: str, token: str, method: str = "GET", timeout: float = 5.0):
         return r.status, r.read()
 
 
-def _start_lab(tmp_path: Path, env: dict, port: int, token: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+def _start_lab(tmp_path: Path, env: dict, port: int, token: str, python: str = sys.executable) -> subprocess.Popen:
+    # `-m jupyterlab`, not `-m jupyter lab`: the latter runs the first `jupyter-lab` on PATH,
+    # whatever environment `python` is in
+    cmd = [python, "-m", "jupyterlab", "--no-browser", "--allow-root",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path / 'serve'}",
            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -69,7 +87,7 @@ def _stop_lab(proc: subprocess.Popen, base: str, token: str) -> None:
                 pass
 
 
-def test_dashboard_in_jupyterlab(tmp_path):
+def _needs_browser():
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
@@ -77,7 +95,12 @@ def test_dashboard_in_jupyterlab(tmp_path):
     if shutil.which("jupyter") is None and not (Path(sys.executable).parent / "jupyter").exists():
         pytest.skip("jupyter is not installed")
     pytest.importorskip("jupyterlab")
+    return chromium, sync_api
 
+
+@contextlib.contextmanager
+def _lab(tmp_path: Path, python: str = sys.executable, extra_env: dict = None):
+    """A JupyterLab serving a copy of the notebook from tmp_path: yields (base URL, token)."""
     serve = tmp_path / "serve"
     serve.mkdir()
     shutil.copy(NOTEBOOK, serve / NOTEBOOK.name)
@@ -97,12 +120,14 @@ def test_dashboard_in_jupyterlab(tmp_path):
         (dirs["JUPYTERLAB_SETTINGS_DIR"] / plugin / file).write_text(json.dumps(value))
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env.update({k: str(v) for k, v in dirs.items()})
-    env["DARTSVIZ_NB_FAST"] = "1"
+    env.update({"DARTSVIZ_NB_FAST": "1", "OMP_NUM_THREADS": "1",
+                "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])})
+    env.update(extra_env or {})
 
     token = secrets.token_hex(16)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start_lab(tmp_path, env, port, token)
+    proc = _start_lab(tmp_path, env, port, token, python)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -116,51 +141,232 @@ def test_dashboard_in_jupyterlab(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail("jupyter lab did not start within 60 s")
             time.sleep(0.5)
-
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(WAIT_MS)
-                page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=WAIT_MS)
-                kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
-                kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-
-                page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
-                page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
-
-                step = page.locator("button.widget-button", has_text="Step").filter(has_not_text="\u00d7").first
-                step.wait_for(state="visible", timeout=WAIT_MS)
-                # the last cell has run when the kernel is idle again after the run
-                page.wait_for_function(
-                    """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                              .every(e => !e.textContent.includes('*'))""", timeout=WAIT_MS)
-                kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-                counter = page.locator(".widget-html-content", has_text="step").filter(has_text="epoch").first
-                counter.wait_for(timeout=WAIT_MS)
-                before_counter = counter.inner_text()
-                images = page.locator(".widget-image")
-                images.first.wait_for(timeout=WAIT_MS)
-                before_src = images.evaluate_all("els => els.map(e => e.src)")
-
-                step.click()
-                page.wait_for_function(
-                    """([before]) => {
-                        const imgs = [...document.querySelectorAll('img.widget-image')];
-                        return imgs.some((e, i) => e.src !== before[i] && e.complete && e.naturalWidth > 0);
-                    }""", arg=[before_src], timeout=WAIT_MS)
-                page.wait_for_function(
-                    """([before]) => [...document.querySelectorAll('.widget-html-content')]
-                        .some(e => e.textContent.includes('epoch') && e.textContent.includes('step')
-                                   && e.textContent !== before)""",
-                    arg=[before_counter], timeout=WAIT_MS)
-                after_counter = counter.inner_text()
-                assert after_counter != before_counter
-                errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
-                                      has_text="Traceback")
-                assert errors.count() == 0, errors.first.inner_text()
-                page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-            finally:
-                browser.close()
+        yield base, token
     finally:
         _stop_lab(proc, base, token)
+
+
+# In the page: every visible piece of text under `root` and the size it is drawn at, in CSS px.
+# HTML text: its computed font size; inline SVG (the cell graphs): font size times the SVG's
+# scale on screen; SVG pictures in <img> (the figures): the file's font sizes times the
+# image's shown width over its viewBox width.
+TEXT_SIZES_JS = """
+async (root) => {
+  const shown = e => { const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+                       return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+  const out = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el || el.closest('svg') || ['STYLE', 'OPTION'].includes(el.tagName) || !shown(el))
+      continue;
+    out.push({kind: 'html', text: n.textContent.trim().slice(0, 40), px: parseFloat(getComputedStyle(el).fontSize)});
+  }
+  for (const t of root.querySelectorAll('svg text')) {
+    if (!t.textContent.trim() || !shown(t)) continue;
+    const m = t.getScreenCTM();
+    out.push({kind: 'svg', text: t.textContent.trim().slice(0, 40),
+              px: parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b)});
+  }
+  for (const img of root.querySelectorAll('img')) {
+    if (!shown(img) || !img.src) continue;
+    const body = await (await fetch(img.src)).text();
+    const doc = new DOMParser().parseFromString(body, 'image/svg+xml');
+    const svg = doc.querySelector('svg');
+    if (!svg) { out.push({kind: 'img', text: 'not an SVG: ' + img.className, px: 0}); continue; }
+    const scale = img.getBoundingClientRect().width / parseFloat(svg.getAttribute('viewBox').split(/[ ,]+/)[2]);
+    for (const t of doc.querySelectorAll('text')) {
+      const m = /font-size:\\s*([\\d.]+)px/.exec(t.getAttribute('style') || '') ;
+      const px = m ? parseFloat(m[1]) : parseFloat(t.getAttribute('font-size') || '0');
+      out.push({kind: 'img', text: (t.textContent || '').trim().slice(0, 40), px: px * scale});
+    }
+  }
+  return out;
+}
+"""
+
+BOX_JS = """
+(el) => { const r = el.getBoundingClientRect();
+          return {x: r.x, y: r.y, width: r.width, height: r.height, bottom: r.bottom, right: r.right}; }
+"""
+
+
+def _small_text(page, root, at_least: int = 20) -> list:
+    """The text under MIN_TEXT_PX under `root` (which shows at least `at_least` pieces)."""
+    sizes = root.evaluate(TEXT_SIZES_JS)
+    assert len(sizes) >= at_least, sizes
+    return sorted((round(s["px"], 2), s["kind"], s["text"]) for s in sizes if s["px"] < MIN_TEXT_PX - 0.05)
+
+
+def _wait_images_ready(page, scope: str) -> None:
+    page.wait_for_function(
+        """(scope) => [...document.querySelectorAll(scope + ' img')]
+             .filter(e => e.getBoundingClientRect().width > 0)
+             .every(e => e.src && e.complete && e.naturalWidth > 0)""", arg=scope, timeout=WAIT_MS)
+
+
+def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_path: Path) -> dict:
+    """Open the notebook at 1366x768 with the file browser open, Run All, and check the dashboard."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    found = {"viewport": VIEWPORT, "environment": tag}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=WAIT_MS)
+            kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            # default zoom, the file browser open (JupyterLab's default; opened if a workspace closed it)
+            if not page.locator("#filebrowser").is_visible():
+                page.locator('.jp-SideBar [data-id="filebrowser"]').first.click()
+                page.locator("#filebrowser").wait_for(state="visible")
+            found["file_browser_width"] = page.locator("#filebrowser").evaluate(BOX_JS)["width"]
+
+            page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+            page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
+            step = page.locator("button.dartsviz-step")
+            step.wait_for(state="visible", timeout=RUN_MS)
+            # the last cell has run when the kernel is idle again after the run
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+                          .every(e => !e.textContent.includes('*'))""", timeout=RUN_MS)
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            no = page.locator(".jp-toast-button", has_text="No")          # "get notified about news?"
+            if no.count():
+                no.first.click()
+            errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+                                  has_text="Traceback")
+            assert errors.count() == 0, errors.first.inner_text()
+
+            # -- one screen: the dashboard's top at the top of the notebook's window ----------------
+            dash = page.locator(".dartsviz-dashboard")
+            dash.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
+            _wait_images_ready(page, ".dartsviz-dashboard")
+            window = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer").first
+            if not window.count():
+                window = page.locator(".jp-NotebookPanel .jp-Notebook").first
+            view = window.evaluate(BOX_JS)
+            boxes = {"dashboard": dash.evaluate(BOX_JS), "step": step.evaluate(BOX_JS),
+                     "weights": page.locator("img.dartsviz-weights").evaluate(BOX_JS),
+                     "graph": page.locator(".dartsviz-graph svg").first.evaluate(BOX_JS),
+                     "notebook_window": view}
+            found.update(boxes)
+            found["dashboard_height"] = round(boxes["dashboard"]["height"])
+            found["main_view_height"] = round(boxes["graph"]["bottom"] - boxes["dashboard"]["y"])
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}.png"))
+            (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
+            for name in ("step", "weights", "graph"):
+                b = boxes[name]
+                assert b["width"] > 0 and b["height"] > 0, name
+                inside = (b["y"] >= view["y"] - 1 and b["bottom"] <= min(view["bottom"], VIEWPORT["height"]) + 1
+                          and b["x"] >= view["x"] - 1 and b["right"] <= min(view["right"], VIEWPORT["width"]) + 1)
+                assert inside, f"{name} {b} is not inside the first screen {view} ({tag})"
+            small = _small_text(page, page.locator(".dartsviz-dashboard"))
+            assert not small, f"text under {MIN_TEXT_PX} px ({tag}): {small[:10]}"
+
+            # -- Step: the weights and the live graph redraw; the graph's nodes stay where they were --
+            node_places = """() => [...document.querySelectorAll('.dartsviz-graph g.node text')]
+                                   .map(t => { const r = t.getBoundingClientRect();
+                                               return [t.textContent, Math.round(r.x), Math.round(r.y)]; })"""
+            counter = page.locator(".widget-html-content", has_text="step").filter(has_text="epoch").first
+            before = {"counter": counter.inner_text(), "weights": page.locator("img.dartsviz-weights").get_attribute("src"),
+                      "graph": page.locator(".dartsviz-graph").inner_html(), "nodes": page.evaluate(node_places)}
+            assert len(before["nodes"]) >= 7
+            step.click()
+            page.wait_for_function(
+                """([src]) => { const e = document.querySelector('img.dartsviz-weights');
+                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+                arg=[before["weights"]], timeout=WAIT_MS)
+            page.wait_for_function(
+                """([before]) => [...document.querySelectorAll('.widget-html-content')]
+                    .some(e => e.textContent.includes('epoch') && e.textContent.includes('step')
+                               && e.textContent !== before)""", arg=[before["counter"]], timeout=WAIT_MS)
+            page.wait_for_function("([g]) => document.querySelector('.dartsviz-graph').innerHTML !== g",
+                                   arg=[before["graph"]], timeout=WAIT_MS)
+            assert page.evaluate(node_places) == before["nodes"]
+
+            # -- every tab: drawn when shown, nothing empty, nothing small ------------------------------
+            tabs = page.locator(".dartsviz-tabs")
+            for title in ("Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training",
+                          "Setup"):
+                tabs.get_by_text(title, exact=True).first.click()
+                page.wait_for_timeout(300)
+                kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+                _wait_images_ready(page, ".dartsviz-tabs")
+                small = _small_text(page, tabs, at_least=8)
+                assert not small, f"text under {MIN_TEXT_PX} px in tab {title} ({tag}): {small[:10]}"
+                if title == "Training":
+                    assert tabs.get_by_text("nothing trained yet").first.is_visible()
+                    assert all(not i.is_visible() for i in tabs.locator("img").all())   # no broken image
+            tabs.get_by_text("Heat map", exact=True).first.click()
+            broken = page.evaluate("""() => [...document.querySelectorAll('.dartsviz-dashboard img')]
+                                       .filter(e => e.getBoundingClientRect().width > 0 && !(e.naturalWidth > 0)).length""")
+            assert broken == 0
+
+            # -- projector: everything larger ---------------------------------------------------------
+            page.locator("button", has_text="projector").first.click()
+            page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-150') !== null",
+                                   timeout=WAIT_MS)
+            page.wait_for_timeout(500)
+            dash.evaluate("e => e.scrollIntoView({block: 'start'})")
+            big = step.evaluate(BOX_JS)
+            found["projector_step_height_ratio"] = round(big["height"] / boxes["step"]["height"], 2)
+            assert found["projector_step_height_ratio"] >= 1.4
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}-projector.png"))
+            page.locator("button", has_text="projector").first.click()
+            page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-100') !== null",
+                                   timeout=WAIT_MS)
+        finally:
+            browser.close()
+    (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
+    print(f"\n{tag}: dashboard {found['dashboard_height']} px tall, controls + weights + cell graph "
+          f"{found['main_view_height']} px, in a notebook window of {round(view['height'])} px at 1366x768")
+    return found
+
+
+def test_dashboard_in_jupyterlab(tmp_path):
+    chromium, sync_api = _needs_browser()
+    import ipywidgets
+    with _lab(tmp_path) as (base, token):
+        _drive_dashboard(chromium, sync_api, base, token, f"ipywidgets{ipywidgets.__version__.split('.')[0]}", tmp_path)
+
+
+def _ipywidgets7_python(tmp_path: Path) -> str:
+    """A virtual environment over this one with ipywidgets 7.7 and its JupyterLab extension
+    (jupyterlab_widgets 1.x): its python. Skips the test when the wheels cannot be had."""
+    venv = tmp_path / "ipyw7"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                       capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as e:
+        pytest.skip(f"cannot make a virtual environment for ipywidgets 7.7: {e}")
+    python = str(venv / "bin" / "python")
+    try:
+        out = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                              *IPYWIDGETS_7], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.skip("pip could not install ipywidgets 7.7 within 5 minutes (no package index?)")
+    if out.returncode != 0:
+        pytest.skip("ipywidgets 7.7 / jupyterlab_widgets 1.x wheels are not available from the package index "
+                    f"pip uses here: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+    check = subprocess.run([python, "-c", "import ipywidgets, jupyterlab_widgets, dartsviz; "
+                                          "print(ipywidgets.__version__, jupyterlab_widgets.__version__)"],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split()[0].startswith("7.7") and check.stdout.split()[1].startswith("1."), check.stdout
+    return python
+
+
+def test_dashboard_in_jupyterlab_with_ipywidgets_7(tmp_path):
+    """The same checks with ipywidgets 7.7 (Colab's) in the kernel and its extension in JupyterLab."""
+    chromium, sync_api = _needs_browser()
+    python = _ipywidgets7_python(tmp_path)
+    from jupyterlab.commands import get_app_dir
+    # JupyterLab's own page comes from this installation; the widget extension from the venv
+    with _lab(tmp_path, python=python, extra_env={"JUPYTERLAB_DIR": get_app_dir()}) as (base, token):
+        status, body = _request(f"{base}/lab/api/extensions", token)
+        manager = [e for e in json.loads(body) if e.get("name") == "@jupyter-widgets/jupyterlab-manager"]
+        assert manager and manager[0]["installed_version"].startswith("3."), manager   # jupyterlab_widgets 1.x
+        _drive_dashboard(chromium, sync_api, base, token, "ipywidgets7", tmp_path)

@@ -198,6 +198,10 @@ class _FakeLoop:
             EpochRecord(step=1, epoch=0, space="text", losses={"train": 4.5, "val": 4.75, "test": 4.8},
                         metrics={"train_ppl": 90.0, "val_ppl": 115.5, "test_ppl": 121.5}, seconds=2.0)]
 
+    @property
+    def done(self):
+        return self.step_count >= self.total_steps
+
     def subscribe(self, fn):
         self.subscribers.append(fn)
 

@@ -1,4 +1,5 @@
 """The Dashboard, headless: click its buttons and check what the widgets hold."""
+import re
 import sys
 
 import pytest
@@ -31,9 +32,16 @@ def test_import_dartsviz_does_not_load_widgets():
     assert out.stdout.strip() == "False"
 
 
+def _tab(dash, title):
+    """Show the tab called `title` (what a click on it does)."""
+    titles = [dash.panels.tabs.get_title(i) for i in range(len(dash.panels.tabs.children))]
+    dash.panels.tabs.selected_index = titles.index(title)
+
+
 def test_step_buttons_update_images_counter_and_genotype(dash):
     before = {k: w.value for k, w in dash.images.items()}
     assert all(len(v) > 1000 for v in before.values())          # drawn at construction
+    graph0 = dash.graph.value
     genotype0 = dash.genotype_text.value
     assert dash.search.space.parse_genotype(genotype0) == dash.search.genotype
     dash.step_button.click()
@@ -41,6 +49,9 @@ def test_step_buttons_update_images_counter_and_genotype(dash):
     assert "step <b>1</b>" in dash.counter.value
     assert dash.progress.value == 1
     assert dash.images["weights"].value != before["weights"]
+    assert dash.graph.value != graph0                            # the live graph, in view
+    assert dash.images["curves"].value == before["curves"]       # in a hidden tab: drawn when shown
+    _tab(dash, "Curves & cost")
     assert dash.images["curves"].value != before["curves"]
     after1 = dash.images["weights"].value
     dash.step10_button.click()
@@ -155,8 +166,91 @@ def test_throttle_limits_redraws_during_run(data):
     d = Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data), redraw_every=1000)
     d.draw_seconds = 0.0
     calls = []
-    real = d._redraw_now
-    d._redraw_now = lambda panels: (calls.append(tuple(panels)), real(panels))
+    real = d.panels.draw
+    d.panels.draw = lambda panels: (calls.append(tuple(panels)), real(panels))
     d.run(steps=4)
-    assert len(calls) == 1                                       # only the final redraw
-    assert set(calls[0]) >= {"weights", "curves", "cells"}
+    assert sorted(p for c in calls for p in c) == ["graph", "heatmap", "weights"]   # only the final redraw
+    assert d.panels.stale == {"curves", "cells", "trajectories", "collapse"}         # hidden: drawn when shown
+
+
+def _tree(w):
+    yield w
+    for c in getattr(w, "children", ()):
+        yield from _tree(c)
+
+
+def test_one_screen_layout_controls_weights_and_graph_on_top_the_rest_in_tabs(dash):
+    import ipywidgets as widgets
+    top = dash.widget.children
+    tabs = top[-1]
+    assert isinstance(tabs, widgets.Tab) and tabs is dash.panels.tabs
+    titles = [tabs.get_title(i) for i in range(len(tabs.children))]
+    assert titles == ["Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training", "Setup"]
+    above = [w for c in top[:-1] for w in _tree(c)]
+    for w in (dash.step_button, dash.step10_button, dash.run_button, dash.pause_button, dash.order, dash.hvp,
+              dash.counter, dash.status, dash.projector, dash.panels.cell_type, dash.images["weights"], dash.graph):
+        assert any(w is x for x in above), w
+    inside = [w for w in _tree(tabs)]
+    for w in (dash.images["heatmap"], dash.images["trajectories"], dash.images["curves"], dash.images["collapse"],
+              dash.genotype_text, dash.train_panel.widget, dash.reset_button, dash.seed, dash.preset):
+        assert any(w is x for x in inside), w
+    assert "dartsviz-dashboard" in dash.widget._dom_classes
+
+
+def test_panels_are_svg_at_a_fixed_width_with_text_of_at_least_11_px(dash):
+    from dartsviz.viz.figures import display_width
+    dash.step(1)
+    dash.redraw(everything=True)
+    for name, image in dash.images.items():
+        value = bytes(image.value)                               # ipywidgets 8 holds a memoryview
+        assert image.format == "svg+xml" and b"<svg" in value[:600], name
+        assert image.layout.width == f"{display_width(dash.panels.figs[name])}px" and image.layout.max_width == "100%"
+        assert 500 <= int(image.layout.width[:-2]) <= 900, (name, image.layout.width)     # fits 1366 px with a sidebar
+        sizes = [float(x) for x in re.findall(rb"font-size: ?([\d.]+)px", value)]
+        assert sizes and min(sizes) >= 11, (name, sorted(set(sizes)))
+    graph = dash.graph.value
+    assert re.search(r'<svg[^>]*width="\d+(\.\d+)?"', graph) and 'pt"' not in graph.split("<g")[0]  # 1 pt = 1 px
+    sizes = [float(x) for x in re.findall(r'font-size="([\d.]+)"', graph)]
+    assert sizes and min(sizes) >= 11
+
+
+def test_no_empty_image_anywhere_before_anything_ran(data):
+    import ipywidgets as widgets
+    from dartsviz.viz.dashboard import Dashboard
+    d = Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data))
+    images = [w for w in _tree(d.widget) if isinstance(w, widgets.Image)]
+    assert len(images) == 6                                       # five panels and the training curves
+    for w in images:
+        assert len(w.value) > 1000 or w.layout.display == "none"
+    assert d.train_panel.image.layout.display == "none" and "nothing trained yet" in d.train_panel.placeholder.value
+    assert all(b"nothing yet" in bytes(d.images[p].value) for p in ("curves", "trajectories", "collapse"))
+
+
+def test_cell_type_and_graph_kind_switch_the_main_view(dash):
+    dash.step(1)
+    weights, graph = bytes(dash.images["weights"].value), dash.graph.value
+    assert "continuous normal cell" in graph and b"normal cell" in weights and b"reduction cell" not in weights
+    dash.panels.cell_type.value = "reduce"
+    assert b"reduction cell" in bytes(dash.images["weights"].value) and "continuous reduction cell" in dash.graph.value
+    dash.panels.graph_kind.value = "derived"
+    assert "derived reduction cell" in dash.graph.value
+    for _, _, op in dash.search.genotype.edges("reduce"):
+        assert op in dash.graph.value
+    dash.step(1)                                                 # the choice stays
+    assert "derived reduction cell" in dash.graph.value and "error" not in dash.status.value
+
+
+def test_scale_and_projector_toggle_enlarge_everything(data):
+    from dartsviz.viz.dashboard import Dashboard
+    d = Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data), scale=1.25)
+    style = lambda: d.panels._style.value
+    assert d.scale == 1.25 and "zoom: 1.25" in style() and "dartsviz-zoom-125" in d.widget._dom_classes
+    d.projector.value = True
+    assert d.scale == 1.5 and "zoom: 1.5" in style() and "dartsviz-zoom-150" in d.widget._dom_classes
+    assert "dartsviz-zoom-125" not in d.widget._dom_classes
+    d.projector.value = False
+    assert d.scale == 1.25
+    d.set_scale(1.0)
+    assert "zoom: 1;" in style() and not d.projector.value
+    with pytest.raises(ValueError):
+        d.set_scale(0)

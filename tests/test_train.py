@@ -186,13 +186,16 @@ def test_cli_search_then_train_then_resume(tmp_path, capsys):
     capsys.readouterr()
     args = ["train", "--genotype", str(s_dir), "--epochs", "2", "--layers", "3", "--channels", "4",
             "--batch-size", "32", "--device", "cpu", "--out", str(t_dir), "--quiet"]
-    assert main(args + ["--steps", "3"]) == 0
+    assert main(args + ["--steps", "3", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert f"genotype: {found.to_text()}" in out and "multiply-adds" in out and "test accuracy: " in out
-    assert (t_dir / "checkpoint.pt").is_file()
+    assert (t_dir / "checkpoint.pt").is_file() and not (t_dir / "plots").exists()
     assert main(["train", "--genotype", "DARTS_V1", "--out", str(s_dir), "--quiet"]) == 1
     assert "already holds a run" in capsys.readouterr().err      # never overwrites the search
     assert main(["train", "--resume", str(t_dir), "--quiet"]) == 0
+    assert f"plots: 9 files in {t_dir / 'plots'}" in capsys.readouterr().out    # the training's curves
+    assert (t_dir / "plots" / "training.png").stat().st_size > 20000
+    assert {"cell_normal.png", "cell_reduce.svg", "genotype.txt"} <= {p.name for p in (t_dir / "plots").iterdir()}
     summary = json.loads((t_dir / "summary.json").read_text())
     assert summary["steps"] == 2 * (1438 // 32)        # both halves of digits' training split
     assert summary["genotype"] == found.to_text()

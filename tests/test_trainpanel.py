@@ -13,12 +13,17 @@ def test_dashboard_trains_the_derived_cell_with_live_curves():
     dash.step(2)
     panel = dash.train_panel
     before = panel.image.value
+    # before any training: a 'nothing yet' line, no (broken, empty) image
+    assert len(before) == 0 and panel.image.layout.display == "none"
+    assert "nothing trained yet" in panel.placeholder.value and panel.placeholder.layout.display != "none"
     t = dash.train(steps=3)
     assert t.step_count == 3 and panel.progress.value == 3
     assert t.genotype == dash.search.genotype
     assert panel.image.value != before and len(panel.image.value) > 1000
+    assert panel.image.format == "svg+xml" and panel.image.layout.display is None
+    assert panel.placeholder.layout.display == "none"
     assert "done at step 3" in panel.status.value and "parameters" in panel.status.value
-    assert panel.widget in dash.widget.children
+    assert panel.widget in dash.panels.tabs.children
 
 
 def test_train_button_runs_an_epoch_and_errors_reach_the_status_line():

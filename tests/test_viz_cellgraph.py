@@ -162,10 +162,11 @@ def test_panels_without_dot_show_fallback_and_hint_once(no_dot):
     h = fake_history(3)
     last = [r for r in h if r.kind == "step"][-1]
     panels = PanelSet(last)
-    panels.render(("cells",), last, h)
-    html = [w.value for w in panels.cells.values()]
+    panels.render(("cells", "graph"), last, h)
+    html = [w.value for w in panels.cells.values()] + [panels.graph.value]
     assert all("<svg" in v for v in html)
     assert sum("apt-get install graphviz" in v for v in html) == 1
+    assert "apt-get install graphviz" in panels.graph.value           # under the graph in view
     assert panels.genotype_text.value == last.genotype.to_text()
     assert sorted(panels.cells) == ["derived_normal", "derived_reduce", "soft_normal", "soft_reduce"]
 
@@ -219,3 +220,90 @@ def test_panels_follow_the_space_of_the_record(toy, no_dot):
     assert [w for w in panels.cell_rows["derived"].children] == [cells["derived_cell"]]
     assert panels.edge.value == ("cell", (0, 1)) and len(panels.edge.options) == 6
     assert panels.genotype_text.value == last.genotype.to_text()
+
+
+# ---- a pinned drawing: nodes never move between steps ----------------------------------------------
+
+SVG_NODE = re.compile(r'<g id="node\d+" class="node">\s*<title>([^<]*)</title>(.*?)</g>', re.S)
+NUMBERS = re.compile(r'\s(?:cx|cy|x|y|points|d)="([^"]+)"')
+TEXT_AT = re.compile(r'<text[^>]*\sx="([-\d.]+)" y="([-\d.]+)"')
+
+
+def node_places(svg):
+    """{node name: every coordinate of its shape and label} and the drawing's frame."""
+    nodes = {name: tuple(NUMBERS.findall(body)) for name, body in SVG_NODE.findall(svg)}
+    frame = re.search(r"<svg[^>]*>\s*<g[^>]*transform=\"([^\"]+)\"", svg, re.S)
+    head = re.search(r"<svg[^>]*>", svg, re.S).group(0)
+    return nodes, (re.findall(r'(?:width|height|viewBox)="([^"]+)"', head), frame.group(1))
+
+
+def _very_different_weights():
+    uniform = np.full((14, 8), 1 / 8)                                      # (14, 8)
+    sharp = np.full((14, 8), 0.002)
+    sharp[np.arange(14), np.arange(14) % 7 + 1] = 1 - 7 * 0.002           # one op per edge, all different
+    sharp[[1, 4, 8, 13]] = np.roll(sharp[[1, 4, 8, 13]], 3, axis=1)
+    return record(uniform), record(sharp, np.roll(sharp, 5, axis=0))
+
+
+@pytest.mark.skipif(not (shutil.which("dot") and shutil.which("neato")), reason="needs graphviz's dot and neato")
+def test_node_places_in_the_svg_do_not_depend_on_the_weights():
+    """Between two very different weight sets only edges change: every node, its label and
+    the frame of the drawing stay put (soft and derived cells, both cell types)."""
+    C.clear_cache()
+    a, b = _very_different_weights()
+    assert a.genotype != b.genotype
+    for cell in ("normal", "reduce"):
+        pairs = [(C.soft_cell_svg(a, cell), C.soft_cell_svg(b, cell)), (C.cell_svg(a.genotype, cell), C.cell_svg(b.genotype, cell)),
+                 (C.cell_svg(DARTS_V1, cell), C.cell_svg(DARTS_V2, cell))]
+        for sa, sb in pairs:
+            assert sa != sb                                             # the edges did change
+            na, fa = node_places(sa)
+            nb, fb = node_places(sb)
+            assert sorted(na) == ["0", "1", "2", "3", "4", "5", "out"]
+            assert na == nb and fa == fb
+        # inputs stacked in their order: c[k-2] above c[k-1] (SVG y grows downwards), then 2, 3, 4, 5 left to right
+        at = {name: tuple(map(float, TEXT_AT.search(body).groups()))
+              for name, body in SVG_NODE.findall(C.soft_cell_svg(a, cell))}
+        y = lambda k: at[k][1]                                           # its label's place
+        x = lambda k: at[k][0]
+        assert y("0") < y("1") and x("0") == x("1") < x("2") < x("3") < x("4") < x("5") < x("out")
+
+
+def test_dot_source_pins_every_node_edge_and_label():
+    src = C.cell_dot(DARTS_V2, "normal").source
+    for k in ("0", "1", "2", "3", "4", "5", "out"):
+        assert re.search(rf'^\t{k} \[label=.*pos="[-\d.]+,[-\d.]+!"', src, re.M), k
+    edges = re.findall(r"^\t\w+ -> \w+ \[.*\]$", src, re.M)
+    assert len(edges) == 8 + 4 and all('pos="e,' in e for e in edges)
+    assert all("lp=" in e for e in edges if "label=" in e)
+    # the same places for the same nodes, whatever the edges
+    places = lambda s: re.findall(r'^\t(\w+) \[label=.*pos="([^"]+)"', s, re.M)
+    assert places(src) == places(C.cell_dot(DARTS_V1, "normal").source)
+    rng = np.random.default_rng(4)
+    soft = [C.cell_digraph(*C._soft(record(rng.dirichlet(np.ones(8), size=14)), "normal", None, 2, None)).source
+            for _ in range(2)]
+    assert places(soft[0]) == places(soft[1]) and soft[0] != soft[1]
+    lps = lambda s: re.findall(r'lp="([^"]+)"', s)
+    assert lps(soft[0]) == lps(soft[1]) and len(set(lps(soft[0]))) == 14   # 14 labels, each its own place
+
+
+@pytest.mark.skipif(not (shutil.which("dot") and shutil.which("neato")), reason="needs graphviz's dot and neato")
+def test_labels_are_plain_text_and_at_least_11_px_in_a_widget():
+    svg = C.soft_cell_svg(record(np.full((14, 8), 1 / 8)), "normal")
+    assert "c[k&#45;2]" in svg and "c[k&#45;1]" in svg and "_{" not in svg
+    sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
+    assert sizes and min(sizes) >= 11
+    html = C.as_html(svg)
+    head = re.search(r"<svg[^>]*>", html, re.S).group(0)
+    assert re.search(r'width="[\d.]+"', head) and "pt" not in head and "max-width:100%" in head
+    assert not html.lstrip().startswith("<?xml") and "<!DOCTYPE" not in html
+
+
+def test_fallback_draws_the_same_places(no_dot):
+    rec = record(np.full((14, 8), 1 / 8))
+    edges, title, layout = C._soft(rec, "normal", None, 2, None)
+    geo = C.cell_geometry(layout)
+    assert C._positions(layout) == {k: (s.x, s.y) for k, s in geo.nodes.items()}
+    assert C._positions(layout) == C._positions(C._derived(DARTS_V2, "normal", None, None)[2])
+    svg = C.soft_cell_svg(rec, "normal")
+    assert "<svg" in svg and "c[k-2]" in svg                      # text kept as text

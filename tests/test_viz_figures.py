@@ -279,3 +279,49 @@ def test_collapse_is_skipped_cleanly_where_a_space_has_no_skip_op(bare):
     fig = F.draw_collapse(fake_history(space=bare, n_edges=6))
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("no collapse indicator" in t for t in texts) and fig.axes[0].get_legend() is None
+
+
+# ---- sizes: readable in a widget at 1 pt = 1 px ---------------------------------------------------
+
+@pytest.mark.parametrize("name", list(DRAWERS))
+def test_panel_svg_keeps_text_as_text_and_none_under_11_px(name):
+    import re
+    fig = DRAWERS[name](fake_history(), None)
+    svg = F.panel_svg(fig)
+    sizes = [float(x) for x in re.findall(rb"font-size: ?([\d.]+)px", svg)]
+    assert len(sizes) >= 5 and min(sizes) >= F.FONT == 11
+    assert b"<dc:date>" not in svg and F.panel_svg(fig) == svg              # the same picture, the same bytes
+    width = float(re.search(rb'<svg[^>]*width="([\d.]+)pt"', svg).group(1))
+    assert F.display_width(fig) == round(width) <= 900                      # shown 1 px per point
+
+
+def test_small_text_is_raised_to_the_minimum_in_widgets_only():
+    fig = F.draw_curves(fake_history())
+    title = fig.axes[0].title
+    title.set_fontsize(6)
+    F.to_png(fig)
+    assert title.get_fontsize() == 6                                        # files keep what was drawn
+    F.panel_svg(fig)
+    assert title.get_fontsize() == F.FONT
+
+
+def test_weights_of_one_cell_type_fit_under_the_controls():
+    h = fake_history(3)
+    both, one = F.draw_weights(h), F.draw_weights(h, cells=["reduce"])
+    assert len(both.axes) == 2 and len(one.axes) == 1
+    assert one.axes[0].get_title(loc="left").startswith("reduction cell")
+    assert one.get_size_inches()[1] * F.PX_PER_INCH <= 210 < both.get_size_inches()[1] * F.PX_PER_INCH
+    with pytest.raises(ValueError, match="no cell type 'recurrent'"):
+        F.draw_weights(h, cells=["recurrent"])
+    fig = F.draw_weights(h, cells=["normal"])
+    F.draw_weights(h, fig, cells=["reduce"])                                # another cell type: rebuilt
+    assert fig.axes[0].get_title(loc="left").startswith("reduction cell") and len(fig.axes) == 1
+
+
+def test_heat_map_is_vector_cells_row_zero_on_top():
+    from matplotlib.collections import QuadMesh
+    fig = F.draw_heatmap(fake_history(2))
+    ax = fig.axes[0]
+    assert isinstance(ax.collections[0], QuadMesh) and not ax.images           # no raster to blur
+    assert ax.get_ylim() == (13.5, -0.5)
+    assert F.panel_svg(fig).count(b"<image") == 1                           # only the colour bar's gradient

@@ -162,6 +162,109 @@ def test_export_writes_every_panel_and_animation(runs, tmp_path):
     assert gif.n_frames == 3
     html = (tmp_path / "plots" / "alphas.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "http" not in html.split("<body")[1]
+    import base64
+    import io
+    first = html.split("data:image/png;base64,")[1].split('"')[0]
+    frame = Image.open(io.BytesIO(base64.b64decode(first)))
+    assert gif.size[0] >= 900 and frame.size == gif.size                      # readable at native size
+    assert f"width:{frame.size[0]}px" in html                                  # the page as wide as a frame
     idx = frame_indices(100, 5)
     assert len(idx) == 5 and idx[0] == 0 and idx[-1] == 99 and idx == sorted(set(idx))
     assert frame_indices(3, 5) == [0, 1, 2]
+
+
+def test_animation_frame_text_is_at_least_11_px():
+    from matplotlib.text import Text
+    from dartsviz.viz.export import FRAME_DPI
+    from dartsviz.viz.figures import draw_heatmap, new_figure
+    from dartsviz.records import StepRecord
+    from dartsviz import DARTS_V2
+    import numpy as np
+    rec = StepRecord(step=1, epoch=0, space="cnn", probs={c: np.full((14, 8), 1 / 8) for c in ("normal", "reduce")},
+                     genotype=DARTS_V2)
+    fig = draw_heatmap(rec, new_figure("heatmap", dpi=FRAME_DPI))
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert sizes and min(sizes) * FRAME_DPI / 72 >= 11
+
+
+def _with_warmup(path, n_warm=2, seconds=5.0):
+    """The run of `path` with its first `n_warm` steps turned into slow warm-up steps."""
+    import dataclasses
+    from dartsviz.records import StepRecord
+    from dartsviz.viz.rundata import load_run
+    run = load_run(path)
+    k = 0
+    for i, r in enumerate(run.records):
+        if isinstance(r, StepRecord) and k < n_warm:
+            run.records[i] = dataclasses.replace(r, arch_updated=False, seconds=seconds)
+            k += 1
+    return run
+
+
+def test_compare_table_figure_and_caption_share_one_median_without_warm_up(runs, tmp_path):
+    import numpy as np
+    from dartsviz.viz.compare import compare_report, cost_summary, draw_compare_cost
+    a, b = _with_warmup(runs[0]), _with_warmup(runs[1])
+    a.label, b.label = "o1", "o2"
+    medians = {}
+    for run in (a, b):
+        secs = [r.seconds for r in run.steps]
+        without = float(np.median([r.seconds for r in run.steps if r.arch_updated]))
+        assert abs(float(np.median(secs)) - without) > 1e-3         # the two definitions differ here
+        medians[run.label] = (without, float(np.median(secs)))
+        assert cost_summary(run)["median_s"] == cost_summary(run)[f"median_s_order{run.steps[-1].order}"] == without
+    fig = draw_compare_cost([a, b])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    for label, (without, with_warm) in medians.items():
+        order = {"o1": 1, "o2": 2}[label]
+        assert f"{label} (order {order}): median {without:.3f} s" in legend
+        assert not any(f"{with_warm:.3f}" in t for t in legend)
+        assert f"{label}: warm-up (not in median)" in legend
+    page = compare_report(a, b, tmp_path / "report").read_text()
+    table = page.split("<table")[1]
+    for without, with_warm in medians.values():
+        assert f"<td>{without:.3f}</td>" in table and f"{with_warm:.3f}" not in table
+    assert "2 warm-up" in table and "warm-up steps (weights only, arch_updated false)" in page
+
+
+def test_compare_memory_means_something_and_no_label_is_cut(runs):
+    from dartsviz.viz.compare import draw_compare_cost
+    from dartsviz.viz.figures import peak_memory, to_png
+    from dartsviz.viz.rundata import load_run
+    a, b = load_run(runs[0], "first order, with a label far too long to fit"), load_run(runs[1], "second order")
+    mem, what = peak_memory(a.steps)
+    peaks = [r.peak_mem_mb for r in a.steps]
+    if a.steps[-1].device == "cuda":
+        assert what == "CUDA peak allocated" and mem == max(peaks)
+    else:                                                       # the growth over the first step's peak RSS
+        assert what == "peak RSS growth after step 1" and mem == max(peaks) - peaks[0]
+    fig = draw_compare_cost([a, b])
+    to_png(fig)
+    drawn, page = fig.get_tightbbox(fig._get_renderer()), fig.bbox_inches     # inches: all that is drawn
+    assert drawn.x0 >= page.x0 - 0.01 and drawn.y0 >= page.y0 - 0.01
+    assert drawn.x1 <= page.x1 + 0.01 and drawn.y1 <= page.y1 + 0.01
+    ax_mem = fig.axes[1]
+    assert what in ax_mem.get_title().replace("\n", " ")
+    assert all(not lab.get_text().endswith("to") for lab in ax_mem.get_xticklabels())   # wrapped, not cut
+    assert "far too long to fit" in " ".join(lab.get_text() for lab in ax_mem.get_xticklabels()).replace("\n", " ")
+
+
+def test_seconds_legend_lists_only_orders_with_points_under_the_axes(runs):
+    import numpy as np
+    from dartsviz.viz.figures import draw_curves, median_seconds, to_png
+    from dartsviz.viz.rundata import load_run
+    fig = draw_curves(load_run(runs[0]).records)
+    ax = fig.axes[2]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["order 1"]
+    run = _with_warmup(runs[1])
+    fig = draw_curves(run.records, fig)
+    ax = fig.axes[2]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["order 2", "warm-up (not in median)"]
+    without = float(np.median([r.seconds for r in run.steps if r.arch_updated]))
+    assert median_seconds(run.records, 2) == without and f"o2 {without:.3f}" in ax.get_title()
+    to_png(fig)
+    renderer = fig._get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))                 # outside the data
+    assert not legend.overlaps(ax.xaxis.label.get_window_extent(renderer))
+    assert legend.y0 >= fig.bbox.y0 and legend.x1 <= fig.bbox.x1

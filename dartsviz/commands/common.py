@@ -95,6 +95,29 @@ def call(command: str, fn: Callable, args) -> int:
         return 1
 
 
+# -- plots ----------------------------------------------------------------------------------
+def dot_hint() -> None:
+    """The one-line hint on installing Graphviz, on stderr, when `dot` is missing (the cell
+    graphs just written were then drawn with matplotlib)."""
+    from ..viz.cellgraph import DOT_HINT, dot_available
+    if not dot_available():
+        sys.stderr.write(DOT_HINT + "\n")
+
+
+def write_run_plots(loop, args) -> None:
+    """The static export of a finished search or training into RUN_DIR/plots, then the dot
+    hint when `dot` is missing; a failure is reported, the run is kept."""
+    from ..viz.export import export_run
+    folder = loop.run_dir.path / "plots"
+    try:
+        paths = export_run(loop.run_dir.path, out=folder)
+    except Exception as e:  # plotting must never lose a finished run
+        sys.stderr.write(f"plots not written: {type(e).__name__}: {e}\n")
+        return
+    print(f"plots: {len(paths)} files in {folder}")
+    dot_hint()
+
+
 # -- the run skeleton of `dartsviz search` and `dartsviz train` --------------------------
 def open_loop(args, cls, config_cls, overrides: dict, make: Callable):
     """The search or training to run: `cls.resume(--resume RUN_DIR)`, or `make(config)` with

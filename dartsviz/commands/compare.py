@@ -36,4 +36,6 @@ def compare_runs(args) -> int:
     out = Path(args.out) if args.out else a.resolve().parent / f"compare-{a.resolve().name}-vs-{b.resolve().name}"
     page = compare_report(a, b, out, labels=args.labels)
     print(f"report: {page}")
+    from .common import dot_hint
+    dot_hint()
     return 0

@@ -1,14 +1,12 @@
 """`dartsviz search`: run a DARTS search and write a run directory."""
 from __future__ import annotations
 
-import sys
-
 from ..bilevel import HVP_MODES, ORDERS
 from ..methods import method_names
 from ..search import PRECISIONS, SearchConfig
 from ..spaces import space_names
 from ..spaces.cnn import IMPLS
-from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides
+from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, write_run_plots
 
 
 def add_parser(sub):
@@ -34,14 +32,9 @@ def _overrides(args) -> dict:
 
 
 def write_plots(search, args) -> None:
-    """The static export into RUN_DIR/plots; a failure is reported, the search is kept."""
-    from ..viz.export import export_run
-    try:
-        paths = export_run(search.run_dir.path, out=search.run_dir.path / "plots")
-    except Exception as e:  # plotting must never lose a finished search
-        sys.stderr.write(f"plots not written: {type(e).__name__}: {e}\n")
-        return
-    print(f"plots: {len(paths)} files in {search.run_dir.path / 'plots'}")
+    """The static export into RUN_DIR/plots (and the dot hint when `dot` is missing); a
+    failure is reported, the search is kept."""
+    write_run_plots(search, args)
 
 
 def run(args) -> int:

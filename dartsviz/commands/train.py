@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, run_steps
+from .common import (add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, run_steps,
+                     write_run_plots)
 
 
 def add_parser(sub):
@@ -22,6 +23,8 @@ def add_parser(sub):
     p.add_argument("--no-cutout", action="store_true", help="no cutout")
     p.add_argument("--out", help="run directory (default runs/train-DATASET-TIME)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true",
+                   help="do not write the training curves and cells to RUN_DIR/plots at the end")
     p.set_defaults(func=run)
     return p
 
@@ -93,6 +96,8 @@ def run(args) -> int:
         if acc is None:
             _, acc = train.evaluate("test")
         print(f"test accuracy: {acc:.4f}")
+        if not getattr(args, "no_plots", False) and not train.interrupted:
+            write_run_plots(train, args)
         print(f"run directory: {train.run_dir.path}")
 
     train = open_loop(args, Train, TrainConfig, overrides, new)

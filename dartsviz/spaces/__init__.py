@@ -40,6 +40,7 @@ class SearchSpace:
     parameter_free: Tuple[str, ...] = ()   # ops without weights
     metric: str = "acc"                    # the quality number of a batch: acc | ppl
     higher_is_better: bool = True          # for `metric`
+    clip_unrolled: bool = False            # second order: clip the virtual step's gradient to grad_clip
     paper_genotypes: Dict[str, Any] = {}
 
     def __repr__(self):
@@ -176,3 +177,4 @@ def space_names() -> List[str]:
 
 def _load_builtin() -> None:
     from . import cnn  # noqa: F401  (registers "cnn")
+    from . import rnn  # noqa: F401  (registers "rnn")

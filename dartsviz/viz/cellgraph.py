@@ -6,14 +6,24 @@
 What a cell looks like (its edges, node labels, op colours, title) comes from the search
 space: the record's, or the one registered space a bare genotype or weights dict fits.
 
-Rendering needs Graphviz's `dot` program. Without it (or if it fails) a matplotlib
-drawing of the same DAG is returned instead, and `DOT_HINT` says how to install `dot`;
+The drawing is pinned: node positions, edge routes and label places depend only on the
+cell's nodes (`cell_geometry`), never on the weights, so a cell redrawn after a step keeps
+every node where it was; only edge widths, colours and labels change. Graphviz renders
+the pinned drawing (`neato -n2`); inputs are stacked top to bottom in their order, the
+intermediate nodes run left to right, the output is on the right.
+
+Rendering needs Graphviz (`dot` and its `neato`). Without it (or if it fails) a matplotlib
+drawing of the same geometry is returned instead, and `DOT_HINT` says how to install it;
 nothing raises. SVGs are cached by their DOT source, so an unchanged picture is never
-re-rendered.
+re-rendered. In widgets (`as_html`) one point of the drawing is one CSS pixel: edge
+labels are 11 px, node labels 12 px.
 """
 from __future__ import annotations
 
+import functools
 import io
+import math
+import re
 import shutil
 import subprocess
 from collections import OrderedDict
@@ -33,9 +43,24 @@ _CACHE_SIZE = 256
 # Each drawn edge: (src, dst, colour, penwidth 0.5..8, opacity 0..1, label, kept)
 DrawEdge = Tuple[int, int, str, float, float, str, bool]
 
+# -- sizes, in points (one point is one CSS pixel in a widget) -----------------------------
+FONT_NODE, FONT_EDGE, FONT_TITLE = 12.0, 11.0, 13.0
+CHAR_EM = 0.62             # an upper bound of Helvetica's mean glyph width, in ems
+COLUMN = 126.0             # between node columns (closer, down to MIN_COLUMN, for cells of many nodes)
+MIN_COLUMN, ROW_WIDTH = 84.0, 640.0   # so that a drawing stays within about 800 px
+INPUT_Y = 76.0             # the inputs from +INPUT_Y (first) down to -INPUT_Y (last)
+NODE_Y = 40.0              # intermediate nodes alternate +NODE_Y, -NODE_Y
+CIRCLE = 28.0              # diameter of an intermediate node
+BOX_H = 22.0               # height of an input or output box
+ARROW, CONCAT_ARROW = 0.7, 0.45   # graphviz arrowsize: the head is 10 * arrowsize points long
+MARGIN = 6.0
+CLEARANCE = 7.0            # an edge passes other nodes at least this far away
+
 
 def dot_available() -> bool:
-    return shutil.which("dot") is not None
+    """Graphviz's programs are on PATH: `dot` and `neato` (which renders the pinned drawing;
+    every Graphviz package ships both)."""
+    return shutil.which("dot") is not None and shutil.which("neato") is not None
 
 
 def clear_cache() -> None:
@@ -45,12 +70,14 @@ def clear_cache() -> None:
 @dataclass(frozen=True)
 class CellLayout:
     """The nodes of a drawn cell: labels by node number (input nodes first), how many are
-    inputs, the output node's label and the nodes concatenated into it."""
+    inputs, the output node's label, the nodes concatenated into it, and how many
+    characters an edge label may have (to reserve room for it)."""
 
     labels: Tuple[str, ...]
     n_inputs: int
     output: str
     concat: Tuple[int, ...]
+    label_chars: int = 10
 
     def label(self, k) -> str:
         if k == "out":
@@ -60,7 +87,7 @@ class CellLayout:
 
 
 def cell_layout(edges: Sequence[DrawEdge], space=None, cell: Optional[str] = None,
-                concat: Optional[Sequence[int]] = None) -> CellLayout:
+                concat: Optional[Sequence[int]] = None, label_chars: Optional[int] = None) -> CellLayout:
     """The layout of a cell from its drawn edges: nodes numbered inputs first, so the
     first destination is the first intermediate node; labels from `space` when given."""
     n_inputs = min(d for _, d, *_ in edges)
@@ -70,7 +97,181 @@ def cell_layout(edges: Sequence[DrawEdge], space=None, cell: Optional[str] = Non
     else:
         labels, output = tuple(space.node_labels(cell, n_nodes)), space.output_label(cell)
     concat = tuple(concat) if concat is not None else tuple(range(n_inputs, n_nodes))
-    return CellLayout(labels, n_inputs, output, concat)
+    if label_chars is None:
+        label_chars = max([len(e[5]) for e in edges] + [4])
+    return CellLayout(labels, n_inputs, output, concat, int(label_chars))
+
+
+# -- where everything goes ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shape:
+    """A node: centre, kind ("box" or "circle"), width and height, in points."""
+
+    x: float
+    y: float
+    kind: str
+    w: float
+    h: float
+
+    def contains(self, x: float, y: float, pad: float = 0.0) -> bool:
+        if self.kind == "circle":
+            return math.hypot(x - self.x, y - self.y) <= self.w / 2 + pad
+        return abs(x - self.x) <= self.w / 2 + pad and abs(y - self.y) <= self.h / 2 + pad
+
+
+@dataclass(frozen=True)
+class Route:
+    """An edge's cubic Bezier from the rim of its source to its arrow tip (`tip`), and the
+    place of its label's centre (None for the unlabelled concat edges)."""
+
+    curve: Tuple[Tuple[float, float], ...]     # 4 control points
+    tip: Tuple[float, float]
+    label_at: Optional[Tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    nodes: Dict[object, Shape]                 # node number or "out" -> shape
+    routes: Dict[Tuple[object, object], Route]  # (src, dst) -> route, for every possible edge
+    bbox: Tuple[float, float, float, float]    # x0, y0, x1, y1 (y up, as graphviz has it)
+
+
+def text_width(text_or_chars, size: float) -> float:
+    n = text_or_chars if isinstance(text_or_chars, int) else len(text_or_chars)
+    return n * size * CHAR_EM
+
+
+def _bez(p, t: float):
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = p
+    u = 1 - t
+    return (u ** 3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t ** 3 * x3,
+            u ** 3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t ** 3 * y3)
+
+
+def _lerp(a, b, t):
+    return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+
+
+def _split(p, t: float):
+    """De Casteljau: the two halves of curve `p` at `t`."""
+    a, b, c, d = p
+    ab, bc, cd = _lerp(a, b, t), _lerp(b, c, t), _lerp(c, d, t)
+    abc, bcd = _lerp(ab, bc, t), _lerp(bc, cd, t)
+    m = _lerp(abc, bcd, t)
+    return (a, ab, abc, m), (m, bcd, cd, d)
+
+
+def _sub(p, t0: float, t1: float):
+    left, _ = _split(p, t1)
+    return _split(left, t0 / t1)[1] if t1 > 0 else left
+
+
+def node_shapes(layout: CellLayout) -> Dict[object, Shape]:
+    """Inputs stacked on the left (the first on top), intermediate nodes zig-zag to the
+    right in their order, the output last: the same places whatever the weights."""
+    n_in, n_nodes = layout.n_inputs, len(layout.labels)
+    box_w = lambda text: max(40.0, text_width(text, FONT_NODE) + 14.0)
+    shapes = {}
+    for k in range(n_in):
+        y = INPUT_Y * (1 - 2 * k / (n_in - 1)) if n_in > 1 else 0.0
+        shapes[k] = Shape(0.0, y, "box", box_w(layout.label(k)), BOX_H)
+    column = max(MIN_COLUMN, min(COLUMN, ROW_WIDTH / (n_nodes - n_in + 1)))
+    for i, k in enumerate(range(n_in, n_nodes)):
+        shapes[k] = Shape((i + 1) * column, NODE_Y if i % 2 == 0 else -NODE_Y, "circle", CIRCLE, CIRCLE)
+    shapes["out"] = Shape((n_nodes - n_in + 1) * column, 0.0, "box", box_w(layout.output), BOX_H)
+    return shapes
+
+
+def _route(shapes: Dict[object, Shape], src, dst, arrow: float):
+    """The curve (centre to centre) of one edge, bent just enough to clear other nodes, then
+    clipped to the rims of its ends: (curve, tip, samples of the visible part)."""
+    a, b = shapes[src], shapes[dst]
+    (x0, y0), (x1, y1) = (a.x, a.y), (b.x, b.y)
+    length = math.hypot(x1 - x0, y1 - y0)
+    nx, ny = -(y1 - y0) / length, (x1 - x0) / length            # unit normal (left of the edge)
+    others = [s for k, s in shapes.items() if k not in (src, dst)]
+    ts = np.linspace(0.0, 1.0, 161)
+    best = None
+    for bend in (0.0, 24.0, -24.0, 42.0, -42.0, 60.0, -60.0):
+        d = bend / 0.75                                            # control offset for that bulge
+        c1 = (x0 + (x1 - x0) / 3 + nx * d, y0 + (y1 - y0) / 3 + ny * d)
+        c2 = (x0 + 2 * (x1 - x0) / 3 + nx * d, y0 + 2 * (y1 - y0) / 3 + ny * d)
+        curve = ((x0, y0), c1, c2, (x1, y1))
+        pts = [_bez(curve, t) for t in ts]
+        hits = sum(any(s.contains(x, y, CLEARANCE) for s in others) for x, y in pts)
+        if best is None or hits < best[0]:
+            best = (hits, curve, pts)
+        if hits == 0:
+            break
+    _, curve, pts = best
+    start = next(i for i, (x, y) in enumerate(pts) if not a.contains(x, y, 1.0))
+    end = max(i for i, (x, y) in enumerate(pts) if not b.contains(x, y, 1.0))
+    tip = pts[end]
+    head = 10.0 * arrow
+    stop = max((i for i in range(start, end) if math.hypot(pts[i][0] - tip[0], pts[i][1] - tip[1]) >= head),
+               default=start)
+    t0, t1 = ts[start], max(ts[stop], ts[start] + 1e-3)
+    return _sub(curve, t0, t1), tip, pts[start:end + 1]
+
+
+def _overlap(a, b) -> float:
+    """Overlap area of two boxes (x0, y0, x1, y1)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def cell_geometry(layout: CellLayout) -> Geometry:
+    """Node shapes, the route of every edge a cell of these nodes can have (each earlier node
+    to each intermediate node, each concatenated node to the output) and a place for each
+    edge label, chosen once so that labels avoid nodes, other labels and other edges."""
+    shapes = node_shapes(layout)
+    n_in, n_nodes = layout.n_inputs, len(layout.labels)
+    slots = [(s, d) for d in range(n_in, n_nodes) for s in range(d)]
+    concat = [(k, "out") for k in layout.concat]
+    raw = {e: _route(shapes, *e, arrow=ARROW) for e in slots}
+    raw.update({e: _route(shapes, *e, arrow=CONCAT_ARROW) for e in concat})
+    lw, lh = text_width(layout.label_chars, FONT_EDGE) + 4.0, FONT_EDGE + 4.0
+    placed: List[Tuple[float, float, float, float]] = []
+    label_at = {}
+    nodes_boxes = [(s.x - s.w / 2 - 2, s.y - s.h / 2 - 2, s.x + s.w / 2 + 2, s.y + s.h / 2 + 2) for s in shapes.values()]
+    length = lambda e: sum(math.dist(p, q) for p, q in zip(raw[e][2], raw[e][2][1:]))
+    for e in sorted(slots, key=lambda e: (length(e), slots.index(e))):
+        pts = raw[e][2]
+        others = [p for f, r in raw.items() if f != e for p in r[2]]
+        best = None
+        for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.2, 0.8):
+            i = min(len(pts) - 2, int(t * (len(pts) - 1)))
+            (xa, ya), (xb, yb) = pts[i], pts[i + 1]
+            seg = math.hypot(xb - xa, yb - ya) or 1.0
+            nx, ny = -(yb - ya) / seg, (xb - xa) / seg
+            for side in (1.0, -1.0):
+                # beside the edge: the box's nearest corner just clears the line
+                off = (abs(nx) * lw + abs(ny) * lh) / 2 + 2.0
+                cx, cy = xa + nx * off * side, ya + ny * off * side
+                box = (cx - lw / 2, cy - lh / 2, cx + lw / 2, cy + lh / 2)
+                score = (10 * sum(_overlap(box, p) for p in placed + nodes_boxes)
+                         + 40 * sum(box[0] <= x <= box[2] and box[1] <= y <= box[3] for x, y in others)
+                         + 30 * abs(t - 0.5) + (0 if side > 0 else 1))
+                if best is None or score < best[0]:
+                    best = (score, (cx, cy), box)
+        label_at[e] = best[1]
+        placed.append(best[2])
+    routes = {e: Route(tuple(c), tip, label_at.get(e)) for e, (c, tip, _) in raw.items()}
+    boxes = nodes_boxes + placed
+    title = FONT_TITLE + 8.0
+    bbox = (min(b[0] for b in boxes) - MARGIN, min(b[1] for b in boxes) - MARGIN,
+            max(b[2] for b in boxes) + MARGIN, max(b[3] for b in boxes) + MARGIN + title)
+    return Geometry(shapes, routes, tuple(float(round(v, 1)) for v in bbox))
+
+
+def _route_of(geometry: Geometry, layout: CellLayout, src, dst) -> Route:
+    """The pinned route of an edge; one outside the usual cell shape is routed on its own."""
+    route = geometry.routes.get((src, dst))
+    if route is None:
+        curve, tip, pts = _route(geometry.nodes, src, dst, ARROW)
+        route = Route(tuple(curve), tip, pts[len(pts) // 2])
+    return route
 
 
 # -- what to draw ------------------------------------------------------------------
@@ -101,38 +302,69 @@ def soft_edges(data, cell: str, digits: int = 2, space=None) -> List[DrawEdge]:
     return out
 
 
+def _darker(color: str, f: float = 0.75) -> str:
+    """A darker shade of a #rrggbb colour, for text on white (yellow labels stay legible)."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{int(v * f):02x}" for v in (r, g, b))
+
+
 # -- graphviz ------------------------------------------------------------------------
 
+def _pt(p) -> str:
+    return f"{p[0]:.1f},{p[1]:.1f}"
+
+
 def cell_digraph(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLayout] = None):
-    """A graphviz.Digraph of a cell (shows itself inline in a notebook when `dot` exists)."""
+    """A graphviz.Digraph of a cell with every node, edge and label pinned (`pos`, `lp`):
+    render it with `neato -n2` (or `dot -Kneato -n2`; `render_svg` does). The same nodes are
+    always in the same places; `dot` alone, ignoring the pins, lays it out its own way."""
     import graphviz
     layout = layout or cell_layout(edges)
-    g = graphviz.Digraph(format="svg", graph_attr=dict(rankdir="LR", label=title, labelloc="t",
-                                                       fontsize="14", fontname="Helvetica", bgcolor="white"),
-                         node_attr=dict(style="filled,rounded", shape="box", fontname="Helvetica",
-                                        fontsize="12", height="0.35", penwidth="1.5"),
-                         edge_attr=dict(fontname="Helvetica", fontsize="10", arrowsize="0.6"))
-    for k in range(len(layout.labels)):
-        if k < layout.n_inputs:
-            g.node(str(k), layout.label(k), fillcolor="#cfe2f3")
+    geo = cell_geometry(layout)
+    x0, y0, x1, y1 = geo.bbox
+    g = graphviz.Digraph(
+        engine="neato",
+        graph_attr=dict(label=title, labelloc="t", fontsize=f"{FONT_TITLE:g}", fontname="Helvetica",
+                        bgcolor="white", notranslate="true", splines="true", overlap="true", pad="0"),
+        node_attr=dict(style="filled,rounded", shape="box", fontname="Helvetica", fontsize=f"{FONT_NODE:g}",
+                       penwidth="1.5", fixedsize="true"),
+        edge_attr=dict(fontname="Helvetica", fontsize=f"{FONT_EDGE:g}", arrowsize=f"{ARROW:g}"))
+    # two invisible corners fix the drawing's extent, so nothing moves when labels change
+    for name, (x, y) in (("_corner0", (x0, y0)), ("_corner1", (x1, y1 - FONT_TITLE - 8.0))):
+        g.node(name, "", style="invis", shape="point", width="0.01", height="0.01", pos=f"{x:.1f},{y:.1f}!")
+    for k, s in geo.nodes.items():
+        size = dict(width=f"{s.w / 72:.3f}", height=f"{s.h / 72:.3f}", pos=f"{s.x:.1f},{s.y:.1f}!")
+        if k == "out":
+            g.node("out", layout.output, fillcolor="#d9ead3", **size)
+        elif k < layout.n_inputs:
+            g.node(str(k), layout.label(k), fillcolor="#cfe2f3", **size)
         else:
-            g.node(str(k), layout.label(k), fillcolor="#fff2cc", shape="circle", width="0.4", fixedsize="true")
-    g.node("out", layout.output, fillcolor="#d9ead3")
+            g.node(str(k), layout.label(k), fillcolor="#fff2cc", shape="circle", **size)
     for src, dst, color, width, opacity, label, kept in edges:
+        r = _route_of(geo, layout, src, dst)
         rgba = color + f"{int(round(opacity * 255)):02x}"
-        g.edge(str(src), str(dst), label=label, color=rgba, fontcolor=color if opacity > 0.5 else "#777777",
-               penwidth=str(width), style="solid" if kept else "dashed")
+        g.edge(str(src), str(dst), label=label, color=rgba,
+               fontcolor=_darker(color) if opacity > 0.5 else "#777777",
+               penwidth=str(width), style="solid" if kept else "dashed",
+               arrowsize=f"{ARROW * min(1.0, max(0.35, 2.5 / width)):.2f}",      # thick edges: no huge heads
+               pos=f"e,{_pt(r.tip)} " + " ".join(map(_pt, r.curve)), lp=_pt(r.label_at))
     for k in layout.concat:
-        g.edge(str(k), "out", color="#999999", arrowsize="0.4")
+        r = _route_of(geo, layout, k, "out")
+        g.edge(str(k), "out", color="#999999", arrowsize=f"{CONCAT_ARROW:g}",
+               pos=f"e,{_pt(r.tip)} " + " ".join(map(_pt, r.curve)))
     return g
 
 
+def _pipe(digraph, fmt: str, encoding: Optional[str] = None):
+    return digraph.pipe(format=fmt, engine="neato", neato_no_op=2, quiet=True, encoding=encoding)
+
+
 def render_svg(digraph) -> Optional[str]:
-    """SVG text from `dot`, or None when `dot` is missing or fails."""
+    """SVG text from Graphviz (the pinned layout), or None when it is missing or fails."""
     if not dot_available():
         return None
     try:
-        return digraph.pipe(format="svg", encoding="utf-8")
+        return _pipe(digraph, "svg", "utf-8")
     except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
         return None          # graphviz.ExecutableNotFound is a RuntimeError; CalledProcessError a SubprocessError
 
@@ -140,48 +372,48 @@ def render_svg(digraph) -> Optional[str]:
 # -- fallback: matplotlib ------------------------------------------------------------------
 
 def _positions(layout: CellLayout) -> Dict[object, Tuple[float, float]]:
-    """Inputs stacked on the left, intermediate nodes zig-zag to the right, then the output."""
-    n_in, n_nodes = layout.n_inputs, len(layout.labels)
-    ys = np.linspace(1.0, -1.0, n_in) if n_in > 1 else np.zeros(1)     # (n_in,)
-    pos = {k: (0.0, float(ys[k])) for k in range(n_in)}
-    for k in range(n_in, n_nodes):
-        pos[k] = (k - n_in + 1.0, 0.6 if (k - n_in) % 2 == 0 else -0.6)
-    pos["out"] = (n_nodes - n_in + 1.0, 0.0)
-    return pos
+    """Node centres in points (the same as in the graphviz drawing)."""
+    return {k: (s.x, s.y) for k, s in node_shapes(layout).items()}
 
 
 def fallback_svg(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLayout] = None, fmt: str = "svg"):
-    """The same cell drawn with matplotlib (no binary needed): SVG text, or PNG bytes."""
+    """The same pinned drawing with matplotlib (no binary needed): SVG text, or PNG bytes."""
+    import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Circle
+    from matplotlib.path import Path
     layout = layout or cell_layout(edges)
-    fig = Figure(figsize=(6.4, 3.0), dpi=72)
-    ax = fig.add_axes((0, 0, 1, 0.9))
-    pos = _positions(layout)
-    for src, dst, color, width, opacity, label, kept in edges:
-        (x0, y0), (x1, y1) = pos[src], pos[dst]
-        rad = 0.25 if (dst - src) > 1 else 0.0
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}",
-                                     arrowstyle="-|>", mutation_scale=10, color=color, alpha=opacity,
-                                     lw=min(width, 6) * 0.6, ls="-" if kept else "--", shrinkA=12, shrinkB=12))
-        # the middle of matplotlib's arc3 curve: midpoint + rad/2 * (dy, -dx)
-        mx, my = (x0 + x1) / 2 + rad / 2 * (y1 - y0), (y0 + y1) / 2 - rad / 2 * (x1 - x0)
-        ax.text(mx, my, label, fontsize=7, color=color, ha="center", va="center", alpha=max(opacity, 0.5),
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
-    for k in layout.concat:
-        (x0, y0), (x1, y1) = pos[k], pos["out"]
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=8,
-                                     color="#999999", lw=0.8, shrinkA=12, shrinkB=12))
-    for k, (x, y) in pos.items():
-        fc = "#d9ead3" if k == "out" else ("#cfe2f3" if k < layout.n_inputs else "#fff2cc")
-        ax.text(x, y, layout.label(k), ha="center", va="center", fontsize=8,
-                bbox=dict(boxstyle="round", fc=fc, ec="#444444"))
-    ax.set_xlim(-0.8, pos["out"][0] + 0.8)
-    ax.set_ylim(-1.6, 1.6)
+    geo = cell_geometry(layout)
+    x0, y0, x1, y1 = geo.bbox
+    fig = Figure(figsize=((x1 - x0) / 72, (y1 - y0) / 72), dpi=72)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+
+    def curve(r: Route, color, alpha, lw, ls, head):
+        path = Path([*r.curve, r.tip], [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4, Path.LINETO])
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=head, color=color, alpha=alpha,
+                                     lw=lw, ls=ls))
+    for src, dst, color, width, opacity, label, kept in edges:
+        r = _route_of(geo, layout, src, dst)
+        curve(r, color, opacity, min(width, 8) * 0.7, "-" if kept else "--", 10)
+        ax.text(*r.label_at, label, fontsize=FONT_EDGE, color=_darker(color) if opacity > 0.5 else "#777777",
+                ha="center", va="center")
+    for k in layout.concat:
+        curve(_route_of(geo, layout, k, "out"), "#999999", 1.0, 0.8, "-", 7)
+    for k, s in geo.nodes.items():
+        fc = "#d9ead3" if k == "out" else ("#cfe2f3" if k < layout.n_inputs else "#fff2cc")
+        if s.kind == "circle":
+            ax.add_patch(Circle((s.x, s.y), s.w / 2, fc=fc, ec="#333333", lw=1.2, zorder=3))
+        else:
+            ax.add_patch(FancyBboxPatch((s.x - s.w / 2 + 3, s.y - s.h / 2 + 3), s.w - 6, s.h - 6,
+                                        boxstyle="round,pad=3", fc=fc, ec="#333333", lw=1.2, zorder=3))
+        ax.text(s.x, s.y, layout.label(k), ha="center", va="center", fontsize=FONT_NODE, zorder=4)
+    ax.text((x0 + x1) / 2, y1 - 4, title, ha="center", va="top", fontsize=FONT_TITLE)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt)
     return buf.getvalue().decode("utf-8") if fmt == "svg" else buf.getvalue()
 
 
@@ -210,7 +442,8 @@ def _derived(genotype, cell: str, title: Optional[str], space) -> tuple:
     if cell not in sp.cell_types:
         raise ValueError(f"cell type must be one of {', '.join(sp.cell_types)}, got {cell!r}")
     edges = discrete_edges(genotype, cell, sp)
-    layout = cell_layout(edges, sp, cell, sp.concat(genotype, cell))
+    chars = max(len(op) for op in sp.ops)
+    layout = cell_layout(edges, sp, cell, sp.concat(genotype, cell), label_chars=chars)
     return edges, title or f"derived {sp.cell_title(cell)}", layout
 
 
@@ -219,7 +452,9 @@ def _soft(data, cell: str, title: Optional[str], digits: int, space) -> tuple:
     arch = architecture(data, space)
     edges = soft_edges(arch, cell, digits)
     sp = arch.space
-    return edges, title or f"continuous {sp.cell_title(cell)} (solid = kept)", cell_layout(edges, sp, cell)
+    chars = max(len(op_short(op, sp)) for op in sp.ops) + digits + 3
+    return (edges, title or f"continuous {sp.cell_title(cell)} (solid = kept)",
+            cell_layout(edges, sp, cell, label_chars=chars))
 
 
 def cell_svg(genotype, cell: str, title: Optional[str] = None, space=None) -> str:
@@ -238,14 +473,30 @@ def cell_dot(genotype, cell: str, space=None):
     return cell_digraph(*_derived(genotype, cell, None, space))
 
 
+_SVG_TAG = re.compile(r"<svg\b[^>]*>", re.S)
+
+
+def svg_for_html(svg: str) -> str:
+    """An SVG document as inline HTML: no XML prolog, one point of the drawing shown as one
+    CSS pixel (so 11 pt labels are 11 px), shrinking with a narrower container."""
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    m = _SVG_TAG.search(svg)
+    if not m:
+        return svg
+    tag = re.sub(r'\s(width|height)="([\d.]+)pt"', r' \1="\2"', m.group(0))
+    tag = tag.replace("<svg", '<svg style="max-width:100%;height:auto"', 1)
+    return svg[:m.start()] + tag + svg[m.end():]
+
+
 def as_html(svg: str, hint: bool = True) -> str:
     """SVG for a widgets.HTML; with `hint`, the one-line install hint under it when `dot` is missing."""
-    note = "" if (not hint or dot_available()) else f'<div style="font-size:11px;color:#777">{DOT_HINT}</div>'
-    return f'<div style="max-width:100%;overflow:auto">{svg}</div>{note}'
+    note = "" if (not hint or dot_available()) else f'<div style="font-size:12px;color:#666">{DOT_HINT}</div>'
+    return f'<div class="dartsviz-cell" style="max-width:100%;overflow:auto">{svg_for_html(svg)}</div>{note}'
 
 
 def cell_png(genotype, cell: str, title: Optional[str] = None, space=None) -> bytes:
-    """PNG bytes of a derived cell (dot when present, else the matplotlib drawing)."""
+    """PNG bytes of a derived cell (Graphviz when present, else the matplotlib drawing)."""
     return _png(*_derived(genotype, cell, title, space))
 
 
@@ -256,7 +507,7 @@ def soft_cell_png(data, cell: str, title: Optional[str] = None, space=None) -> b
 def _png(edges, title, layout) -> bytes:
     if dot_available():
         try:
-            return cell_digraph(edges, title, layout).pipe(format="png")
+            return _pipe(cell_digraph(edges, title, layout), "png")
         except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
             pass
     return fallback_svg(edges, title, layout, fmt="png")

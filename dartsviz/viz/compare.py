@@ -7,6 +7,7 @@ and where the cells differ. Live (two Search objects) or loaded from run directo
 from __future__ import annotations
 
 import html
+import textwrap
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -16,7 +17,8 @@ from matplotlib.figure import Figure
 
 from ..bilevel import ORDERS
 from .cellgraph import as_html, cell_svg
-from .figures import draw_heatmap, new_figure, to_png, to_svg
+from .figures import (MEMORY_CAPTION, SECONDS_CAPTION, arch_steps, draw_heatmap, median_seconds, new_figure,
+                      peak_memory, to_png, to_svg)
 from .palette import edge_label, op_color
 from .records import METRIC_LIMITS, cell_differences, loss_of, metric_of, metric_title
 from .rundata import RunData, load_run
@@ -48,53 +50,77 @@ def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -
         ax_loss.plot(x, [loss_of(r, "val") for r in steps], style, color=color, lw=1, label=run.label)
         ax_metric.plot(x, [metric_of(r, "val", metric) for r in steps], style, color=color, lw=1, label=run.label)
     for ax, name in ((ax_loss, "validation loss"), (ax_metric, f"validation {metric_title(metric)}")):
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
     if metric in METRIC_LIMITS:
         ax_metric.set_ylim(*METRIC_LIMITS[metric])
-    ax_loss.legend(fontsize=7, frameon=False)
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.16, wspace=0.18)
+    ax_loss.legend(fontsize=8, frameon=False)
+    fig.set_layout_engine("constrained")                  # nothing cut off, whatever the labels
     return fig
 
 
 def cost_summary(run: RunData) -> dict:
-    """Median seconds per step (per order), total seconds, peak memory, device."""
+    """Median seconds per step (overall and per order; warm-up steps left out, as everywhere:
+    `figures.median_seconds`), total seconds, memory (`figures.peak_memory`), device."""
     steps = run.steps
-    out = {"steps": len(steps), "seconds_total": float(sum(r.seconds for r in steps)),
+    memory_mb, memory_what = peak_memory(steps)
+    out = {"steps": len(steps), "warmup_steps": len(steps) - len(arch_steps(steps)),
+           "seconds_total": float(sum(r.seconds for r in steps)),
            "peak_mem_mb": float(max(r.peak_mem_mb or 0 for r in steps)) if steps else 0.0,
+           "memory_mb": memory_mb, "memory_what": memory_what,
            "device": steps[-1].device if steps else "?"}
     for o in ORDERS:
-        secs = [r.seconds for r in steps if r.order == o and r.arch_updated]
-        out[f"median_s_order{o}"] = float(np.median(secs)) if secs else None
-    secs = [r.seconds for r in steps]
-    out["median_s"] = float(np.median(secs)) if secs else 0.0
+        out[f"median_s_order{o}"] = median_seconds(steps, o)
+    out["median_s"] = median_seconds(steps)
     return out
 
 
+def _wrap(text: str, width: int = 18) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
-    """Seconds per step of both runs over the steps, and their peak memory."""
-    fig = new_figure((10.0, 3.0)) if fig is None else fig
+    """Seconds per step of both runs over the steps (warm-up hollow, left out of the medians
+    in the legend) and their memory (CUDA peak allocated, or CPU peak-RSS growth)."""
+    fig = new_figure((10.0, 3.4)) if fig is None else fig
     fig.clear()
-    ax_sec, ax_mem = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(3, 1)))
+    fig.set_layout_engine("constrained")                  # the legend under the axes, labels uncut
+    ax_sec, ax_mem = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(3, 1.2)))
+    orders = {r.order for run in runs for r in run.steps}
     for run, color in zip(runs, RUN_COLORS):
         steps = run.steps
-        c = cost_summary(run)
-        ax_sec.plot([r.step for r in steps], [r.seconds for r in steps], ".", ms=4, color=color,
-                    label=f"{run.label}: median {c['median_s']:.3f}s")
+        for o in ORDERS:
+            sel = arch_steps(steps, o)
+            if sel:
+                which = f" (order {o})" if len(orders) > 1 else ""
+                ax_sec.plot([r.step for r in sel], [r.seconds for r in sel], "o", ms=3.5, color=color,
+                            label=f"{run.label}{which}: median {median_seconds(steps, o):.3f} s")
+        warm = [r for r in steps if not r.arch_updated]
+        if warm:
+            ax_sec.plot([r.step for r in warm], [r.seconds for r in warm], "o", ms=4, mfc="none", mew=0.9,
+                        color=color, label=f"{run.label}: warm-up (not in median)")
     ax_sec.set_ylim(bottom=0)
-    ax_sec.set_title("seconds per step", fontsize=9)
-    ax_sec.set_xlabel("step", fontsize=8)
-    ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
-    mems = [cost_summary(r)["peak_mem_mb"] for r in runs]
-    ax_mem.bar(range(len(runs)), mems, color=RUN_COLORS[:len(runs)])
-    ax_mem.set_xticks(range(len(runs)))
-    ax_mem.set_xticklabels([r.label[:18] for r in runs], fontsize=7)
-    device = cost_summary(runs[0])["device"]
-    ax_mem.set_title(f"peak memory, MB ({'GPU' if device == 'cuda' else 'process RSS'})", fontsize=9)
+    ax_sec.set_title("seconds per step (medians leave out warm-up)", fontsize=10)
+    ax_sec.set_xlabel("step", fontsize=9)
+    handles = ax_sec.get_legend_handles_labels()[0]
+    if handles:                                           # under the axes: never over the points
+        fig.legend(handles=handles, fontsize=8, frameon=False, loc="outside lower center",
+                   ncol=2 if len(handles) > 1 else 1)
+    mems = [peak_memory(r.steps) for r in runs]
+    whats = {w for _, w in mems}
+    x = list(range(len(runs)))
+    bars = ax_mem.bar(x, [m or 0.0 for m, _ in mems], color=RUN_COLORS[:len(runs)], width=0.6)
+    for bar, (m, _) in zip(bars, mems):
+        ax_mem.annotate("n/a" if m is None else f"{m:.{0 if m >= 10 else 1}f} MB", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax_mem.set_xticks(x)
+    ax_mem.set_xticklabels([_wrap(r.label if len(whats) == 1 else f"{r.label} ({w})") for r, (_, w) in zip(runs, mems)],
+                           fontsize=8)
+    ax_mem.set_title(_wrap(f"memory, MB: {whats.pop()}" if len(whats) == 1 else "memory, MB", 20), fontsize=10)
+    ax_mem.set_ylim(0, max([1.0] + [m or 0.0 for m, _ in mems]) * 1.2)
     for ax in (ax_sec, ax_mem):
-        ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.16, wspace=0.25)
+        ax.tick_params(labelsize=8)
     return fig
 
 
@@ -118,16 +144,19 @@ def differences_html(a: RunData, b: RunData) -> str:
             f"<th>{html.escape(b.label)}</th></tr>{body}</table>")
 
 
-def summary_html(runs: Sequence[RunData]) -> str:
+def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
+    """The cost table of the runs; with `caption`, what its seconds and memory mean under it."""
     rows = []
     metric = runs[0].space.metric
     fmt = lambda v: "-" if v is None else f"{v:.3f}"
     for r in runs:
         c = cost_summary(r)
         last = r.steps[-1].metrics.get(f"val_{metric}") if r.steps else None
-        rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']}</td>"
+        mem = "-" if c["memory_mb"] is None else f"{c['memory_mb']:.0f}"
+        rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']} ({c['warmup_steps']} warm-up)</td>"
                     + "".join(f"<td>{fmt(c[f'median_s_order{o}'])}</td>" for o in ORDERS)
-                    + f"<td>{c['seconds_total']:.1f}</td><td>{c['peak_mem_mb']:.0f}</td><td>{fmt(last)}</td></tr>")
+                    + f"<td>{c['seconds_total']:.1f}</td><td>{mem} <small>({html.escape(c['memory_what'])})</small>"
+                    + f"</td><td>{fmt(last)}</td></tr>")
     ratio = ""
     m1 = [cost_summary(r)[f"median_s_order{ORDERS[0]}"] for r in runs]
     m2 = [cost_summary(r)[f"median_s_order{ORDERS[-1]}"] for r in runs]
@@ -136,8 +165,18 @@ def summary_html(runs: Sequence[RunData]) -> str:
         ratio = f"<p>second order costs <b>{two / one:.2f}x</b> the time per step of first order here.</p>"
     return ("<table style='border-collapse:collapse' border='1' cellpadding='3'><tr><th>run</th><th>steps</th>"
             + "".join(f"<th>median s/step, order {o}</th>" for o in ORDERS)
-            + f"<th>total s</th><th>peak MB</th><th>last val {html.escape(metric)}</th></tr>"
-            + "".join(rows) + "</table>" + ratio)
+            + f"<th>total s</th><th>memory, MB</th><th>last val {html.escape(metric)}</th></tr>"
+            + "".join(rows) + "</table>" + (cost_caption() if caption else _SEE_CAPTION) + ratio)
+
+
+_SEE_CAPTION = ("<p class='caption' style='font-size:90%;color:#444'>Medians leave out warm-up steps; "
+                "the caption under Cost says what the seconds and the memory measure.</p>")
+
+
+def cost_caption() -> str:
+    """What the seconds and the memory of the table and the cost figure mean (one definition)."""
+    return (f"<p class='caption' style='font-size:90%;color:#444'>{html.escape(SECONDS_CAPTION)} "
+            f"{html.escape(MEMORY_CAPTION)}</p>")
 
 
 class Compare(WidgetView):
@@ -240,9 +279,9 @@ def compare_report(a, b, out, labels: Optional[Sequence[str]] = None, dpi: int =
                         for r, rec in zip(runs, latest))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>dartsviz compare</title></head>"
             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'>"
-            f"<h1>{html.escape(runs[0].label)} vs {html.escape(runs[1].label)}</h1>{summary_html(runs)}"
+            f"<h1>{html.escape(runs[0].label)} vs {html.escape(runs[1].label)}</h1>{summary_html(runs, caption=False)}"
             f"<table width='100%'><tr>{cols}</tr></table><h2>Validation</h2><img src='{curves}' width='100%'>"
-            f"<h2>Cost</h2><img src='{cost}' width='100%'><h2>Where the cells differ</h2>"
+            f"<h2>Cost</h2><img src='{cost}' width='100%'>{cost_caption()}<h2>Where the cells differ</h2>"
             f"{differences_html(*runs)}<h2>Genotypes</h2>{genotypes}</body></html>")
     (out / "index.html").write_text(page)
     return out / "index.html"

@@ -1,8 +1,13 @@
 """Dashboard: a live ipywidgets view of a running `Search` (ipywidgets 7.7 and 8).
 
-    dash = Dashboard(dataset="digits")      # or Dashboard(search)
+    dash = Dashboard(dataset="digits")      # or Dashboard(search); Dashboard(scale=1.5) for a projector
     dash                                    # shows it in a notebook
     dash.step(3); dash.run(epochs=1)        # drive it from code (notebooks, tests)
+
+Laid out for one screen (1366x768 with JupyterLab's file browser open): the controls, the
+softmax weights of the selected cell type and its live cell graph on top; heat map,
+trajectories, curves and cost, collapse, all cell graphs, training and setup in tabs
+(`panels.PanelSet`). Only what is in view is redrawn; a tab is drawn when shown.
 
 The search emits records; the dashboard subscribes, keeps the records it is pushed and
 redraws from them (before the first step, from `search.snapshot()`). The order and HVP
@@ -21,7 +26,7 @@ import ipywidgets as widgets
 
 from ..bilevel import HVP_MODES, ORDER_NAMES, ORDERS
 from ..records import StepRecord
-from .panels import PANELS, PanelSet
+from .panels import PANELS, PROJECTOR_SCALE, PanelSet
 from .throttle import Throttle
 from .view import WidgetView
 
@@ -35,7 +40,7 @@ class Dashboard(WidgetView):
 
     def __init__(self, search=None, *, preset: str = "tiny", dataset: Optional[str] = None,
                  seed: Optional[int] = None, redraw_every: int = 5, min_interval: float = 0.3,
-                 budget: float = 0.015, dpi: int = 72, **overrides):
+                 budget: float = 0.015, dpi: int = 72, scale: float = 1.0, **overrides):
         from ..search import Search, SearchConfig
         self._Search, self._SearchConfig = Search, SearchConfig
         # Reset keeps the settings unless the dashboard was made from a plain preset
@@ -54,14 +59,15 @@ class Dashboard(WidgetView):
         self.throttle = Throttle(redraw_every, min_interval, budget)
         self.draw_seconds = 0.0                 # time spent redrawing (for the overhead figure)
         self.last_error: Optional[str] = None   # traceback of the last handler error
-        self.panels = PanelSet(search.snapshot(), dpi=dpi)
-        self.images, self.cells = self.panels.images, self.panels.cells
+        self.panels = PanelSet(search.snapshot(), dpi=dpi, guard=self._guard)
+        self.images, self.cells, self.graph = self.panels.images, self.panels.cells, self.panels.graph
         self.genotype_text, self.edge = self.panels.genotype_text, self.panels.edge
-        self._dirty = set(PANELS)
-        self._next_panel = 0
         self._running = False
+        self._base_scale = float(scale)
         self._build(search, preset_name)
+        self.set_scale(scale)
         self.attach(search)
+        self.redraw(everything=True)            # every tab drawn once: no empty image anywhere
 
     # -- widgets -------------------------------------------------------------------
     def _build(self, search, preset_name: str) -> None:
@@ -69,14 +75,16 @@ class Dashboard(WidgetView):
         from ..search import PRESETS
         c = search.config
         btn = dict(layout=_layout(width="auto"))
+        # no descriptions: ipywidgets 8 puts a toggle's description on a line of its own
+        toggles = dict(style={"button_width": "auto"}, layout=_layout(width="auto"))
         self.order = widgets.ToggleButtons(options=[(ORDER_NAMES[o], o) for o in ORDERS], value=c.order,
-                                           description="order")
-        self.hvp = widgets.ToggleButtons(options=list(HVP_MODES), value=c.hvp, description="HVP",
-                                         tooltip="second order: the Hessian-vector product")
+                                           tooltip="the order of the architecture gradient", **toggles)
+        self.hvp = widgets.ToggleButtons(options=list(HVP_MODES), value=c.hvp,
+                                         tooltip="second order: the Hessian-vector product", **toggles)
         self.step_button = widgets.Button(description="Step", tooltip="one bilevel step", **btn)
         self.step10_button = widgets.Button(description="Step \u00d710", tooltip="ten steps", **btn)
         self.epochs = widgets.BoundedIntText(value=1, min=1, max=10000, description="epochs",
-                                             layout=_layout(width="150px"))
+                                             style={"description_width": "initial"}, layout=_layout(width="120px"))
         self.run_button = widgets.Button(description="\u25b6 Run N epochs", button_style="success",
                                          tooltip="blocking; Kernel > Interrupt stops at the next step", **btn)
         self.pause_button = widgets.Button(description="Pause", icon="pause", **btn)   # ⏸ lacks a glyph in many fonts
@@ -88,8 +96,11 @@ class Dashboard(WidgetView):
                                         layout=_layout(width="210px"))
         self.seed = widgets.IntText(value=c.seed, description="seed", layout=_layout(width="150px"))
         self.reset_button = widgets.Button(description="\u21ba Reset", button_style="warning", **btn)
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=_layout(width="160px"))
         self.counter = widgets.HTML(value="")
+        self._syncing_projector = False
+        self.projector = widgets.ToggleButton(value=False, description="projector",
+                                              tooltip="enlarge everything for a classroom", **btn)
         self.status = widgets.HTML(value="ready")
 
         self.step_button.on_click(self._guard(lambda _: self.step(1), "Step"))
@@ -101,18 +112,42 @@ class Dashboard(WidgetView):
                            names="value")
         self.hvp.observe(self._guard(lambda ch: self._syncing or self.set_hvp(ch["new"]), "HVP"), names="value")
         self.edge.observe(self._guard(lambda ch: self._redraw_now(("trajectories",)), "edge"), names="value")
+        self.projector.observe(self._guard(lambda ch: self._on_projector(ch["new"]), "projector"), names="value")
 
         from .trainpanel import TrainPanel
         self.train_panel = TrainPanel(lambda: self.current().genotype, dataset=lambda: self.search.config.dataset)
 
         row = lambda *ws: widgets.HBox(list(ws), layout=_layout(flex_flow="row wrap", align_items="center"))
-        self.widget = self.panels.layout(between=(self.train_panel.widget,), above=(
-            row(self.order, self.hvp),
-            row(self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button),
-            row(self.preset, self.dataset, self.seed, self.reset_button),
-            row(self.progress, self.counter),
+        setup = widgets.VBox([row(self.preset, self.dataset, self.seed, self.reset_button),
+                              widgets.HTML("Reset starts a new search with these settings (the order and HVP "
+                                           "toggles above carry over).")])
+        self.widget = self.panels.layout(above=(
+            row(self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button,
+                self.order, widgets.Label("HVP"), self.hvp),
+            row(self.progress, self.counter, self.projector),
             self.status,
-        ))
+        ), tabs=(("Training", self.train_panel.widget), ("Setup", setup)))
+        self.widget.add_class("dartsviz-dashboard")
+        self.step_button.add_class("dartsviz-step")
+
+    def set_scale(self, scale: float) -> None:
+        """Enlarge everything by `scale` (e.g. 1.5 for a classroom projector; 1.0 = laid out for
+        one 1366x768 screen). The projector toggle switches between this and 1.5."""
+        self.panels.set_scale(scale)
+        self._base_scale = float(scale)
+        self._syncing_projector = True
+        try:
+            self.projector.value = False
+        finally:
+            self._syncing_projector = False
+
+    def _on_projector(self, on: bool) -> None:
+        if not self._syncing_projector:
+            self.panels.set_scale(max(PROJECTOR_SCALE, self._base_scale) if on else self._base_scale)
+
+    @property
+    def scale(self) -> float:
+        return self.panels.scale
 
     def _on_interrupt(self) -> None:
         self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
@@ -128,7 +163,7 @@ class Dashboard(WidgetView):
         self.records = list(search.history)
         search.subscribe(self._on_record)
         self._sync_controls()
-        self._dirty = set(PANELS)
+        self.panels.invalidate(self.current(), self.records)
         self._update_counter()
         self.redraw()
 
@@ -236,7 +271,7 @@ class Dashboard(WidgetView):
     def _on_record(self, record) -> None:
         t0 = time.perf_counter()
         self.records.append(record)
-        self._dirty = set(PANELS)
+        self.panels.invalidate(self.current(), self.records)
         self._update_counter(record)
         self.draw_seconds += time.perf_counter() - t0          # redraws count themselves
         if self._running and self.throttle.due(cost=0.12):
@@ -258,24 +293,24 @@ class Dashboard(WidgetView):
         self.counter.value = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {s.epoch} "
                               f"\u00b7 order {c.order}{hvp}{sec}{shown}")
 
-    def redraw(self) -> None:
-        """Redraw every panel whose data changed (always called at the end of a run)."""
-        self._redraw_now(tuple(p for p in PANELS if p in self._dirty))
+    def redraw(self, everything: bool = False) -> list:
+        """Redraw the panels in view whose data changed (always called at the end of a run);
+        with `everything`, those in hidden tabs too (else each is drawn when its tab is
+        shown). Returns the panels drawn."""
+        t0 = time.perf_counter()
+        drawn = self.panels.refresh(PANELS if everything else None)
+        self.draw_seconds += time.perf_counter() - t0
+        return drawn
 
     def _redraw_some(self, time_slice: float) -> None:
-        """Redraw dirty panels round-robin until `time_slice` seconds are used (at least one)."""
+        """Redraw stale panels in view, in turn, until `time_slice` seconds are used (at least one)."""
         t0 = time.perf_counter()
-        for _ in range(len(PANELS)):
-            p = PANELS[self._next_panel % len(PANELS)]
-            self._next_panel += 1
-            if p in self._dirty:
-                self._redraw_now((p,))
-                if time.perf_counter() - t0 >= time_slice:
-                    break
-        self.throttle.charge(time.perf_counter() - t0)
+        self.panels.refresh(time_slice=time_slice)
+        spent = time.perf_counter() - t0
+        self.throttle.charge(spent)
+        self.draw_seconds += spent
 
     def _redraw_now(self, panels) -> None:
         t0 = time.perf_counter()
         self.panels.render(panels, self.current(), self.records)
-        self._dirty.difference_update(panels)
         self.draw_seconds += time.perf_counter() - t0

@@ -5,17 +5,25 @@ it clears and redraws that figure (or makes a new one) and returns it, so a view
 keep one Figure per panel and redraw it as often as it likes without leaking figures.
 
     fig = draw_weights(record)                 # a step record, or softmax weights by cell type
-    png = to_png(fig)                          # bytes for widgets.Image or a file
+    png = to_png(fig)                          # bytes for a file
+    svg = panel_svg(fig)                       # what a widget shows: crisp at any width
+
+Sizes: a panel is laid out for `PX_PER_INCH` CSS pixels per inch (so a point of text is a
+pixel), `display_width(fig)` pixels wide, with no text under `FONT` points; a builder
+sets its figure's size from what it holds (cell types, edges).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Optional, Sequence, Tuple
 
+import matplotlib
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 
 from ..bilevel import ORDERS
 from .palette import ORDER_COLORS, ZERO_OP_TEXT, edge_label, op_color, op_short
@@ -24,14 +32,24 @@ from .records import (METRIC_LIMITS, Architecture, architecture, collapse_counts
 from .spaceof import space_of
 
 DPI = 80
-SIZES = {  # inches (width, height) of each panel
-    "weights": (11.0, 5.2),
-    "heatmap": (7.0, 4.6),
-    "trajectories": (6.0, 3.4),
-    "curves": (11.0, 3.0),
-    "collapse": (6.0, 3.0),
+PX_PER_INCH = 72        # widgets show a panel at this many CSS pixels per inch: 1 pt of text = 1 px
+FONT = 11               # points: the smallest text of a panel (ticks, legends, axis labels)
+TITLE_FONT = 12
+PANEL_WIDTH = 12.0      # inches: 864 px, what fits a notebook at 1366 px beside an open file browser (in a tab too)
+SIZES = {  # inches (width, height) of each panel; builders adjust the height to what they hold
+    "weights": (PANEL_WIDTH, 5.1),
+    "heatmap": (8.5, 3.8),
+    "trajectories": (PANEL_WIDTH, 3.2),
+    "curves": (PANEL_WIDTH, 3.3),
+    "collapse": (PANEL_WIDTH, 3.0),
 }
 CELL_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _margins(fig: Figure, left: float, right: float, top: float, bottom: float, **kw) -> None:
+    """subplots_adjust with margins in inches (room for text of a fixed size)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h, **kw)
 
 
 def new_figure(panel_or_size="weights", dpi: int = DPI) -> Figure:
@@ -67,6 +85,24 @@ def to_svg(fig: Figure) -> str:
     return buf.getvalue().decode("utf-8")
 
 
+def panel_svg(fig: Figure, min_font: float = FONT) -> bytes:
+    """SVG bytes of a panel for a widget: text kept as text (its size readable in the page),
+    none smaller than `min_font` points (smaller text is raised to it), the same bytes for the
+    same picture (no date, fixed ids), so an unchanged panel is never sent again."""
+    for t in fig.findobj(Text):
+        if t.get_fontsize() < min_font:
+            t.set_fontsize(min_font)
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "dartsviz"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def display_width(fig: Figure) -> int:
+    """CSS pixels a widget shows `fig` at (1 pt = 1 px)."""
+    return int(round(fig.get_size_inches()[0] * PX_PER_INCH))
+
+
 def _step_title(arch: Architecture, what: str) -> str:
     r = arch.record
     if r is None:
@@ -76,14 +112,20 @@ def _step_title(arch: Architecture, what: str) -> str:
 
 def _op_legend(fig: Figure, space, y: float = 0.995) -> None:
     handles = [Patch(facecolor=op_color(op, space), label=op) for op in space.ops]
-    fig.legend(handles=handles, loc="upper center", ncol=len(space.ops), fontsize=8,
+    fig.legend(handles=handles, loc="upper center", ncol=len(space.ops), fontsize=FONT,
                frameon=False, bbox_to_anchor=(0.5, y), handlelength=1.2, columnspacing=1.0)
 
 
-def _cell_panel(data, fig: Optional[Figure], name: str, build, space=None):
-    """The architecture drawn and the panel's artists: those already in `fig` when it shows
-    this panel for the same space and shapes (updated in place), else built by `build`."""
+def _cell_panel(data, fig: Optional[Figure], name: str, build, space=None, cells: Optional[Sequence[str]] = None):
+    """The architecture drawn (only `cells`, when given) and the panel's artists: those
+    already in `fig` when it shows this panel for the same space and shapes (updated in
+    place), else built by `build`."""
     arch = architecture(data, space)
+    if cells is not None:
+        unknown = [c for c in cells if c not in arch.probs]
+        if unknown:
+            raise ValueError(f"no cell type {unknown[0]!r}; cell types: {', '.join(arch.probs)}")
+        arch = dataclasses.replace(arch, probs={c: arch.probs[c] for c in cells})
     key = (name, arch.space.name, tuple((c, p.shape) for c, p in arch.probs.items()))
     state = _state(fig, key)
     if state is None:
@@ -93,12 +135,14 @@ def _cell_panel(data, fig: Optional[Figure], name: str, build, space=None):
 
 # -- 1. per-edge softmax weights ------------------------------------------------
 
-def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None, space=None) -> Figure:
+def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None, space=None,
+                 cells: Optional[Sequence[str]] = None) -> Figure:
     """Grouped bars: one group per edge, one bar per op; kept edges shaded, kept ops marked ▼.
-    `data`: a step record, a list of records (its last step) or softmax weights by cell type.
+    `data`: a step record, a list of records (its last step) or softmax weights by cell type;
+    `cells`: the cell types to draw (default every one).
 
     Redrawing into a figure that already shows this panel updates its artists in place."""
-    arch, state = _cell_panel(data, fig, "weights", _build_weights, space)
+    arch, state = _cell_panel(data, fig, "weights", _build_weights, space, cells)
     width = 0.8 / len(arch.space.ops)
     for (cell, probs), st in zip(arch.probs.items(), state["cells"]):
         kept = arch.kept(cell)                                # (E, O)
@@ -117,9 +161,14 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
     return state["fig"]
 
 
+WEIGHTS_TOP, WEIGHTS_CELL, WEIGHTS_AXES = 0.62, 2.25, 1.6   # inches: title + legend; per cell; its axes
+
+
 def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
     sp = arch.space
-    axes = fig.subplots(len(arch.probs), 1, squeeze=False)[:, 0]
+    n = len(arch.probs)
+    fig.set_size_inches(PANEL_WIDTH, WEIGHTS_TOP + n * WEIGHTS_CELL)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     n_ops = len(sp.ops)
     width = 0.8 / n_ops
     cells = []
@@ -131,20 +180,22 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
                 for k, op in enumerate(sp.ops)]
         marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
-        ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=9)
+        ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=FONT)
         ax.set_xlim(-0.55, len(edges) - 0.45)
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
-        ax.set_ylabel("softmax weight", fontsize=9)
+        ax.set_ylabel("softmax weight", fontsize=FONT)
         ax.set_title(f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}",
-                     fontsize=9, loc="left")
-        ax.tick_params(axis="y", labelsize=8)
+                     fontsize=TITLE_FONT, loc="left")
+        ax.tick_params(axis="y", labelsize=FONT)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         labels = [t.label1 for t in ax.xaxis.get_major_ticks()]
         cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels))
-    _op_legend(fig, sp)
-    title = fig.suptitle("", fontsize=10, y=0.935)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.84, bottom=0.07, hspace=0.45)
+    h = fig.get_size_inches()[1]
+    title = fig.suptitle("", fontsize=TITLE_FONT, x=0.01, ha="left", y=1 - 0.04 / h, va="top")
+    _op_legend(fig, sp, y=1 - 0.26 / h)
+    gap = WEIGHTS_CELL - WEIGHTS_AXES
+    _margins(fig, left=0.75, right=0.1, top=WEIGHTS_TOP + 0.3, bottom=gap - 0.3, hspace=gap / WEIGHTS_AXES)
     state = dict(key=key, fig=fig, cells=cells, title=title)
     fig._dartsviz_state = state
     return state
@@ -162,7 +213,7 @@ def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None
     top = vmax if vmax is not None else max(float(p.max()) for p in arch.probs.values())
     state["norm"].vmax = max(top, 2 * uniform)                # at least twice uniform: white stays uniform
     for (cell, probs), st in zip(arch.probs.items(), state["cells"]):
-        st["image"].set_data(probs)                           # (E, O)
+        st["image"].set_array(probs)                          # (E, O)
         kept = list(zip(*np.nonzero(arch.kept(cell))))        # [(edge, op)]
         while len(st["boxes"]) < len(kept):
             st["boxes"].append(st["ax"].add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="black", lw=1.8)))
@@ -176,27 +227,37 @@ def draw_heatmap(data, fig: Optional[Figure] = None, title: Optional[str] = None
     return state["fig"]
 
 
+HEATMAP_ROW = 0.19          # inches per edge
+
+
 def _build_heatmap(fig: Figure, arch: Architecture, key) -> dict:
     sp = arch.space
+    n_edges = max(p.shape[0] for p in arch.probs.values())
+    fig.set_size_inches(SIZES["heatmap"][0], 1.15 + HEATMAP_ROW * n_edges)
     axes = fig.subplots(1, len(arch.probs), squeeze=False)[0]
+    _margins(fig, left=0.55, right=0.1, top=0.55, bottom=0.6, wspace=0.25)
     uniform = 1.0 / len(sp.ops)
     norm = TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=2 * uniform)
     cells = []
     for ax, (cell, probs) in zip(axes, arch.probs.items()):
         edges = arch.edges(cell)
-        image = ax.imshow(probs, cmap="RdBu_r", norm=norm, aspect="auto")  # (E, O)
+        # vector cells (pcolormesh, not imshow): crisp at any size in SVG; row 0 on top
+        image = ax.pcolormesh(np.arange(probs.shape[1] + 1) - 0.5, np.arange(probs.shape[0] + 1) - 0.5, probs,
+                              cmap="RdBu_r", norm=norm, edgecolors="face", linewidth=0.3)  # (E, O)
+        ax.set_ylim(probs.shape[0] - 0.5, -0.5)
         ax.set_yticks(range(len(edges)))
-        ax.set_yticklabels([edge_label(s, d) for s, d in edges], fontsize=8)
+        ax.set_yticklabels([edge_label(s, d) for s, d in edges], fontsize=FONT)
         ax.set_xticks(range(len(sp.ops)))
-        ax.set_xticklabels([op_short(op, sp) for op in sp.ops], fontsize=8, rotation=60)
+        ax.set_xticklabels([op_short(op, sp) for op in sp.ops], fontsize=FONT, rotation=60)
         for lab, op in zip(ax.get_xticklabels(), sp.ops):
             lab.set_color(ZERO_OP_TEXT if op == sp.zero_op else op_color(op, sp))
             lab.set_fontweight("bold")
-        ax.set_title(sp.cell_title(cell), fontsize=9)
+        ax.set_title(sp.cell_title(cell), fontsize=TITLE_FONT)
         cells.append(dict(ax=ax, image=image, boxes=[]))
     colorbar = fig.colorbar(cells[0]["image"], ax=list(axes), shrink=0.85, pad=0.02)
-    colorbar.ax.tick_params(labelsize=7)
-    state = dict(key=key, fig=fig, cells=cells, norm=norm, colorbar=colorbar, title=fig.suptitle("", fontsize=9))
+    colorbar.ax.tick_params(labelsize=FONT)
+    title = fig.suptitle("", fontsize=TITLE_FONT, y=1 - 0.05 / fig.get_size_inches()[1], va="top")
+    state = dict(key=key, fig=fig, cells=cells, norm=norm, colorbar=colorbar, title=title)
     fig._dartsviz_state = state
     return state
 
@@ -206,6 +267,7 @@ def draw_trajectories(records: Sequence, cell: Optional[str] = None, edge: Optio
     """The weight of every op on one edge over the steps; second-order steps shaded.
     By default the first cell type of the records' space and its first edge."""
     fig = _fig(fig, "trajectories")
+    fig.set_size_inches(*SIZES["trajectories"])
     ax = fig.add_subplot(1, 1, 1)
     steps = step_records(records)
     where = "weights over time"
@@ -221,17 +283,19 @@ def draw_trajectories(records: Sequence, cell: Optional[str] = None, edge: Optio
         for k, op in enumerate(sp.ops):
             ax.plot(x, w[:, e, k], color=op_color(op, sp), lw=1.6, label=op_short(op, sp))
         _shade_order(ax, steps)
-        ax.legend(fontsize=7, ncol=4, loc="upper left", frameon=False)
+        ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                  borderaxespad=0.0, handlelength=1.5)
         where = f"{sp.cell_title(cell)}, edge {edge_label(*edge)}: {where}"
     else:
-        ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "nothing yet: no steps", ha="center", va="center", transform=ax.transAxes,
+                fontsize=TITLE_FONT, color="#555555")
     if upto is not None:
         ax.axvline(upto, color="black", lw=1)
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_ylabel("softmax weight", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.set_title(where, fontsize=9)
-    fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.15)
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("softmax weight", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title(where, fontsize=TITLE_FONT)
+    _margins(fig, left=0.8, right=1.3, top=0.35, bottom=0.55)
     return fig
 
 
@@ -251,7 +315,8 @@ def _shade_order(ax, steps: Sequence) -> None:
 def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[int] = None,
                 space=None) -> Figure:
     """Loss and the space's metric (train / validation per step, test per epoch) and
-    seconds per step (coloured by order). Redrawing into the same figure updates it in place."""
+    seconds per step (coloured by order; warm-up hollow and out of the medians). Redrawing into
+    the same figure updates it in place."""
     steps = step_records(records)
     epochs = epoch_records(records)
     metric = space_of(records, space).metric if (steps or epochs or space is not None) else None
@@ -273,19 +338,7 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
         ax.autoscale_view()
     if metric in METRIC_LIMITS:
         state["metric"].set_ylim(*METRIC_LIMITS[metric])
-    secs = np.array([r.seconds for r in steps], dtype=float)           # (T,)
-    order = np.array([r.order for r in steps])                          # (T,)
-    medians = []
-    for o in ORDERS:
-        sel = order == o
-        state["sec_points"][o].set_offsets(np.column_stack([x[sel], secs[sel]]) if sel.any() else np.zeros((0, 2)))
-        if sel.any():
-            medians.append(f"o{o} {np.median(secs[sel]):.3f}")
-    ax = state["sec"]
-    if len(steps):
-        ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
-        ax.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
-    ax.set_title("seconds per step" + (f" (median {', '.join(medians)})" if medians else ""), fontsize=8)
+    _draw_seconds(state, steps, x)
     state["empty"].set_visible(not steps)
     for line in state["upto"]:
         line.set_visible(upto is not None)
@@ -295,6 +348,7 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
 
 
 def _build_curves(fig: Figure, metric: Optional[str]) -> dict:
+    fig.set_size_inches(*SIZES["curves"])
     ax_loss, ax_metric, ax_sec = fig.subplots(1, 3)
     state = dict(key=("curves", metric), fig=fig, loss=ax_loss, metric=ax_metric, sec=ax_sec)
     for key, ax, name in (("loss", ax_loss, "loss"), ("metric", ax_metric, metric_title(metric))):
@@ -302,19 +356,95 @@ def _build_curves(fig: Figure, metric: Optional[str]) -> dict:
             train=ax.plot([], [], "-", color="#1f77b4", lw=1, alpha=0.8, label="train")[0],
             val=ax.plot([], [], "-", color="#ff7f0e", lw=1, alpha=0.8, label="validation")[0],
             test=ax.plot([], [], "o-", color="#2ca02c", ms=4, lw=1, label="test (epoch)")[0])
-        ax.set_title(name, fontsize=9)
-    ax_loss.legend(fontsize=7, frameon=False)
-    state["sec_points"] = {o: ax_sec.scatter([], [], s=8, color=ORDER_COLORS[o], label=f"order {o}")
-                           for o in ORDERS}
-    ax_sec.legend(fontsize=7, frameon=False, loc="lower left")
-    state["empty"] = fig.text(0.5, 0.5, "no steps yet", ha="center", va="center")
+        ax.set_title(name, fontsize=TITLE_FONT)
+    ax_loss.legend(fontsize=FONT, frameon=False)
+    _build_seconds(state, ax_sec)
+    state["empty"] = fig.text(0.5, 0.5, "nothing yet: no steps", ha="center", va="center", fontsize=TITLE_FONT,
+                              color="#555555")
     state["upto"] = [ax.axvline(0, color="black", lw=1) for ax in (ax_loss, ax_metric, ax_sec)]
     for ax in (ax_loss, ax_metric, ax_sec):
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.15, wspace=0.2)
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+    _margins(fig, left=0.6, right=0.4, top=0.35, bottom=0.8, wspace=0.3)
     fig._dartsviz_state = state
     return state
+
+
+# -- 3b. seconds per step and memory: one definition for the dashboard and the reports ------
+
+WARMUP_COLOR = "#8c8c8c"
+SECONDS_CAPTION = ("Seconds per step: the median over the steps that update the architecture; warm-up steps "
+                   "(weights only, arch_updated false) are drawn hollow and left out of every median.")
+MEMORY_CAPTION = ("Memory: on a GPU, the peak CUDA memory allocated during the search; on a CPU, how much the "
+                  "process's peak RSS grew after the first step (the records hold no RSS from before the search, "
+                  "so the supernet, the data and the first step are not counted).")
+
+
+def arch_steps(steps: Sequence, order: Optional[int] = None) -> list:
+    """The step records that update the architecture (warm-up steps, `arch_updated` False,
+    left out), only those of `order` when given."""
+    return [r for r in step_records(steps) if r.arch_updated and (order is None or r.order == order)]
+
+
+def median_seconds(steps: Sequence, order: Optional[int] = None) -> Optional[float]:
+    """Median seconds per step over `arch_steps(steps, order)`: the one definition of every
+    view and report; None when there is no such step."""
+    secs = [r.seconds for r in arch_steps(steps, order)]
+    return float(np.median(secs)) if secs else None
+
+
+def peak_memory(steps: Sequence) -> Tuple[Optional[float], str]:
+    """(MB, what they measure) of a run, from its step records: on CUDA the peak allocated
+    over the steps; elsewhere the growth of the process's peak RSS over the first step's
+    (MEMORY_CAPTION says why). (None, "no steps") without step records."""
+    steps = step_records(steps)
+    if not steps:
+        return None, "no steps"
+    peaks = [float(r.peak_mem_mb or 0.0) for r in steps]
+    if steps[-1].device == "cuda":
+        return max(peaks), "CUDA peak allocated"
+    return max(peaks) - peaks[0], "peak RSS growth after step 1"
+
+
+def _build_seconds(state: dict, ax) -> None:
+    """The seconds-per-step artists of the curves panel: one scatter per order, one for warm-up."""
+    state["sec_points"] = {o: ax.scatter([], [], s=8, color=ORDER_COLORS[o], label=f"order {o}")
+                           for o in ORDERS}
+    state["sec_warmup"] = ax.scatter([], [], s=10, facecolors="none", edgecolors=WARMUP_COLOR, linewidths=0.8,
+                                     label="warm-up")
+
+
+def _draw_seconds(state: dict, steps: Sequence, x: np.ndarray) -> None:
+    """Seconds per step coloured by order, warm-up hollow; medians (warm-up excluded) in the
+    title; a legend of the series that have points, under the axes (never over the data)."""
+    ax = state["sec"]
+    secs = np.array([r.seconds for r in steps], dtype=float)           # (T,)
+    order = np.array([r.order for r in steps], dtype=int)              # (T,)
+    arch = np.array([bool(r.arch_updated) for r in steps], dtype=bool)  # (T,)
+
+    def points(sel):
+        return np.column_stack([x[sel], secs[sel]]) if sel.any() else np.zeros((0, 2))
+    medians, handles = [], []
+    for o in ORDERS:
+        sel = (order == o) & arch
+        state["sec_points"][o].set_offsets(points(sel))
+        if sel.any():
+            medians.append(f"o{o} {median_seconds(steps, o):.3f}")
+            handles.append(state["sec_points"][o])
+    state["sec_warmup"].set_offsets(points(~arch))
+    if (~arch).any():
+        state["sec_warmup"].set_label("warm-up" if len(handles) > 1 else "warm-up (not in median)")
+        handles.append(state["sec_warmup"])
+    if len(steps):
+        ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+        ax.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
+    ax.set_title("seconds per step" + (f" (median {', '.join(medians)})" if medians else ""), fontsize=8)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    ax.set_xlabel("step", fontsize=8, loc="left")              # the legend sits under the axes, right
+    if handles:
+        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, -0.08), ncol=len(handles), fontsize=7,
+                  frameon=False, borderaxespad=0.0, handletextpad=0.2, columnspacing=0.8)
 
 
 # -- 4. collapse indicator -------------------------------------------------------------
@@ -324,12 +454,13 @@ def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optiona
     """The space's skip op and its parameter-free ops among the kept edges of the derived
     cells over the steps; a note instead where the space declares neither."""
     fig = _fig(fig, "collapse")
+    fig.set_size_inches(*SIZES["collapse"])
     ax = fig.add_subplot(1, 1, 1)
     steps = step_records(records)
     sp = space_of(steps, space) if (steps or space is not None) else None
     if sp is not None and sp.skip_op is None and not sp.parameter_free:
         ax.text(0.5, 0.5, f"the {sp.name} space declares no skip op and no parameter-free ops:\n"
-                "no collapse indicator", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+                "no collapse indicator", ha="center", va="center", transform=ax.transAxes, fontsize=FONT)
     elif steps:
         x = [r.step for r in steps]
         counts = [collapse_counts(r.genotype, sp) for r in steps]
@@ -342,14 +473,15 @@ def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optiona
                         label=f"parameter-free ({cell})")
         n = max(c["edges"] for c in counts[-1].values())
         ax.set_ylim(-0.2, n + 0.3)
-        ax.legend(fontsize=7, frameon=False, ncol=2, loc="upper left")
+        ax.legend(fontsize=FONT, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     else:
-        ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "nothing yet: no steps", ha="center", va="center", transform=ax.transAxes,
+                fontsize=TITLE_FONT, color="#555555")
     if upto is not None:
         ax.axvline(upto, color="black", lw=1)
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_ylabel("kept edges", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.set_title("collapse indicator: parameter-free ops in the derived cells", fontsize=9)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.15)
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel("kept edges", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title("collapse indicator: parameter-free ops in the derived cells", fontsize=TITLE_FONT)
+    _margins(fig, left=0.8, right=2.6, top=0.35, bottom=0.55)
     return fig

@@ -1,90 +1,221 @@
-"""The panels shared by Dashboard and Replay: one Figure and one widget per panel, and one
-derived and one continuous cell graph per cell type of the space drawn."""
+"""The panels shared by Dashboard and Replay, laid out for one screen.
+
+Always in view, under the owner's controls: the softmax weights of the selected cell type
+and its live cell graph (continuous or derived, pinned so that nodes never move). The
+other panels sit in tabs: heat map, trajectories, curves and cost, collapse, every cell
+graph with the genotype, and whatever the owner adds (training, setup).
+
+Figures are SVG (`figures.panel_svg`) in `widgets.Image`, shown at a fixed width (1 pt =
+1 px, so no text is under 11 px) that shrinks only in a narrower notebook; cell graphs are
+inline SVG in `widgets.HTML`. Only what is visible is redrawn: a panel in a hidden tab is
+marked stale and drawn when its tab is shown. `set_scale` (a CSS zoom of the whole view)
+enlarges everything for a projector.
+"""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+import time
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import ipywidgets as widgets
 
 from .cellgraph import as_html, cell_svg, soft_cell_svg
-from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
-                      new_figure, to_png)
+from .figures import (display_width, draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
+                      new_figure, panel_svg)
 from .palette import edge_label
 from .spaceof import space_of
 
 # Panels in the order a throttled run refreshes them.
-PANELS = ("weights", "curves", "cells", "heatmap", "trajectories", "collapse")
+PANELS = ("weights", "graph", "curves", "cells", "heatmap", "trajectories", "collapse")
 FIGURE_PANELS = ("weights", "heatmap", "trajectories", "curves", "collapse")
+MAIN_PANELS = ("weights", "graph")                  # always in view
+TAB_PANELS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("Heat map", ("heatmap",)),
+    ("Trajectories", ("trajectories",)),
+    ("Curves & cost", ("curves",)),
+    ("Collapse", ("collapse",)),
+    ("Cells & genotype", ("cells",)),
+)
 CELL_KINDS = ("derived", "soft")
+GRAPH_KINDS = (("continuous graph", "soft"), ("derived graph", "derived"))
+PROJECTOR_SCALE = 1.5
+
+
+def _row(*ws) -> widgets.HBox:
+    return widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
 
 
 class PanelSet:
-    """Images for the matplotlib panels, HTML for the cell graphs, the genotype text, and an
-    edge chooser for the trajectories; `render` redraws the panels named. The cell graphs
-    and the edges follow the space and shapes of the step record drawn (`fit`)."""
+    """Images for the matplotlib panels, HTML for the cell graphs, the genotype text, an
+    edge chooser for the trajectories, and the cell type and graph kind shown in the main
+    view. `render` draws panels now; `invalidate` + `refresh` draw only what is visible.
+    The cell graphs and the edges follow the space and shapes of the step record drawn (`fit`).
+    `guard` wraps the handlers of its own controls (an owner's error reporting)."""
 
-    def __init__(self, record, dpi: int = 72):
+    def __init__(self, record, dpi: int = 72, guard: Optional[Callable] = None):
+        guard = guard or (lambda fn, name=None: fn)
         self.figs = {p: new_figure(p, dpi=dpi) for p in FIGURE_PANELS}
-        img = dict(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
-        self.images: Dict[str, widgets.Image] = {p: widgets.Image(**img) for p in FIGURE_PANELS}
+        self.images: Dict[str, widgets.Image] = {
+            p: widgets.Image(format="svg+xml", layout=widgets.Layout(width=f"{display_width(self.figs[p])}px",
+                                                                    max_width="100%", height="auto"))
+            for p in FIGURE_PANELS}
         self.cells: Dict[str, widgets.HTML] = {}           # "derived_<cell type>", "soft_<cell type>"
-        self.cell_rows = {kind: widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-                          for kind in CELL_KINDS}
+        self.cell_rows = {kind: _row() for kind in CELL_KINDS}
+        self.graph = widgets.HTML(value="", layout=widgets.Layout(max_width="100%"))
         self.genotype_text = widgets.Textarea(value="", description="genotype",
-                                              layout=widgets.Layout(width="98%", height="60px"))
-        self.edge = widgets.Dropdown(description="edge", layout=widgets.Layout(width="220px"))
+                                              layout=widgets.Layout(width="98%", height="64px"))
+        self.edge = widgets.Dropdown(description="edge", layout=widgets.Layout(width="240px"))
+        # no descriptions: ipywidgets 8 puts a toggle's description on a line of its own
+        toggles = dict(style={"button_width": "auto"}, layout=widgets.Layout(width="auto"))
+        self.cell_type = widgets.ToggleButtons(tooltip="the cell type shown above the tabs", **toggles)
+        self.graph_kind = widgets.ToggleButtons(options=GRAPH_KINDS, value="soft", **toggles,
+                                                tooltip="continuous: every edge, weighted; derived: the kept edges")
+        for p, image in self.images.items():
+            image.add_class(f"dartsviz-{p}")               # for the browser test and user CSS
+        self.graph.add_class("dartsviz-graph")
+        self.tabs: Optional[widgets.Tab] = None
+        self.widget: Optional[widgets.Box] = None
+        self.scale = 1.0
         self.space = None
+        self.record, self.records, self.upto = None, (), None
+        self._signature = None
+        self.stale = set(PANELS)
+        self._next = 0
+        self._fitting = False
         self.fit(record)
+        redraw_main = guard(lambda ch: self._main_changed(), "cell graph")
+        self.cell_type.observe(redraw_main, names="value")
+        self.graph_kind.observe(redraw_main, names="value")
+        self._on_tab = guard(lambda ch: self.refresh(), "tab")
 
+    # -- what is shown -------------------------------------------------------------
     def fit(self, record) -> None:
-        """One cell graph per kind and cell type of `record`'s space, and its edges to choose
-        from; nothing changes when they are those already shown."""
+        """One cell graph per kind and cell type of `record`'s space, and its edges and cell
+        types to choose from; nothing changes when they are those already shown."""
         space = space_of(record)
         if space is not self.space:
-            width = f"{100 // len(space.cell_types)}%"
+            # each graph at its own size (text 11 px and up): side by side where they fit, else wrapped
             self.cells.clear()                              # the same dict: views hold it
-            self.cells.update({f"{kind}_{cell}": widgets.HTML(layout=widgets.Layout(width=width))
+            self.cells.update({f"{kind}_{cell}": widgets.HTML(layout=widgets.Layout(max_width="100%"))
                                for kind in CELL_KINDS for cell in space.cell_types})
             for kind, row in self.cell_rows.items():
                 row.children = [self.cells[f"{kind}_{cell}"] for cell in space.cell_types]
             self.space = space
+        types = [(space.cell_title(c), c) for c in space.cell_types]
+        if list(self.cell_type.options) != types:
+            keep = self.cell_type.value if self.cell_type.value in space.cell_types else space.cell_types[0]
+            self._fitting = True                            # the caller draws with the new record
+            try:
+                self.cell_type.options = types
+                self.cell_type.value = keep
+            finally:
+                self._fitting = False
         options = [(f"{cell} {edge_label(*e)}", (cell, e)) for cell in space.cell_types
                    for e in space.edges(cell, record.probs[cell].shape[0])]
         if list(self.edge.options) != options:
             self.edge.options = options
             self.edge.value = options[0][1]
 
-    def layout(self, *, above=(), between=()) -> widgets.VBox:
-        row = lambda *ws: widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        return widgets.VBox([
-            *above,
-            self.images["weights"],
-            row(self.images["heatmap"], widgets.VBox([self.edge, self.images["trajectories"]])),
-            self.cell_rows["derived"],
-            self.cell_rows["soft"],
-            *between,
-            self.images["curves"],
-            row(self.images["collapse"]),
-            self.genotype_text,
-        ])
+    def layout(self, *, above: Sequence = (), tabs: Sequence[Tuple[str, object]] = ()) -> widgets.VBox:
+        """The view: `above` (the owner's controls), the cell type and graph kind, the weights
+        and the live graph of that cell type; then the tabs, ending with the owner's `tabs`
+        ((title, widget) pairs)."""
+        main = widgets.VBox([_row(self.cell_type, self.graph_kind), self.images["weights"], self.graph])
+        contents = {
+            "heatmap": self.images["heatmap"],
+            "trajectories": widgets.VBox([self.edge, self.images["trajectories"]]),
+            "curves": self.images["curves"],
+            "collapse": self.images["collapse"],
+            "cells": widgets.VBox([self.cell_rows["derived"], self.cell_rows["soft"], self.genotype_text]),
+        }
+        pages = [contents[names[0]] for _, names in TAB_PANELS] + [w for _, w in tabs]
+        self.tabs = widgets.Tab(children=pages)
+        self.tabs.add_class("dartsviz-tabs")
+        for i, title in enumerate([t for t, _ in TAB_PANELS] + [t for t, _ in tabs]):
+            self.tabs.set_title(i, title)
+        self.tabs.selected_index = 0
+        self.tabs.observe(self._on_tab, names="selected_index")
+        self._style = widgets.HTML(value="", layout=widgets.Layout(display="none"))
+        self.widget = widgets.VBox([self._style, *above, main, self.tabs])
+        self.widget.add_class("dartsviz-view")
+        self.set_scale(self.scale)
+        return self.widget
+
+    def set_scale(self, scale: float) -> None:
+        """Enlarge (or shrink) everything in the view by `scale` (a CSS zoom; 1.0 = as laid out)."""
+        scale = float(scale)
+        if not 0.25 <= scale <= 4.0:
+            raise ValueError(f"scale must be between 0.25 and 4, got {scale}")
+        if self.widget is not None:
+            old, new = self._zoom_class(self.scale), self._zoom_class(scale)
+            self.widget.remove_class(old)
+            self.widget.add_class(new)
+            self._style.value = f"<style>.{new} {{ zoom: {scale:g}; }}</style>"
+        self.scale = scale
+
+    @staticmethod
+    def _zoom_class(scale: float) -> str:
+        return f"dartsviz-zoom-{int(round(scale * 100))}"
+
+    def visible(self) -> Tuple[str, ...]:
+        """The panels in view now: the main ones and those of the selected tab."""
+        tab = self.tabs.selected_index if self.tabs is not None else None
+        shown = TAB_PANELS[tab][1] if tab is not None and tab < len(TAB_PANELS) else ()
+        return tuple(p for p in PANELS if p in MAIN_PANELS or p in shown)
+
+    # -- drawing ------------------------------------------------------------------------
+    def invalidate(self, record, records: Sequence, upto: Optional[int] = None) -> None:
+        """New data to draw: every panel is stale until drawn again."""
+        self.fit(record)
+        self.record, self.records, self.upto = record, records, upto
+        self._signature = (id(record), id(records), len(records), upto)
+        self.stale = set(PANELS)
+
+    def refresh(self, panels: Optional[Sequence[str]] = None, time_slice: Optional[float] = None) -> list:
+        """Draw the stale panels among `panels` (default: those visible), in turn, until
+        `time_slice` seconds are used (at least one); returns those drawn."""
+        want = set(self.visible() if panels is None else panels) & self.stale
+        drawn, t0 = [], time.perf_counter()
+        for _ in range(len(PANELS)):
+            p = PANELS[self._next % len(PANELS)]
+            self._next += 1
+            if p in want:
+                self.draw((p,))
+                drawn.append(p)
+                if time_slice is not None and time.perf_counter() - t0 >= time_slice:
+                    break
+        return drawn
 
     def render(self, panels: Sequence[str], record, records: Sequence, upto: Optional[int] = None) -> None:
-        """Redraw `panels` for the step record `record` and the records `records`; widgets
-        change only when their picture does."""
-        self.fit(record)
-        space = self.space
+        """Redraw `panels` now for the step record `record` and the records `records` (the
+        others are drawn when shown); widgets change only when their picture does."""
+        if self._signature != (id(record), id(records), len(records), upto):
+            self.invalidate(record, records, upto)
+        self.draw(panels)
+
+    def draw(self, panels: Sequence[str]) -> None:
+        """Draw `panels` from the data last given (`invalidate` / `render`)."""
+        record, records, upto, space = self.record, self.records, self.upto, self.space
         for p in panels:
+            if p not in PANELS:
+                raise ValueError(f"unknown panel {p!r}; panels: {', '.join(PANELS)}")
+            self.stale.discard(p)
+            if p == "graph":
+                cell = self.cell_type.value
+                svg = (soft_cell_svg(record, cell) if self.graph_kind.value == "soft"
+                       else cell_svg(record.genotype, cell, space=space))
+                _set(self.graph, as_html(svg, hint=True))    # the install hint (no `dot`) once, here
+                _set(self.genotype_text, record.genotype.to_text())
+                continue
             if p == "cells":
-                for i, cell in enumerate(space.cell_types):
-                    # the install hint (when `dot` is missing) once, under the first graph
+                for cell in space.cell_types:
                     _set(self.cells[f"derived_{cell}"], as_html(cell_svg(record.genotype, cell, space=space),
-                                                                hint=i == 0))
+                                                                hint=False))
                     _set(self.cells[f"soft_{cell}"], as_html(soft_cell_svg(record, cell), hint=False))
                 _set(self.genotype_text, record.genotype.to_text())
                 continue
             fig = self.figs[p]
             if p == "weights":
-                draw_weights(record, fig)
+                draw_weights(record, fig, cells=[self.cell_type.value])
             elif p == "heatmap":
                 draw_heatmap(record, fig)
             elif p == "trajectories":
@@ -94,9 +225,16 @@ class PanelSet:
                 draw_curves(records, fig, upto=upto, space=space)
             elif p == "collapse":
                 draw_collapse(records, fig, upto=upto, space=space)
-            else:
-                raise ValueError(f"unknown panel {p!r}; panels: {', '.join(PANELS)}")
-            _set(self.images[p], to_png(fig))
+            image = self.images[p]
+            width = f"{display_width(fig)}px"
+            if image.layout.width != width:
+                image.layout.width = width
+            _set(image, panel_svg(fig))
+
+    def _main_changed(self) -> None:
+        self.stale.update(MAIN_PANELS)
+        if self.record is not None and not self._fitting:
+            self.draw(MAIN_PANELS)
 
 
 def _set(w, value) -> None:

@@ -4,7 +4,8 @@
     panel.train(epochs=1)                          # from code; the button does the same
 
 The training object (`dartsviz.train.Train`) emits records; the panel subscribes, redraws
-a throttled figure and shows errors in its status line.
+a throttled figure (SVG, text at least 11 px) and shows errors in its status line. Before
+the first training it shows a short 'nothing trained yet' line, not an empty image.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import to_png
+from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _margins, display_width, panel_svg
 from .records import METRIC_LIMITS, metric_title
 from .view import WidgetView
 
@@ -26,31 +27,37 @@ def training_metric(steps: Sequence[dict]) -> Optional[str]:
     return names[0] if names else None
 
 
+TRAINING_SIZE = (PANEL_WIDTH, 3.0)     # inches, shown at 72 px per inch like the dashboard's panels
+NOTHING_YET = ("<i>nothing trained yet</i>: press <b>Train derived cell</b> to train the current derived "
+               "cell from scratch and see its curves here")
+
+
 def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figure:
     """Training loss and the metric per step, its test value per epoch, into one reusable Figure.
     `records`: a training's records (dicts of `kind` "step" / "epoch")."""
     if fig is None:
-        fig = Figure(figsize=(8, 2.6), dpi=72)
+        fig = Figure(figsize=TRAINING_SIZE, dpi=72)
     fig.clear()
+    fig.set_size_inches(*TRAINING_SIZE)
     ax_loss, ax_metric = fig.subplots(1, 2)
     steps = [r for r in records if r.get("kind") == "step"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
     metric = training_metric(steps)
     x = np.array([r["step"] for r in steps], dtype=float)                  # (T,)
     ax_loss.plot(x, [r["train_loss"] for r in steps], color="#1f77b4", lw=1, label="train")
-    ax_loss.set_title("training loss (from scratch)", fontsize=9)
+    ax_loss.set_title("training loss (from scratch)", fontsize=TITLE_FONT)
     if metric is not None:
         ax_metric.plot(x, [r[f"train_{metric}"] for r in steps], color="#1f77b4", lw=1, label="train (batch)")
         ax_metric.plot([r["step"] for r in epochs], [r.get(f"test_{metric}", np.nan) for r in epochs], "o-",
                        color="#d62728", label="test")
         if metric in METRIC_LIMITS:
             ax_metric.set_ylim(*METRIC_LIMITS[metric])
-        ax_metric.legend(fontsize=7, loc="lower right")
-    ax_metric.set_title(metric_title(metric), fontsize=9)
+        ax_metric.legend(fontsize=FONT, loc="lower right")
+    ax_metric.set_title(metric_title(metric), fontsize=TITLE_FONT)
     for ax in (ax_loss, ax_metric):
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.tight_layout()
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+    _margins(fig, left=0.6, right=0.2, top=0.35, bottom=0.55, wspace=0.2)
     return fig
 
 
@@ -65,7 +72,7 @@ class TrainPanel(WidgetView):
         self.trainer = None
         self.min_interval = min_interval
         self.last_error: Optional[str] = None
-        self._fig = Figure(figsize=(8, 2.6), dpi=72)
+        self._fig = Figure(figsize=TRAINING_SIZE, dpi=72)
         self._last_draw = 0.0
         self.epochs = widgets.BoundedIntText(value=3, min=1, max=10000, description="epochs",
                                              layout=widgets.Layout(width="150px"))
@@ -73,10 +80,13 @@ class TrainPanel(WidgetView):
                                      tooltip="train the current genotype from scratch (blocking)")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="training")
         self.status = widgets.HTML(value="train the derived cell from scratch to see what it is worth")
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        # no image until there is something to draw (an empty Image shows a broken-image icon)
+        self.placeholder = widgets.HTML(value=NOTHING_YET)
+        self.image = widgets.Image(format="svg+xml", layout=widgets.Layout(
+            width=f"{display_width(self._fig)}px", max_width="100%", height="auto", display="none"))
         self.button.on_click(self._on_click)
         self.widget = widgets.VBox([widgets.HBox([self.epochs, self.button, self.progress]),
-                                    self.status, self.image])
+                                    self.status, self.placeholder, self.image])
 
     def _on_click(self, _):
         self._guard(lambda: self.train(epochs=self.epochs.value), "Train")()
@@ -112,5 +122,9 @@ class TrainPanel(WidgetView):
 
     def redraw(self) -> None:
         history = self.trainer.history if self.trainer is not None else []
-        self.image.value = to_png(draw_training(history, self._fig))
+        if not history:
+            return                      # the 'nothing trained yet' line stays
+        self.image.value = panel_svg(draw_training(history, self._fig))
+        self.image.layout.display = None
+        self.placeholder.layout.display = "none"
         self._last_draw = time.perf_counter()

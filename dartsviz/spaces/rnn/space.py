@@ -1,0 +1,139 @@
+"""The recurrent space of the DARTS paper (Penn Treebank search): one recurrent cell of 8
+nodes over 36 edges of 5 ops (none, tanh, relu, sigmoid, identity) inside a one-layer
+language model, and the recurrent derivation (one predecessor and one op per node).
+
+Data: word-level text (`dartsviz.text`): the embedded `pydoc` corpus, or `ptb` /
+`wikitext2` from `data_dir`. The weight half is the training split, the architecture
+half the validation split, the epoch's held-out number the test split's perplexity.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+
+from ...text import TextData, TextStream, check_text_dataset, load_text, segments
+from .. import SearchSpace, register_space
+from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, RNNGenotype, derive, edges_of, parse_genotype,
+                       random_genotype, steps_for_edges)
+from .model import RNNSearchModel
+
+OP_COLOURS: Dict[str, str] = {
+    "none": "#b0b0b0",
+    "identity": "#d62728",      # the skip-like op: warm, as skip_connect is in the CNN space
+    "tanh": "#1f77b4",
+    "relu": "#2ca02c",
+    "sigmoid": "#9467bd",
+}
+OP_SHORT: Dict[str, str] = {"none": "none", "tanh": "tanh", "relu": "relu", "sigmoid": "sigm", "identity": "id"}
+EVAL_BPTT = 35                  # segment length of an evaluation (the hidden state is carried across)
+DROPOUT_FIELDS = ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")  # SearchConfig fields
+
+
+class RNNSpace(SearchSpace):
+    """Language modelling with a recurrent cell (DARTS section 3.2, PTB search)."""
+
+    name = "rnn"
+    cell_types = (CELL_TYPE,)
+    ops = PRIMITIVES
+    zero_op = "none"
+    skip_op = "identity"
+    parameter_free = ()         # every op of a node shares that node's W_i: none is free of weights
+    metric = "ppl"
+    higher_is_better = False
+    clip_unrolled = True        # the reference clips the virtual step's gradient (lr 20 otherwise throws w' away)
+    paper_genotypes = GENOTYPES
+
+    # -- config and data -------------------------------------------------------------
+    def check_config(self, config) -> None:
+        """The data set must be a text corpus (the fields nhid ... vocab_size are checked by
+        SearchConfig itself, whatever the space)."""
+        check_text_dataset(config.dataset)
+
+    def load_data(self, config, device) -> TextData:
+        data = load_text(config.dataset, config.data_dir, config.vocab_size, device)
+        return dataclasses.replace(data, eval_batch_size=config.eval_batch_size)
+
+    def streams(self, data: TextData, config, dtype):
+        """BPTT segments of the training split (weights) and of the validation split
+        (architecture), both `batch_size` wide, each with its own carried hidden state."""
+        return (TextStream(data, "train", config.batch_size, config.bptt, "train"),
+                TextStream(data, "val", config.batch_size, config.bptt, "val"))
+
+    # -- the supernet ------------------------------------------------------------------
+    def build(self, config, data: TextData) -> RNNSearchModel:
+        return RNNSearchModel(data.ntokens, config.nhid, alpha_init_std=config.alpha_init_std,
+                              tar_beta=config.tar_beta, **{k: getattr(config, k) for k in DROPOUT_FIELDS})
+
+    def metrics(self, output, batch) -> Dict[str, torch.Tensor]:
+        """Perplexity of the batch: exp(NLL) from the log-probabilities (T, B, V)."""
+        nll = F.nll_loss(output.reshape(-1, output.shape[-1]).float(), batch[1].reshape(-1))
+        return {"ppl": nll.exp()}
+
+    @torch.no_grad()
+    def evaluate(self, model, data: TextData, split: str, dtype,
+                 autocast=contextlib.nullcontext) -> Dict[str, float]:
+        """Per-token NLL and perplexity of a whole split in eval mode (no dropout, running
+        batch-norm statistics), `data.eval_batch_size` columns, the hidden state carried
+        from segment to segment, one host sync."""
+        tokens = getattr(data, split)
+        was_training = model.training
+        model.eval()
+        total, count, hidden = None, 0, None
+        for x, y in segments(tokens, data.eval_batch_size, EVAL_BPTT):
+            with autocast():
+                log_probs, hidden = model(x, hidden)                              # (T, B, V), (B, H)
+            nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).to(torch.float64), y.reshape(-1),
+                             reduction="sum")
+            total = nll if total is None else total + nll
+            count += y.numel()
+        model.train(was_training)
+        if total is None:
+            return {}
+        loss = float(total) / count
+        return {"loss": loss, "ppl": math.exp(min(loss, 700.0))}
+
+    # -- the architecture ------------------------------------------------------------
+    def derive(self, probs) -> RNNGenotype:
+        return derive(probs[CELL_TYPE])
+
+    def parse_genotype(self, text: str) -> RNNGenotype:
+        return parse_genotype(text)
+
+    def genotype_from_dict(self, d: dict) -> RNNGenotype:
+        return RNNGenotype.from_dict(d)
+
+    def random_genotype(self, seed=None) -> RNNGenotype:
+        return random_genotype(seed)
+
+    # -- drawing ---------------------------------------------------------------------
+    def edges(self, cell_type: str, n_edges: int) -> List[tuple]:
+        return edges_of(steps_for_edges(n_edges))
+
+    def node_labels(self, cell_type: str, n_nodes: int) -> List[str]:
+        """s0 is the highway node that folds in x_t and h_{t-1}; then nodes 1..8."""
+        return ["s0 (x_t, h_t-1)"] + [str(i) for i in range(1, n_nodes)]
+
+    def output_label(self, cell_type: str) -> str:
+        return "h_t"
+
+    def concat(self, genotype: RNNGenotype, cell_type: str):
+        return genotype.concat_of(cell_type)
+
+    @property
+    def op_colours(self) -> Dict[str, str]:
+        return OP_COLOURS
+
+    @property
+    def op_short(self) -> Dict[str, str]:
+        return OP_SHORT
+
+    def cell_title(self, cell_type: str) -> str:
+        return "recurrent cell"
+
+
+RNN = register_space(RNNSpace())

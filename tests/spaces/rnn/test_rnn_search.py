@@ -1,0 +1,96 @@
+"""The recurrent space behind the seam: Search runs it with both orders on a slice of the
+embedded corpus, records perplexities, round-trips its run directory and resumes
+bit-identically (the carried hidden states included)."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dartsviz import Search, SearchConfig, get_space
+from dartsviz.runs import RunDir
+from dartsviz.spaces.rnn import RNNGenotype, derive
+from dartsviz.text import load_text
+
+
+@pytest.fixture(scope="module")
+def small():
+    """The first 1,200 tokens of the training and validation splits of pydoc, 320 of the test
+    split (the epoch's evaluation), a 300-word vocabulary."""
+    data = load_text("pydoc", vocab_size=300).truncated(1200)
+    return dataclasses.replace(data, test=data.test[:320], eval_batch_size=16)
+
+
+def _config(**kw):
+    return SearchConfig.preset("tiny_rnn", **{**dict(nhid=8, batch_size=4, bptt=5, epochs=2, steps_per_epoch=3,
+                                                     device="cpu", arch_lr=0.05), **kw})
+
+
+def test_the_presets_validate_and_the_paper_preset_is_the_reference_search():
+    tiny = SearchConfig.preset("tiny_rnn")
+    assert (tiny.space, tiny.dataset) == ("rnn", "pydoc")
+    paper = SearchConfig.preset("paper_rnn")
+    assert (paper.dataset, paper.nhid, paper.batch_size, paper.bptt, paper.epochs) == ("ptb", 300, 256, 35, 50)
+    assert (paper.lr, paper.lr_min, paper.momentum, paper.weight_decay, paper.grad_clip) == (20, 20, 0, 5e-7, 0.25)
+    assert (paper.arch_lr, paper.arch_weight_decay, paper.arch_betas) == (3e-3, 1e-3, (0.9, 0.999))
+    assert (paper.dropout, paper.dropouth, paper.dropoutx, paper.dropouti, paper.dropoute, paper.tar_beta) == \
+        (0.75, 0.25, 0.75, 0.2, 0.0, 1e-3)
+    with pytest.raises(ValueError, match="dropouth must be in"):
+        SearchConfig.preset("tiny_rnn", dropouth=1.0)
+    with pytest.raises(ValueError, match="bptt must be a positive integer"):
+        SearchConfig.preset("tiny_rnn", bptt=0)
+    space = get_space("rnn")
+    assert (space.metric, space.higher_is_better, space.cell_types) == ("ppl", False, ("recurrent",))
+    assert space.node_labels("recurrent", 9)[0].startswith("s0") and space.output_label("recurrent") == "h_t"
+
+
+@pytest.mark.parametrize("order,hvp", [(1, "finite"), (2, "finite"), (2, "exact")])
+def test_a_search_records_perplexity_with_both_orders(small, tmp_path, order, hvp):
+    # lr 1, not tiny_rnn's 20: the virtual step w' = w - lr * dL/dw is not clipped (the reference's
+    # RNN architect clips it to grad_clip), and at lr 20 it lands where the perplexity is huge
+    search = Search(_config(order=order, hvp=hvp, epochs=1, lr=1.0, lr_min=1.0), out=tmp_path / "run", data=small)
+    before = search.snapshot()
+    assert before.probs["recurrent"].shape == (36, 5) and isinstance(before.genotype, RNNGenotype)
+    search.run()
+    steps = [r for r in search.history if r.kind == "step"]
+    epoch = search.history[-1]
+    assert len(steps) == 3 and all(r.order == order and r.space == "rnn" for r in steps)
+    assert set(steps[-1].metrics) == {"train_ppl", "val_ppl"} and epoch.kind == "epoch"
+    for r in steps:      # both losses are the plain NLL (TAR adds gradient, not value): ppl = exp(loss)
+        assert r.metrics["val_ppl"] == pytest.approx(math.exp(r.losses["val"]), rel=1e-5)
+        assert r.metrics["train_ppl"] == pytest.approx(math.exp(r.losses["train"]), rel=1e-5)
+        assert 1 < r.metrics["val_ppl"] < 1000
+    assert math.isfinite(epoch.metrics["test_ppl"]) and epoch.metrics["test_ppl"] == pytest.approx(
+        math.exp(epoch.losses["test"]))
+    assert not np.allclose(steps[-1].probs["recurrent"], before.probs["recurrent"])      # alpha moved
+    assert steps[-1].genotype == derive(steps[-1].probs["recurrent"]) and search.genotype == search.model.genotype()
+    run = RunDir(tmp_path / "run")
+    assert run.read_records() == search.history and run.read_genotype() == search.genotype
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_stop_and_resume_ends_bit_identical(small, tmp_path, order):
+    config = _config(order=order, steps_per_epoch=2)
+    whole = Search(config, data=small)
+    whole.run()
+    part = Search(config, out=tmp_path / "run", data=small)
+    part.run(steps=3)                                            # inside the second epoch
+    assert set(part.model.get_extra_state()) == {"train", "val"}
+    del part
+    resumed = Search.resume(tmp_path / "run", data=small)
+    assert resumed.step_count == 3
+    resumed.run()
+    for (n, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        if n != "_extra_state":
+            assert torch.equal(a, b), n
+    for name, st in whole.model.get_extra_state().items():
+        assert torch.equal(st["next"], resumed.model.get_extra_state()[name]["next"])
+    assert [r.losses for r in whole.history] == [r.losses for r in resumed.history]
+
+
+def test_the_space_loads_its_corpus_from_the_config():
+    search = Search(SearchConfig.preset("tiny_rnn", device="cpu", nhid=8, batch_size=8, bptt=4))
+    assert search.data.name == "pydoc" and search.data.ntokens == 2000 and search.data.eval_batch_size == 64
+    record = search.step()
+    assert record.metrics["train_ppl"] > 100                     # a 2,000-word vocabulary, untrained
