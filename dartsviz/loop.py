@@ -46,6 +46,16 @@ class Records(list):
     _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))   # IPython's display
 
 
+def current_rss_mb() -> float:
+    """The process's resident memory now (Linux /proc; 0.0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @dataclass
 class _Pending:
     """A step whose numbers are still on the device."""

@@ -165,6 +165,7 @@ class StepRecord(_Record):
     peak_mem_mb: float = 0.0
     device: str = "cpu"
     monitors: Dict[str, float] = field(default_factory=dict)  # extra numbers a method adds
+    mem_baseline_mb: float = 0.0               # CPU: the process's RSS before the search was built
 
     def __post_init__(self):
         self.probs = _rounded(self.probs)
@@ -206,7 +207,7 @@ class EpochRecord(_Record):
 
 # the flat keys of schema 1, by where they go now
 _V1_SKIP = {"kind", "schema", "probs", "genotype", "step", "epoch", "order", "hvp", "arch_updated",
-            "lr", "arch_lr", "seconds", "peak_mem_mb", "device", "space", "variant"}
+            "lr", "arch_lr", "seconds", "peak_mem_mb", "device", "space", "variant", "mem_baseline_mb"}
 
 
 def _upgrade(d: dict) -> dict:

@@ -26,7 +26,7 @@ import torch
 from .bilevel import HVP_MODES, ORDERS, arch_gradient, loss_with
 from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
 from .data import DataSplits
-from .loop import Record, StepLoop, rng_state
+from .loop import Record, StepLoop, current_rss_mb, rng_state
 from .methods import get_method
 from .records import EpochRecord, StepRecord, record_from_dict
 from .runs import RunDir, RunDirError, load_checkpoint
@@ -172,6 +172,7 @@ class Search(StepLoop):
         self.config = config if config is not None else SearchConfig.preset("tiny")
         self.config.validate()
         c = self.config
+        self.mem_baseline_mb = round(current_rss_mb(), 2)    # before data and supernet exist
         self.space = get_space(c.space)
         self.method = get_method(c.variant)
         self.device = resolve_device(c.device)
@@ -303,7 +304,7 @@ class Search(StepLoop):
                           losses={"train": train_loss, "val": val_loss},
                           metrics=dict(zip(metric_names, values["metrics"].tolist())),
                           monitors=monitors, seconds=seconds, peak_mem_mb=peak_mem_mb,
-                          device=self.device.type, **base)
+                          mem_baseline_mb=self.mem_baseline_mb, device=self.device.type, **base)
 
     def snapshot(self) -> StepRecord:
         """The record of the architecture now, before the next step: no losses or metrics

@@ -1,5 +1,6 @@
 """Replay, Compare, the comparison report and the static export, on run directories
 written by the tests themselves."""
+import dataclasses
 import json
 import shutil
 
@@ -236,8 +237,13 @@ def test_compare_memory_means_something_and_no_label_is_cut(runs):
     peaks = [r.peak_mem_mb for r in a.steps]
     if a.steps[-1].device == "cuda":
         assert what == "CUDA peak allocated" and mem == max(peaks)
-    else:                                                       # the growth over the first step's peak RSS
-        assert what == "peak RSS growth after step 1" and mem == max(peaks) - peaks[0]
+    else:                                                       # the growth over the idle process's RSS
+        base = a.steps[0].mem_baseline_mb
+        assert base > 0 and all(r.mem_baseline_mb == base for r in a.steps)
+        assert what == "peak RSS growth over the idle process" and mem == max(peaks) - base
+        assert 0 < mem < max(peaks)
+        old = [dataclasses.replace(r, mem_baseline_mb=0.0) for r in a.steps]   # files without a baseline
+        assert peak_memory(old) == (max(peaks) - peaks[0], "peak RSS growth after step 1")
     fig = draw_compare_cost([a, b])
     to_png(fig)
     drawn, page = fig.get_tightbbox(fig._get_renderer()), fig.bbox_inches     # inches: all that is drawn

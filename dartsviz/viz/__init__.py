@@ -11,6 +11,7 @@ from .cellgraph import DOT_HINT, cell_dot, cell_svg, dot_available, soft_cell_sv
 from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
                       new_figure, to_png, to_svg)
 from .palette import ORDER_COLORS, op_color, op_short
+from .records import cell_differences, collapse_counts
 from .spaceof import space_of
 
 _LAZY = {
@@ -24,7 +25,8 @@ _LAZY = {
 
 __all__ = ["DOT_HINT", "cell_dot", "cell_svg", "dot_available", "soft_cell_svg", "draw_collapse",
            "draw_curves", "draw_heatmap", "draw_trajectories", "draw_weights", "new_figure", "to_png",
-           "to_svg", "ORDER_COLORS", "op_color", "op_short", "space_of", *_LAZY]
+           "to_svg", "ORDER_COLORS", "op_color", "op_short", "space_of", "cell_differences", "collapse_counts",
+           *_LAZY]
 
 
 def __getattr__(name):

@@ -25,6 +25,7 @@ from typing import Optional
 import ipywidgets as widgets
 
 from ..bilevel import HVP_MODES, ORDER_NAMES, ORDERS
+from ..loop import Records
 from ..records import StepRecord
 from .panels import PANELS, PROJECTOR_SCALE, PanelSet
 from .throttle import Throttle
@@ -210,11 +211,11 @@ class Dashboard(WidgetView):
         self._set_status(f"second-order steps use the {hvp} Hessian-vector product")
         self._update_counter()
 
-    def step(self, n: int = 1) -> list:
+    def step(self, n: int = 1) -> "Records":
         """Run n steps, redraw, return their records."""
         return self._run(steps=int(n))
 
-    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> list:
+    def run(self, epochs: Optional[int] = None, steps: Optional[int] = None) -> "Records":
         """Blocking run with throttled redraws; Kernel > Interrupt stops at a step boundary."""
         return self._run(epochs=epochs, steps=steps)
 
@@ -265,7 +266,7 @@ class Dashboard(WidgetView):
             self._set_status(f"stopped at step {s.step_count}; press Run or Step to continue")
         else:
             self._set_status(f"done: step {s.step_count}, {ORDER_NAMES[s.config.order]}")
-        return self.records[start:]
+        return Records(self.records[start:])   # a one-line repr in a notebook
 
     # -- records and redraws --------------------------------------------------------
     def _on_record(self, record) -> None:

@@ -376,8 +376,8 @@ WARMUP_COLOR = "#8c8c8c"
 SECONDS_CAPTION = ("Seconds per step: the median over the steps that update the architecture; warm-up steps "
                    "(weights only, arch_updated false) are drawn hollow and left out of every median.")
 MEMORY_CAPTION = ("Memory: on a GPU, the peak CUDA memory allocated during the search; on a CPU, how much the "
-                  "process's peak RSS grew after the first step (the records hold no RSS from before the search, "
-                  "so the supernet, the data and the first step are not counted).")
+                  "process's peak RSS grew over its resident memory before the search was built (the data, the "
+                  "supernet and every step; runs saved without that baseline: the growth after the first step).")
 
 
 def arch_steps(steps: Sequence, order: Optional[int] = None) -> list:
@@ -403,6 +403,9 @@ def peak_memory(steps: Sequence) -> Tuple[Optional[float], str]:
     peaks = [float(r.peak_mem_mb or 0.0) for r in steps]
     if steps[-1].device == "cuda":
         return max(peaks), "CUDA peak allocated"
+    base = float(getattr(steps[0], "mem_baseline_mb", 0.0) or 0.0)
+    if base > 0:
+        return max(peaks) - base, "peak RSS growth over the idle process"
     return max(peaks) - peaks[0], "peak RSS growth after step 1"
 
 
