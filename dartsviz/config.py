@@ -42,8 +42,13 @@ class ConfigBase:
 
     @classmethod
     def preset(cls, name: str, **overrides):
-        """The named preset with some fields replaced; unknown names and fields raise ValueError."""
+        """The named preset with some fields replaced; unknown names and fields raise ValueError.
+        With `space=S` given, the preset `NAME_S` is taken where one exists ("tiny" with
+        space="rnn" is "tiny_rnn")."""
         presets = cls.PRESETS or {}
+        space = overrides.get("space")
+        if space and f"{name}_{space}" in presets:
+            name = f"{name}_{space}"
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(presets)}")
         fields = {f.name for f in dataclasses.fields(cls)}

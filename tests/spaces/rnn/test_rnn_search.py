@@ -94,3 +94,18 @@ def test_the_space_loads_its_corpus_from_the_config():
     assert search.data.name == "pydoc" and search.data.ntokens == 2000 and search.data.eval_batch_size == 64
     record = search.step()
     assert record.metrics["train_ppl"] > 100                     # a 2,000-word vocabulary, untrained
+
+
+def test_a_space_picks_its_own_preset_and_the_cli_searches_it(tmp_path, capsys):
+    from dartsviz import SearchConfig
+    from dartsviz.cli import main
+    assert SearchConfig.preset("tiny", space="rnn") == SearchConfig.preset("tiny_rnn")
+    assert SearchConfig.preset("paper", space="rnn").dataset == "ptb"
+    assert SearchConfig.preset("tiny", space="cnn").dataset == "digits"
+    out = tmp_path / "run"
+    assert main(["search", "--space", "rnn", "--steps", "2", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert "genotype: Genotype(recurrent=[" in capsys.readouterr().out
+    assert main(["search", "--space", "rnn", "--dataset", "digits", "--steps", "1", "--quiet",
+                 "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "digits" in err and not (tmp_path / "bad").exists()
