@@ -43,3 +43,28 @@ class HostReads:
 @pytest.fixture
 def host_reads():
     return HostReads
+
+
+def _hvp_entry_by_differences(model, batch, v, alpha, idx, h=1e-6):
+    """One entry of (d^2 L / dalpha dw) . v, slowly: d/dalpha[idx] of <dL/dw, v> by central
+    differences in that one alpha entry (alpha is restored)."""
+    from dartsviz.bilevel import loss_with
+
+    def inner():                                                       # <dL/dw, v>
+        loss, _ = loss_with(model, None, batch)
+        g = torch.autograd.grad(loss, model.weight_parameters())
+        return sum((gi * vi).sum() for gi, vi in zip(g, v))
+    with torch.no_grad():
+        alpha[idx] += h
+    up = inner()
+    with torch.no_grad():
+        alpha[idx] -= 2 * h
+    down = inner()
+    with torch.no_grad():
+        alpha[idx] += h
+    return float((up - down) / (2 * h))
+
+
+@pytest.fixture
+def hvp_entry_oracle():
+    return _hvp_entry_by_differences

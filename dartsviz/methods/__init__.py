@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
+
+from ..spaces.supernet import softmax_weights
 
 
 class Method:
@@ -37,10 +38,8 @@ class Method:
     name = "darts"
 
     def edge_weights(self, alpha: torch.Tensor, phase: str = "arch", progress: float = 0.0) -> torch.Tensor:
-        """softmax over the ops of each edge, in the alphas' own precision even under
-        autocast (bf16 would round weights of 1/8 +- 1e-3 to one value). alpha: (E, O)."""
-        with torch.autocast(alpha.device.type, enabled=False):
-            return F.softmax(alpha, dim=-1)                 # (E, O)
+        """softmax over the ops of each edge (spaces.supernet.softmax_weights). alpha: (E, O)."""
+        return softmax_weights(alpha)                       # (E, O)
 
     def weight_loss(self, loss: torch.Tensor, model, progress: float) -> torch.Tensor:
         return loss

@@ -6,7 +6,6 @@ Node k has one candidate edge from every earlier node, so the supernet cell has
 """
 from __future__ import annotations
 
-import ast
 import json
 import random
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
+from ..genotype_text import parse_call
 from .ops import PRIMITIVES
 
 Edge = Tuple[int, int]          # (src, dst)
@@ -178,49 +178,12 @@ def _group_pairs(name: str, pairs: List[Choice], per_node: int = 2) -> Tuple[Nod
 
 # -- text parser -------------------------------------------------------------
 
-def _literal(node: ast.AST, where: str):
-    """Turn a restricted AST (lists/tuples of str and int constants, range(a, b)) into values."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
-        return node.value
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_literal(e, where) for e in node.elts]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
-            and not node.keywords and 1 <= len(node.args) <= 2):
-        bounds = [_literal(a, where) for a in node.args]
-        if all(isinstance(b, int) for b in bounds):
-            return list(range(*bounds))
-    raise ValueError(f"genotype text: unexpected {ast.unparse(node)!r} in {where}")
-
-
 def parse_genotype(text: str) -> Genotype:
-    """Parse `Genotype(normal=[('sep_conv_3x3', 1), ...], normal_concat=[2, 3, 4, 5], ...)`.
-
-    An optional `NAME = ` prefix is allowed. Nothing is evaluated: the text is parsed
-    into a syntax tree and only string/int literals, lists, tuples and range(a, b) are read.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"genotype text must be a string, got {type(text).__name__}")
-    src = text.strip()
-    if "=" in src.split("(", 1)[0]:
-        src = src.split("=", 1)[1].strip()
-    try:
-        tree = ast.parse(src, mode="eval").body
-    except SyntaxError as e:
-        raise ValueError(f"genotype text does not parse: {e.msg} (expected Genotype(normal=[...], ...))") from None
-    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"):
-        raise ValueError("genotype text must be a call Genotype(normal=[...], normal_concat=[...], "
-                         "reduce=[...], reduce_concat=[...])")
-    fields = ["normal", "normal_concat", "reduce", "reduce_concat"]
-    if len(tree.args) > 4:
-        raise ValueError("genotype text: too many arguments")
-    values = {fields[i]: _literal(a, fields[i]) for i, a in enumerate(tree.args)}
-    for kw in tree.keywords:
-        if kw.arg not in fields:
-            raise ValueError(f"genotype text: unknown field {kw.arg!r}; expected {', '.join(fields)}")
-        values[kw.arg] = _literal(kw.value, kw.arg)
-    missing = [f for f in fields if f not in values]
-    if missing:
-        raise ValueError(f"genotype text lacks {', '.join(missing)}")
+    """Parse `Genotype(normal=[('sep_conv_3x3', 1), ...], normal_concat=[2, 3, 4, 5], ...)`
+    without evaluating it (`spaces.genotype_text`)."""
+    values = parse_call(text, ["normal", "normal_concat", "reduce", "reduce_concat"],
+                        hint="expected Genotype(normal=[...], ...)",
+                        call="Genotype(normal=[...], normal_concat=[...], reduce=[...], reduce_concat=[...])")
     cells = {}
     for name in ("normal", "reduce"):
         pairs = values[name]

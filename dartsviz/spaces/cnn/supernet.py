@@ -1,24 +1,20 @@
 """The search network: MixedOp, search cells and the supernet with registered alphas."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..supernet import SupernetBase, softmax_weights
 from .genotype import Genotype, derive, edges_of
 from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
 
 CELL_TYPES = ("normal", "reduce")
 
 
-def edge_weights(alpha: torch.Tensor) -> torch.Tensor:
-    """softmax over the ops of each edge, (E, O), in the alphas' own precision even under
-    autocast: bf16 would round weights of 1/8 +- 1e-3 to the same value."""
-    with torch.autocast(alpha.device.type, enabled=False):
-        return F.softmax(alpha, dim=-1)
+edge_weights = softmax_weights      # the softmax over each edge's ops (spaces.supernet)
 
 
 class MixedOp(nn.Module):
@@ -65,7 +61,7 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier:], dim=1)          # (B, multiplier*C, H', W')
 
 
-class SearchNetwork(nn.Module):
+class SearchNetwork(SupernetBase):
     """Stem, `layers` search cells (reductions at layers//3 and 2*layers//3), pooling, classifier.
 
     The architecture logits `alpha_normal` and `alpha_reduce`, each (edges, ops), are
@@ -98,74 +94,19 @@ class SearchNetwork(nn.Module):
         self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(n_edges, n_ops))
         self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(n_edges, n_ops))
 
-    # -- parameters ----------------------------------------------------------
     ARCH_NAMES = ("alpha_normal", "alpha_reduce")
-
-    def arch_parameters(self) -> List[nn.Parameter]:
-        return [self.alpha_normal, self.alpha_reduce]
-
-    def named_weight_parameters(self) -> Iterator[Tuple[str, nn.Parameter]]:
-        return ((n, p) for n, p in self.named_parameters() if n not in self.ARCH_NAMES)
-
-    def weight_parameters(self) -> List[nn.Parameter]:
-        return [p for _, p in self.named_weight_parameters()]
-
-    def weights(self) -> List[nn.Parameter]:
-        """The network weights (the reference code's and most tutorials' name)."""
-        return self.weight_parameters()
-
-    def alphas(self) -> List[nn.Parameter]:
-        """The architecture parameters (the reference code's and most tutorials' name)."""
-        return self.arch_parameters()
-
-    def alpha_of(self) -> Dict[str, nn.Parameter]:
-        """alpha per cell type, each (edges, ops)."""
-        return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
-
-    def probs(self) -> Dict[str, torch.Tensor]:
-        """softmax(alpha) per cell type, each (edges, ops), detached."""
-        return {k: F.softmax(a.detach().float(), dim=-1) for k, a in self.alpha_of().items()}
+    CELL_TYPES = CELL_TYPES
 
     def genotype(self) -> Genotype:
         p = self.probs()
         return derive(p["normal"], p["reduce"])
 
     # -- the loss of a batch (the space's contract) -------------------------------
-    mixing = None                  # set by a method: alpha (E, O) -> edge weights (E, O)
-
-    def edge_weights(self, alpha: torch.Tensor) -> torch.Tensor:
-        """The weights that mix the ops of each edge: softmax(alpha) unless a method says else."""
-        return edge_weights(alpha) if self.mixing is None else self.mixing(alpha)
-
     def loss(self, batch):
         """Cross-entropy of a batch (x: (B, C, H, W), y: (B,)); returns (loss, logits)."""
         x, y = batch
         logits = self(x)                                   # (B, num_classes)
         return F.cross_entropy(logits, y), logits
-
-    # -- BatchNorm running statistics ------------------------------------------
-    _stats_frozen = False
-
-    @contextmanager
-    def frozen_bn_stats(self):
-        """Inside, training-mode BatchNorm normalises with batch statistics as usual but
-        leaves running statistics and `num_batches_tracked` alone (the arch step's passes)."""
-        if not self.training or self._stats_frozen:
-            yield
-            return
-        if "_bn_modules" not in self.__dict__:       # the module tree never changes: walk it once
-            self.__dict__["_bn_modules"] = [m for m in self.modules()
-                                            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        mods = [m for m in self.__dict__["_bn_modules"] if m.track_running_stats]
-        for m in mods:
-            m.track_running_stats = False
-        self._stats_frozen = True
-        try:
-            yield
-        finally:
-            self._stats_frozen = False
-            for m in mods:
-                m.track_running_stats = True
 
     # -- forward -------------------------------------------------------------
     def forward(self, x):

@@ -12,13 +12,14 @@ Text form (the reference code's repr, parsed without eval):
 """
 from __future__ import annotations
 
-import ast
 import json
 import random
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 import numpy as np
+
+from ..genotype_text import parse_call
 
 PRIMITIVES = ("none", "tanh", "relu", "sigmoid", "identity")   # the columns of alpha
 ACTIVATIONS = PRIMITIVES[1:]                                    # the ops a genotype may keep
@@ -130,52 +131,11 @@ class RNNGenotype:
 
 # -- text parser ------------------------------------------------------------------
 
-def _literal(node: ast.AST, where: str):
-    """A restricted AST (lists/tuples of str and int constants, range(a, b)) as values."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
-        return node.value
-    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
-            and type(node.operand.value) is int):
-        return -node.operand.value                   # a negative index: refused with its range below
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_literal(e, where) for e in node.elts]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
-            and not node.keywords and 1 <= len(node.args) <= 2):
-        bounds = [_literal(a, where) for a in node.args]
-        if all(isinstance(b, int) for b in bounds):
-            return list(range(*bounds))
-    raise ValueError(f"genotype text: unexpected {ast.unparse(node)!r} in {where}")
-
-
 def parse_genotype(text: str) -> RNNGenotype:
-    """Parse `Genotype(recurrent=[('sigmoid', 0), ...], concat=range(1, 9))`.
-
-    An optional `NAME = ` prefix is allowed. Nothing is evaluated: the text is parsed
-    into a syntax tree and only string/int literals, lists, tuples and range(a, b) are read.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"genotype text must be a string, got {type(text).__name__}")
-    src = text.strip()
-    if "=" in src.split("(", 1)[0]:
-        src = src.split("=", 1)[1].strip()
-    try:
-        tree = ast.parse(src, mode="eval").body
-    except SyntaxError as e:
-        raise ValueError(f"genotype text does not parse: {e.msg} "
-                         "(expected Genotype(recurrent=[...], concat=...))") from None
-    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"):
-        raise ValueError("genotype text must be a call Genotype(recurrent=[...], concat=...)")
-    fields = ["recurrent", "concat"]
-    if len(tree.args) > 2:
-        raise ValueError("genotype text: too many arguments")
-    values = {fields[i]: _literal(a, fields[i]) for i, a in enumerate(tree.args)}
-    for kw in tree.keywords:
-        if kw.arg not in fields:
-            raise ValueError(f"genotype text: unknown field {kw.arg!r}; expected recurrent, concat")
-        values[kw.arg] = _literal(kw.value, kw.arg)
-    missing = [f for f in fields if f not in values]
-    if missing:
-        raise ValueError(f"genotype text lacks {', '.join(missing)}")
+    """Parse `Genotype(recurrent=[('sigmoid', 0), ...], concat=range(1, 9))` without
+    evaluating it (`spaces.genotype_text`); a negative predecessor is refused with its range."""
+    values = parse_call(text, ["recurrent", "concat"], hint="expected Genotype(recurrent=[...], concat=...)",
+                        call="Genotype(recurrent=[...], concat=...)", negative=True)
     rec = values["recurrent"]
     if not isinstance(rec, list) or not all(isinstance(p, list) and len(p) == 2 for p in rec):
         raise ValueError("genotype text: recurrent must be a list of ('op', predecessor) pairs")

@@ -40,14 +40,14 @@ The loss of a batch, `loss((x, y, key))` -> (loss, log_probs):
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ...text import StreamKey
+from ..supernet import SupernetBase
 from .cell import INIT_RANGE, Cell, SearchCell
 from .genotype import PRIMITIVES, STEPS, RNNGenotype, derive, edges_of
 
@@ -65,7 +65,7 @@ def _mask(shape, p: float, like: torch.Tensor) -> Optional[torch.Tensor]:
     return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep) / keep
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(SupernetBase):
     """Embedding, one recurrent cell, tied decoder; dropouts, carried hidden state, TAR."""
 
     def __init__(self, ntoken: int, nhid: int, cell: nn.Module, dropout: float = 0.75,
@@ -80,19 +80,6 @@ class LanguageModel(nn.Module):
         self.decoder_bias = nn.Parameter(torch.zeros(ntoken))    # the decoder's weight is encoder.weight
         self.cell = cell
         self._carry: Dict[str, dict] = {}
-
-    # -- parameters (no alphas here; the supernet adds them) ------------------------------
-    ARCH_NAMES: Tuple[str, ...] = ()
-
-    def named_weight_parameters(self) -> Iterator[Tuple[str, nn.Parameter]]:
-        return ((n, p) for n, p in self.named_parameters() if n not in self.ARCH_NAMES)
-
-    def weight_parameters(self) -> List[nn.Parameter]:
-        return [p for _, p in self.named_weight_parameters()]
-
-    def weights(self) -> List[nn.Parameter]:
-        """The network weights (the reference code's and most tutorials' name)."""
-        return self.weight_parameters()
 
     # -- one segment ---------------------------------------------------------------------
     def init_hidden(self, batch_size: int) -> torch.Tensor:
@@ -187,26 +174,6 @@ class LanguageModel(nn.Module):
                               "masks": None} for name, st in (state or {}).items()}
 
     # -- BatchNorm running statistics ------------------------------------------------------
-    _stats_frozen = False
-
-    @contextmanager
-    def frozen_bn_stats(self):
-        """Inside, training-mode BatchNorm normalises with batch statistics as usual but
-        leaves running statistics and `num_batches_tracked` alone (the arch step's passes)."""
-        if not self.training or self._stats_frozen:
-            yield
-            return
-        mods = [m for m in self.modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        for m in mods:
-            m.track_running_stats = False
-        self._stats_frozen = True
-        try:
-            yield
-        finally:
-            self._stats_frozen = False
-            for m in mods:
-                m.track_running_stats = True
 
 
 class RNNSearchModel(LanguageModel):
@@ -223,32 +190,10 @@ class RNNSearchModel(LanguageModel):
         self.alpha_recurrent = nn.Parameter(alpha_init_std * torch.randn(len(edges_of(steps)), len(PRIMITIVES)))
 
     ARCH_NAMES = ("alpha_recurrent",)
-
-    def arch_parameters(self) -> List[nn.Parameter]:
-        return [self.alpha_recurrent]
-
-    def alphas(self) -> List[nn.Parameter]:
-        """The architecture parameters (the reference code's and most tutorials' name)."""
-        return self.arch_parameters()
-
-    def alpha_of(self) -> Dict[str, nn.Parameter]:
-        return {"recurrent": self.alpha_recurrent}
-
-    def probs(self) -> Dict[str, torch.Tensor]:
-        """softmax(alpha) per cell type, (36, 5), detached."""
-        return {"recurrent": F.softmax(self.alpha_recurrent.detach().float(), dim=-1)}
+    CELL_TYPES = ("recurrent",)
 
     def genotype(self) -> RNNGenotype:
         return derive(self.probs()["recurrent"])
-
-    mixing = None                  # set by a method: alpha (E, O) -> edge weights (E, O)
-
-    def edge_weights(self, alpha: torch.Tensor) -> torch.Tensor:
-        """The weights that mix the ops of each edge: softmax(alpha) unless a method says else."""
-        if self.mixing is not None:
-            return self.mixing(alpha)
-        with torch.autocast(alpha.device.type, enabled=False):
-            return F.softmax(alpha, dim=-1)                   # (E, O)
 
     def _cell_weights(self) -> torch.Tensor:
         return self.edge_weights(self.alpha_recurrent)        # (E, O)
