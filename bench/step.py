@@ -2,6 +2,11 @@
 
     python bench/step.py --device cpu --preset tiny --orders 1 2 --steps 10
     python bench/step.py --device cuda --preset paper --orders 1 2 --steps 20
+    python bench/step.py --space rnn --device cpu --preset tiny --orders 1 2 --steps 10
+
+The recurrent space (`--space rnn`) has one implementation: a line per order. Its `paper`
+shape (300 wide, batch 256, BPTT 35, a 10,000-word vocabulary) runs on random tokens
+(PTB's shape, no data needed); `tiny` is the tiny_rnn preset on the embedded corpus.
 
 Each (impl, order) gets its own `Search` (same config, same seed); their steps are
 interleaved (reference, fast, reference, fast, ...) so that a noisy, shared machine
@@ -39,14 +44,31 @@ from dartsviz.data import load_data                    # noqa: E402
 from dartsviz.search import Search, SearchConfig       # noqa: E402
 
 PAPER_DATA = "synthetic:3x32x32"
+PAPER_TEXT = dict(vocab=10000, tokens=256 * 35 * 40)      # PTB's vocabulary, 40 segments of the paper's shape
 
 
-def make_config(preset: str, impl: str, order: int, device: str, hvp: str, extra: dict) -> SearchConfig:
-    over = dict(impl=impl, order=order, hvp=hvp, device=device, warmup_epochs=0, epochs=1000)
+def make_config(preset: str, impl: str, order: int, device: str, hvp: str, extra: dict,
+                space: str = "cnn") -> SearchConfig:
+    over = dict(impl=impl, order=order, hvp=hvp, device=device, warmup_epochs=0, epochs=1000, space=space)
     if preset == "paper":
-        over["dataset"] = PAPER_DATA
+        over["dataset"] = PAPER_DATA if space == "cnn" else "pydoc"
     over.update(extra)
     return SearchConfig.preset(preset, **over)
+
+
+def load_bench_data(cfg: SearchConfig, preset: str, device):
+    """The data of a benchmark: the config's data set, or for the recurrent space's paper
+    shape random tokens with PTB's vocabulary size (seeded)."""
+    if cfg.space == "cnn":
+        return load_data(cfg.dataset, cfg.data_dir, cfg.download, device, cfg.train_portion)
+    from dartsviz.text import TextData, load_text
+    if preset != "paper":
+        return load_text(cfg.dataset, cfg.data_dir, cfg.vocab_size, device)
+    g = torch.Generator().manual_seed(0)
+    tokens = lambda n: torch.randint(PAPER_TEXT["vocab"], (n,), generator=g)   # (n,)
+    vocab = tuple(f"w{i}" for i in range(PAPER_TEXT["vocab"]))
+    n = PAPER_TEXT["tokens"]
+    return TextData("random", vocab, tokens(n), tokens(n), tokens(10 * 35 * 4), cfg.eval_batch_size).to(device)
 
 
 def _rss_mb() -> float:
@@ -68,8 +90,8 @@ def _hwm_mb() -> float:
 def cpu_memory_child(args) -> None:
     """Subprocess: build one search, run 3 steps, print peak RSS and the step's share of it."""
     torch.set_num_threads(args.threads)
-    cfg = make_config(args.preset, args.impls[0], args.orders[0], "cpu", args.hvp, json.loads(args.extra))
-    s = Search(cfg)
+    cfg = make_config(args.preset, args.impls[0], args.orders[0], "cpu", args.hvp, json.loads(args.extra), args.space)
+    s = Search(cfg, data=load_bench_data(cfg, args.preset, torch.device("cpu")))
     s.step()                                            # first step: lazy allocations, caches
     base = _rss_mb()
     try:                                                # reset the peak (VmHWM) to the current RSS
@@ -84,7 +106,7 @@ def cpu_memory_child(args) -> None:
 
 
 def cpu_memory(args, impl: str, order: int) -> str:
-    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--device", "cpu",
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--device", "cpu", "--space", args.space,
            "--preset", args.preset, "--impls", impl, "--orders", str(order), "--hvp", args.hvp,
            "--threads", str(args.threads), "--extra", args.extra]
     try:
@@ -98,6 +120,7 @@ def cpu_memory(args, impl: str, order: int) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--space", choices=["cnn", "rnn"], default="cnn", help="search space (rnn: one implementation)")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
     p.add_argument("--orders", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     p.add_argument("--impls", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
@@ -118,21 +141,26 @@ def main(argv=None) -> None:
         if not torch.cuda.is_available():
             sys.exit("CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True            # fixed shapes: let cuDNN pick its kernels
+    if args.space == "rnn":
+        args.impls = ["fast"]                            # one implementation: the line per order
     extra = {"precision": args.precision, "sync_every": args.sync_every, **json.loads(args.extra)}
     args.extra = json.dumps(extra)                       # the memory subprocesses see them too
     dev = torch.device(args.device)
-    base = make_config(args.preset, "reference", 1, args.device, args.hvp, extra)
-    data = load_data(base.dataset, base.data_dir, base.download, dev, base.train_portion)
+    base = make_config(args.preset, args.impls[0], 1, args.device, args.hvp, extra, args.space)
+    data = load_bench_data(base, args.preset, dev)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
-    print(f"# bench/step.py  preset={args.preset} ({base.layers} cells, C={base.channels}, batch {base.batch_size}, "
-          f"{base.dataset if args.preset == 'tiny' else PAPER_DATA})  device={args.device} ({name})  "
+    shape = (f"{base.layers} cells, C={base.channels}, batch {base.batch_size}, "
+             f"{base.dataset if args.preset == 'tiny' else PAPER_DATA}" if args.space == "cnn" else
+             f"rnn: {base.nhid} wide, batch {base.batch_size}, BPTT {base.bptt}, {data.name}, vocabulary {data.ntokens}")
+    print(f"# bench/step.py  preset={args.preset} ({shape})  device={args.device} ({name})  "
           f"torch {torch.__version__}  steps={args.steps} warmup={args.warmup} hvp={args.hvp} "
           f"precision={args.precision} sync_every={args.sync_every}")
     results = {}
     k = extra.get("sync_every", 1)
     for order in args.orders:
-        searches = {impl: Search(make_config(args.preset, impl, order, args.device, args.hvp, extra), data=data)
+        searches = {impl: Search(make_config(args.preset, impl, order, args.device, args.hvp, extra, args.space),
+                                 data=data)
                     for impl in args.impls}
         times = {impl: [] for impl in args.impls}
         mems = {impl: 0.0 for impl in args.impls}
@@ -159,7 +187,8 @@ def main(argv=None) -> None:
             else:
                 mem = cpu_memory(args, impl, order)
             results[(impl, order)] = ms
-            line = f"{impl:9s} order {order}: {ms:9.2f} ms/step  {mem}"
+            label = impl if args.space == "cnn" else "rnn"
+            line = f"{label:9s} order {order}: {ms:9.2f} ms/step  {mem}"
             ref = results.get(("reference", order))
             if impl != "reference" and ref:
                 line += f"  speed-up {ref / ms:5.2f}x (time ratio fast/reference {ms / ref:.3f})"

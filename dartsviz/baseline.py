@@ -2,6 +2,10 @@
 
     res = compare_end_to_end(seeds=(0, 1), random=1)      # tiny presets on digits
     print(format_table(res["rows"]))
+    res = compare_end_to_end(search_config=SearchConfig.preset("tiny_rnn"))   # the recurrent space
+
+The space is the search config's: its trainer (`space.trainer()`) trains the cells and
+its metric (accuracy, or perplexity for the recurrent space) fills the table.
 
 For each seed: search with first order and with second order (same search budget),
 derive each cell, train it from scratch (same training budget); draw random cells from
@@ -19,16 +23,24 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .data import DataSplits, load_data
-from .spaces.cnn.genotype import random_genotype
 from .runs import atomic_write_bytes, atomic_write_text
 from .search import Search, SearchConfig, resolve_device
+from .spaces import get_space
 from .train import Train, TrainConfig
 
 METHODS = {1: "DARTS (first order)", 2: "DARTS (second order)", "random": "random"}
-# The paper's CIFAR-10 test error (%) with cutout, for reference next to the measured rows.
-PAPER_ERROR = {"DARTS (first order)": "3.00 ± 0.14", "DARTS (second order)": "2.76 ± 0.09",
-               "random": "3.29 ± 0.15"}
+# The paper's numbers next to the measured rows: CIFAR-10 test error (%) with cutout, and
+# PTB test perplexity (Table 2).
+PAPER = {"cnn": ("paper CIFAR-10 error (%)", {"DARTS (first order)": "3.00 ± 0.14",
+                                              "DARTS (second order)": "2.76 ± 0.09",
+                                              "random": "3.29 ± 0.15"}),
+         "rnn": ("paper PTB test perplexity", {"DARTS (first order)": "57.6", "DARTS (second order)": "55.7"})}
+PAPER_ERROR = PAPER["cnn"][1]
+
+
+def load_training_data(space, config):
+    """The data set a training config names, on its device (loaded once for many cells)."""
+    return space.load_data(config, resolve_device(config.device))
 
 
 def _mean_std(values: Sequence[float]):
@@ -38,32 +50,30 @@ def _mean_std(values: Sequence[float]):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _train_config(config: Optional[TrainConfig], seed: int) -> TrainConfig:
-    base = config if config is not None else TrainConfig.preset("tiny")
-    return TrainConfig.from_dict({**base.to_dict(), "seed": seed})
+def random_baseline(n: int, config=None, seed: int = 0, data=None,
+                    log: Optional[Callable[[str], None]] = None, space="cnn") -> dict:
+    """Train `n` random genotypes of `space` (drawn from random.Random(seed)) with the same config.
 
-
-def random_baseline(n: int, config: Optional[TrainConfig] = None, seed: int = 0,
-                    data: Optional[DataSplits] = None, log: Optional[Callable[[str], None]] = None) -> dict:
-    """Train `n` random genotypes (drawn from random.Random(seed)) with the same config.
-
-    Returns {"n", "seed", "runs": [summary per genotype], "test_acc_mean", "test_acc_std"};
-    the std is the sample standard deviation (0 for one run).
+    Returns {"n", "seed", "runs": [summary per genotype], "test_METRIC_mean", "test_METRIC_std"}
+    (METRIC: acc, or ppl for the recurrent space); the std is the sample standard deviation
+    (0 for one run).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"the random baseline needs a positive number of genotypes, got {n!r}")
-    config = config if config is not None else TrainConfig.preset("tiny")
+    space = get_space(space) if isinstance(space, str) else space
+    train_cls, config_cls = space.trainer()
+    config = config if config is not None else config_cls.preset("tiny")
+    key = f"test_{space.metric}"
     rng = _random.Random(seed)
     runs = []
     for i in range(n):
-        genotype = random_genotype(rng)
-        train = Train(genotype, TrainConfig.from_dict(config.to_dict()), data=data)
+        train = train_cls(space.random_genotype(rng), config_cls.from_dict(config.to_dict()), data=data)
         train.run()
         runs.append({"index": i, **train.summary()})
         if log:
-            log(f"random {i + 1}/{n}: test acc {runs[-1]['test_acc']:.4f}")
-    mean, std = _mean_std([r["test_acc"] for r in runs])
-    return {"n": n, "seed": seed, "runs": runs, "test_acc_mean": mean, "test_acc_std": std}
+            log(f"random {i + 1}/{n}: {key.replace('_', ' ')} {runs[-1][key]:.4f}")
+    mean, std = _mean_std([r[key] for r in runs])
+    return {"n": n, "seed": seed, "runs": runs, f"{key}_mean": mean, f"{key}_std": std}
 
 
 def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: Sequence[int] = (1, 2),
@@ -87,7 +97,9 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
     if any(o not in (1, 2) for o in orders):
         raise ValueError(f"orders must be 1 and/or 2, got {list(orders)}")
     s_base = (search_config or SearchConfig.preset("tiny")).to_dict()
-    t_base = (train_config or TrainConfig.preset("tiny")).to_dict()
+    space = get_space(s_base["space"])
+    train_cls, config_cls = space.trainer()
+    t_base = (train_config or config_cls.preset("tiny")).to_dict()
     if search_epochs is not None:
         s_base["epochs"] = search_epochs
     if train_epochs is not None:
@@ -95,16 +107,19 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
     if s_base.get("warmup_epochs", 0) >= s_base["epochs"]:
         s_base["warmup_epochs"] = 0
     SearchConfig.from_dict(s_base)            # validate early, before any training
-    TrainConfig.from_dict(t_base)
+    t_config = config_cls.from_dict(t_base)
+    if t_base.get("space", "cnn") != space.name:
+        raise ValueError(f"the search space is {space.name} but the training config is for {t_base.get('space', 'cnn')}")
     if t_base["dataset"] != s_base["dataset"]:
         raise ValueError(f"search data set {s_base['dataset']!r} and training data set "
                          f"{t_base['dataset']!r} differ")
     say = log or (lambda msg: None)
     out = Path(out) if out is not None else None
-    if data is None:
+    key = f"test_{space.metric}"
+    if data is None and space.name == "cnn":
         device = resolve_device(t_base["device"])
-        data = load_data(t_base["dataset"], t_base["data_dir"], t_base["download"], device,
-                         s_base["train_portion"])
+        data = space.load_data(SearchConfig.from_dict(s_base), device)
+    train_data = data if space.name == "cnn" else load_training_data(space, t_config)
 
     def run_dir(name):
         return out / "runs" / name if out is not None else None
@@ -121,69 +136,82 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
             search_seconds = time.perf_counter() - t0
             genotype = search.genotype
             say(f"train {METHODS[order]}, seed {seed}")
-            train = Train(genotype, TrainConfig.from_dict({**t_base, "seed": seed}),
-                          out=run_dir(f"train-{name}"), data=data)
+            train = train_cls(genotype, config_cls.from_dict({**t_base, "seed": seed}),
+                              out=run_dir(f"train-{name}"), data=train_data)
             train.run()
             runs.append({"method": METHODS[order], "seed": seed, "search_seconds": search_seconds,
                          **train.summary()})
-            say(f"  test acc {runs[-1]['test_acc']:.4f}")
+            say(f"  {key.replace('_', ' ')} {runs[-1][key]:.4f}")
         rng = _random.Random(seed)
         for i in range(random):
-            genotype = random_genotype(rng)
+            genotype = space.random_genotype(rng)
             say(f"train random cell {i + 1}/{random}, seed {seed}")
-            train = Train(genotype, TrainConfig.from_dict({**t_base, "seed": seed}),
-                          out=run_dir(f"train-random{i}-seed{seed}"), data=data)
+            train = train_cls(genotype, config_cls.from_dict({**t_base, "seed": seed}),
+                              out=run_dir(f"train-random{i}-seed{seed}"), data=train_data)
             train.run()
             runs.append({"method": "random", "seed": seed, "search_seconds": 0.0, **train.summary()})
-            say(f"  test acc {runs[-1]['test_acc']:.4f}")
-    result = {"settings": {"seeds": seeds, "random": random, "orders": list(orders),
+            say(f"  {key.replace('_', ' ')} {runs[-1][key]:.4f}")
+    result = {"settings": {"seeds": seeds, "random": random, "orders": list(orders), "space": space.name,
                            "search": s_base, "train": t_base},
-              "runs": runs, "rows": summarize(runs)}
+              "runs": runs, "rows": summarize(runs, space.name)}
     if out is not None:
         write_comparison(result, out)
     return result
 
 
-def summarize(runs: List[dict]) -> List[dict]:
-    """One row per method: runs, test accuracy mean ± std, parameters, MACs, mean times."""
+def summarize(runs: List[dict], space: str = "cnn") -> List[dict]:
+    """One row per method: runs, test metric mean ± std (accuracy, or perplexity for the
+    recurrent space), parameters, MACs (convolutional), mean times, the paper's number."""
+    metric = get_space(space).metric
+    paper = PAPER.get(space, ("", {}))[1]
     rows = []
     for method in dict.fromkeys(r["method"] for r in runs):
         rs = [r for r in runs if r["method"] == method]
-        acc_mean, acc_std = _mean_std([r["test_acc"] for r in rs])
-        rows.append({
-            "method": method, "runs": len(rs),
-            "test_acc_mean": acc_mean, "test_acc_std": acc_std,
-            "params_mean": statistics.fmean(r["params"] for r in rs),
-            "macs_mean": statistics.fmean(r["macs"] for r in rs),
-            "search_seconds_mean": statistics.fmean(r["search_seconds"] for r in rs),
-            "train_seconds_mean": statistics.fmean(r["train_seconds"] for r in rs),
-            "paper_cifar10_error": PAPER_ERROR.get(method, ""),
-        })
+        mean, std = _mean_std([r[f"test_{metric}"] for r in rs])
+        row = {"method": method, "runs": len(rs), f"test_{metric}_mean": mean, f"test_{metric}_std": std,
+               "params_mean": statistics.fmean(r["params"] for r in rs)}
+        if space == "cnn":
+            row["macs_mean"] = statistics.fmean(r["macs"] for r in rs)
+        row.update({"search_seconds_mean": statistics.fmean(r["search_seconds"] for r in rs),
+                    "train_seconds_mean": statistics.fmean(r["train_seconds"] for r in rs)})
+        row["paper_cifar10_error" if space == "cnn" else "paper"] = paper.get(method, "")
+        rows.append(row)
     return rows
 
 
-_COLUMNS = ["method", "runs", "test acc (%)", "params", "MACs", "search (s)", "train (s)",
-            "paper CIFAR-10 error (%)"]
+def _space_of_rows(rows: List[dict]) -> str:
+    return "cnn" if not rows or "test_acc_mean" in rows[0] else "rnn"
+
+
+def _columns(space: str) -> List[str]:
+    if space == "cnn":
+        return ["method", "runs", "test acc (%)", "params", "MACs", "search (s)", "train (s)",
+                PAPER["cnn"][0]]
+    return ["method", "runs", "test perplexity", "params", "search (s)", "train (s)", PAPER["rnn"][0]]
 
 
 def _cells(row: dict) -> List[str]:
-    return [row["method"], str(row["runs"]),
-            f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}",
-            f"{row['params_mean']:,.0f}", f"{row['macs_mean']:,.0f}",
-            f"{row['search_seconds_mean']:.1f}", f"{row['train_seconds_mean']:.1f}",
-            row["paper_cifar10_error"]]
+    if "test_acc_mean" in row:
+        return [row["method"], str(row["runs"]),
+                f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}",
+                f"{row['params_mean']:,.0f}", f"{row['macs_mean']:,.0f}",
+                f"{row['search_seconds_mean']:.1f}", f"{row['train_seconds_mean']:.1f}",
+                row["paper_cifar10_error"]]
+    return [row["method"], str(row["runs"]), f"{row['test_ppl_mean']:.1f} ± {row['test_ppl_std']:.1f}",
+            f"{row['params_mean']:,.0f}", f"{row['search_seconds_mean']:.1f}",
+            f"{row['train_seconds_mean']:.1f}", row["paper"]]
 
 
 def format_table(rows: List[dict]) -> str:
     """The rows as a markdown table (also readable when printed)."""
-    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    cols = _columns(_space_of_rows(rows))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def table_csv(rows: List[dict]) -> str:
-    keys = ["method", "runs", "test_acc_mean", "test_acc_std", "params_mean", "macs_mean",
-            "search_seconds_mean", "train_seconds_mean", "paper_cifar10_error"]
+    keys = list(rows[0]) if rows else []
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
@@ -193,13 +221,16 @@ def table_csv(rows: List[dict]) -> str:
 
 
 def plot_comparison(result: dict):
-    """A figure with four panels: test accuracy, search time, training time, parameters.
+    """A figure with four panels: the test metric, search time, training time, parameters.
 
-    Bars (squares for accuracy) are the means with one standard deviation; dots are the single runs.
+    Bars (squares for the metric) are the means with one standard deviation; dots are the single runs.
     """
     from matplotlib.figure import Figure
     runs, rows = result["runs"], result["rows"]
-    panels = [("test_acc", "test accuracy (%)", 100.0), ("search_seconds", "search time (s)", 1.0),
+    space = result["settings"].get("space", "cnn")
+    first = (("test_acc", "test accuracy (%)", 100.0) if space == "cnn"
+             else ("test_ppl", "test perplexity (lower is better)", 1.0))
+    panels = [first, ("search_seconds", "search time (s)", 1.0),
               ("train_seconds", "training time (s)", 1.0), ("params", "parameters", 1.0)]
     fig = Figure(figsize=(13, 3.4), layout="constrained")
     axes = fig.subplots(1, 4)
@@ -210,7 +241,7 @@ def plot_comparison(result: dict):
             vals = [scale * r[key] for r in runs if r["method"] == m]
             mean, std = _mean_std(vals)
             color = colors[i % len(colors)]
-            if key == "test_acc":      # points, not bars: the y axis zooms in on the differences
+            if key == first[0]:        # points, not bars: the y axis zooms in on the differences
                 ax.errorbar(i, mean, yerr=std, fmt="s", color=color, ms=8, capsize=5)
             else:
                 ax.bar(i, mean, yerr=std, color=color, alpha=0.6, capsize=4)
@@ -218,9 +249,9 @@ def plot_comparison(result: dict):
         ax.set_xticks(range(len(methods)), [m.replace("DARTS ", "").strip("()") for m in methods],
                       rotation=20)
         ax.set_title(label, fontsize=10)
-        if key == "test_acc":
+        if key == first[0]:
             ax.set_xlim(-0.5, len(methods) - 0.5)
-    fig.suptitle(f"end-to-end comparison, seeds {result['settings']['seeds']}", fontsize=11)
+    fig.suptitle(f"end-to-end comparison ({space}), seeds {result['settings']['seeds']}", fontsize=11)
     return fig
 
 

@@ -43,7 +43,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     space: str = "cnn"                # the search space (dartsviz.spaces): cnn
     variant: str = "darts"            # the method (dartsviz.methods): darts
     # data
-    dataset: str = "cifar10"          # digits | cifar10 | cifar100 | mnist | fashion_mnist | synthetic[:CxHxW]
+    dataset: Optional[str] = None     # None: the space's default (cnn: cifar10, rnn: pydoc, the embedded corpus)
     data_dir: str = "./data"
     download: bool = False            # fetch a torchvision data set when it is missing
     train_portion: float = 0.5        # weight half / alpha half of the training set
@@ -70,7 +70,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     impl: str = "fast"                # supernet implementation: fast | reference
     sync_every: int = 1               # steps whose records are read from the device together
     precision: str = "fp32"           # fp32 | bf16 (autocast; alphas and their softmax stay fp32)
-    # --- recurrent space (space='rnn', dataset pydoc | ptb | wikitext2; checked by _check_rnn_fields) ---
+    # --- recurrent space (space='rnn', dataset pydoc | shakespeare | ptb | wikitext2; checked by _check_rnn_fields) ---
     nhid: int = 300                   # embedding = hidden width (tied, as the reference asserts)
     bptt: int = 35                    # BPTT segment length (tokens per step)
     dropout: float = 0.75             # locked dropout on the cell outputs
@@ -81,6 +81,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     tar_beta: float = 1e-3            # temporal activation regularisation (weight step only)
     vocab_size: int = 10000           # pydoc: most frequent words kept, <eos> and <unk> included (0: all)
     eval_batch_size: int = 10         # columns of a perplexity evaluation
+    bptt_jitter: bool = False         # a weight segment is bptt long w.p. 0.95, else bptt // 2; lr scaled
 
     def _check_rnn_fields(self) -> None:
         """The recurrent space's fields, checked whatever the space (every float field is)."""
@@ -94,6 +95,13 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     # --- end of the recurrent space's fields ---
 
     TUPLE_FIELDS = ("arch_betas",)
+
+    def __post_init__(self):
+        if self.dataset is None and isinstance(self.space, str):
+            from .spaces import space_names
+            if self.space in space_names():
+                self.dataset = get_space(self.space).default_dataset
+        super().__post_init__()
 
     def validate(self) -> "SearchConfig":
         self._check_positive(("layers", "channels", "nodes", "stem_multiplier", "batch_size", "epochs",
@@ -135,7 +143,7 @@ PRESETS: Dict[str, dict] = {
     # The paper's PTB search (the reference's train_search.py): 300 wide, batch 256, BPTT 35,
     # plain SGD at a constant lr 20 (no momentum), weight decay 5e-7, clip 0.25; alphas by
     # Adam lr 3e-3, default betas, weight decay 1e-3; 50 epochs. Needs --data-dir with PTB.
-    "paper_rnn": dict(space="rnn", dataset="ptb", nhid=300, batch_size=256, bptt=35, epochs=50,
+    "paper_rnn": dict(space="rnn", dataset="ptb", nhid=300, batch_size=256, bptt=35, bptt_jitter=True, epochs=50,
                       lr=20.0, lr_min=20.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
                       arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, seed=2),
     # The embedded pydoc corpus (Python's own docs, ~85k training tokens) on a laptop CPU in about
@@ -237,12 +245,12 @@ class Search(StepLoop):
         epoch = self.epoch
         if self.step_count % self.steps_per_epoch == 0:
             method.on_epoch_start(self, epoch)
-        lr = self.lr_at(epoch)
-        for g in self.w_opt.param_groups:
-            g["lr"] = lr
         model.train()
         train_batch = next(self.train_stream)
         val_batch = next(self.val_stream)
+        lr = self.lr_at(epoch) * space.lr_scale(train_batch, c)      # a jittered BPTT length scales it
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
         arch_updated = not method.arch_frozen(epoch, c)
         self._mixing("arch")
         if arch_updated:

@@ -98,32 +98,41 @@ def full_training_data(data: DataSplits) -> DataSplits:
     return dataclasses.replace(data, train=(x, y), val=(x[:0], y[:0]))
 
 
-def resolve_genotype(spec: Union[str, Genotype, Path]) -> Genotype:
-    """A Genotype from a run directory, a .json/.txt file, DARTS_V1/DARTS_V2, random[:SEED], or text.
+def resolve_genotype(spec, space=None):
+    """A genotype of `space` (default: the convolutional one) from a run directory, a
+    .json/.txt file, a paper cell's name (DARTS_V1, DARTS_V2; DARTS_RNN_V1, DARTS_RNN_V2),
+    random[:SEED], or genotype text.
 
     Text is parsed, never evaluated. Errors are one-line ValueError/RunDirError messages.
     """
-    if isinstance(spec, Genotype):
+    from .spaces import get_space
+    space = get_space("cnn") if space is None else space
+    kind = type(next(iter(space.paper_genotypes.values())))
+    if isinstance(spec, kind):
         return spec
+    names = ", ".join(space.paper_genotypes)
     s = str(spec).strip()
     if not s:
-        raise ValueError("empty genotype: give a run directory, DARTS_V1, DARTS_V2 or Genotype(...) text")
-    if s.upper() in GENOTYPES:
-        return GENOTYPES[s.upper()]
+        raise ValueError(f"empty genotype: give a run directory, {names} or genotype text")
+    if s.upper() in space.paper_genotypes:
+        return space.paper_genotypes[s.upper()]
     if s.lower() == "random" or s.lower().startswith("random:"):
         seed = s.split(":", 1)[1] if ":" in s else "0"
         try:
-            return random_genotype(int(seed))
+            return space.random_genotype(int(seed))
         except ValueError:
             raise ValueError(f"random genotype seed must be an integer, got {seed!r}") from None
     if s.startswith("{"):
-        return Genotype.from_json(s)
+        return _from_json(space, s)
     if "Genotype" in s and "(" in s:
-        return parse_genotype(s)
+        return space.parse_genotype(s)
     path = Path(s).expanduser()
     if path.is_dir():
         run_dir = RunDir(path)
         if (path / "genotype.json").is_file() or (path / "genotype.txt").is_file():
+            if run_dir.space_name != space.name:
+                raise RunDirError(f"{path} holds a genotype of the {run_dir.space_name} space, "
+                                  f"not of the {space.name} space (pass --space {run_dir.space_name})")
             return run_dir.read_genotype()
         raise RunDirError(f"{path} holds no genotype.json or genotype.txt (is it a dartsviz search run directory?)")
     if path.is_file():
@@ -131,11 +140,21 @@ def resolve_genotype(spec: Union[str, Genotype, Path]) -> Genotype:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"cannot read genotype file {path}: {e}") from None
-        return Genotype.from_json(text) if text.lstrip().startswith("{") else parse_genotype(text)
+        return _from_json(space, text) if text.lstrip().startswith("{") else space.parse_genotype(text)
     if "/" in s or "\\" in s or s.endswith((".json", ".txt")) or s.startswith("."):
         raise RunDirError(f"run directory or genotype file {s} does not exist")
-    raise ValueError(f"genotype {s!r} is not a run directory, a file, {', '.join(GENOTYPES)}, "
-                     f"random[:SEED] or Genotype(normal=[...], ...) text")
+    raise ValueError(f"genotype {s!r} is not a run directory, a file, {names}, "
+                     f"random[:SEED] or {space.name} genotype text")
+
+
+def _from_json(space, text: str):
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"genotype JSON does not parse: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError("genotype JSON must be an object")
+    return space.genotype_from_dict(d)
 
 
 class Train(StepLoop):

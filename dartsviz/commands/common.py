@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from ..data import DATASETS
+from ..text import TEXT_DATASETS
 
 # the config fields add_run_flags sets (flag destination = field name)
 RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
@@ -23,7 +24,8 @@ def add_run_flags(p, what: str) -> None:
     p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
     p.add_argument("--epochs", type=int, help="number of epochs")
     p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
-    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works)")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works); "
+                                     f"rnn space: {', '.join(TEXT_DATASETS)}")
     p.add_argument("--data-dir", help="folder holding (or receiving) torchvision data sets")
     p.add_argument("--download", action="store_true", help="download the data set if it is missing")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")

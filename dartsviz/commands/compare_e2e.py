@@ -27,6 +27,7 @@ def add_arguments(p):
     add("--search-epochs", type=int, help="search epochs (same for every search)")
     add("--train-epochs", type=int, help="training epochs (same for every network)")
     add("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
+    add("--space", help="search space: cnn (default) or rnn (the tiny presets: the embedded corpus)")
     add("--dataset", help="data set for search and training")
     add("--data-dir", help="folder holding torchvision data sets")
     add("--device", help="auto, cpu, cuda or cuda:N")
@@ -38,7 +39,7 @@ def add_arguments(p):
 def run(args) -> int:
     from ..baseline import compare_end_to_end, format_table
     from ..search import SearchConfig
-    from ..train import TrainConfig
+    from ..spaces import get_space
     for name in ("search_epochs", "train_epochs", "steps_per_epoch"):
         v = getattr(args, name, None)
         if v is not None and v <= 0:
@@ -47,8 +48,9 @@ def run(args) -> int:
         raise ValueError(f"--random must be >= 0, got {args.random}")
     common = {k: getattr(args, k) for k in ("dataset", "data_dir", "device", "steps_per_epoch")
               if getattr(args, k, None) is not None}
-    search_config = SearchConfig.preset(args.search_preset, **common)
-    train_config = TrainConfig.preset(args.train_preset, **common)
+    space = get_space(getattr(args, "space", None) or "cnn")
+    search_config = SearchConfig.preset(args.search_preset, space=space.name, **common)
+    train_config = space.trainer()[1].preset(args.train_preset, **common)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     log = None if getattr(args, "quiet", False) else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = compare_end_to_end(seeds=args.seeds, random=args.random, orders=args.orders,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..spaces import space_names
 from .common import (add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, run_steps,
                      write_run_plots)
 
@@ -11,12 +12,16 @@ def add_parser(sub):
     p = sub.add_parser("train", help="train a found cell (or DARTS_V1/DARTS_V2, or random ones) from scratch")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--genotype", metavar="RUN_DIR|DARTS_V1|DARTS_V2|TEXT",
-                   help="a search run directory, a genotype .json/.txt file, DARTS_V1, DARTS_V2, "
-                        "random[:SEED] or Genotype(normal=[...], ...) text")
+                   help="a search run directory, a genotype .json/.txt file, DARTS_V1, DARTS_V2 "
+                        "(rnn: DARTS_RNN_V1, DARTS_RNN_V2), random[:SEED] or Genotype(...) text")
     g.add_argument("--random", type=int, metavar="N",
                    help="random baseline: train N random cells (seeded by --seed), report mean ± std")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the training saved in RUN_DIR")
     add_run_flags(p, "network")
+    p.add_argument("--space", choices=space_names(),
+                   help="the space of the genotype: cnn (default; an image classifier) or rnn (a language "
+                        "model; --preset tiny trains on the embedded corpus); a run directory names its own")
+    p.add_argument("--nhid", type=int, help="rnn: embedding and hidden width")
     p.add_argument("--lr", type=float, help="initial learning rate")
     p.add_argument("--drop-path-prob", type=float, help="final drop-path probability")
     p.add_argument("--no-auxiliary", action="store_true", help="no auxiliary head")
@@ -29,8 +34,27 @@ def add_parser(sub):
     return p
 
 
-def _overrides(args) -> dict:
-    out = run_overrides(args, ("lr", "drop_path_prob"))
+CNN_ONLY = ("layers", "channels", "drop_path_prob", "no_auxiliary", "no_cutout")
+RNN_ONLY = ("nhid",)
+
+
+def _space(args) -> str:
+    """The space trained: --space, else the resumed run directory's, else cnn."""
+    if args.resume and not args.space:
+        from ..runs import RunDir
+        if Path(args.resume).exists():
+            return RunDir(Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent).space_name
+    return args.space or "cnn"
+
+
+def _overrides(args, space: str) -> dict:
+    wrong = RNN_ONLY if space == "cnn" else CNN_ONLY
+    given = [k for k in wrong if getattr(args, k, None) not in (None, False)]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space} space")
+    out = run_overrides(args, ("lr", "drop_path_prob", "nhid"))
+    if space == "rnn" and out.get("nhid", 1) <= 0:
+        raise ValueError(f"--nhid must be positive, got {out['nhid']}")
     if args.no_auxiliary:
         out["auxiliary"] = False
     if args.no_cutout:
@@ -38,41 +62,52 @@ def _overrides(args) -> dict:
     return out
 
 
-def _random_baseline(args, config) -> int:
+def _random_baseline(args, space, config) -> int:
     import random
-    from ..data import load_data
-    from ..spaces.cnn.genotype import random_genotype
-    from ..search import resolve_device
-    from ..train import Train
-    from ..baseline import _mean_std
+    from ..baseline import _mean_std, load_training_data
     if args.random <= 0:
         raise ValueError(f"--random must be positive, got {args.random}")
     if args.steps:
         raise ValueError("--steps does not go with --random: every cell trains the full budget (use --epochs)")
-    data = load_data(config.dataset, config.data_dir, config.download, resolve_device(config.device))
+    train_cls, _ = space.trainer()
+    data = load_training_data(space, config)
     rng = random.Random(config.seed)
-    accs = []
+    metric = f"test_{space.metric}"
+    values = []
     for i in range(args.random):
         out = Path(args.out) / f"random{i}" if args.out else None
-        train = Train(random_genotype(rng), config, out=out, data=data)
+        train = train_cls(space.random_genotype(rng), config, out=out, data=data)
         if i == 0:
-            print(f"network: {train.params:,} parameters, {train.macs:,} multiply-adds")
+            print(_network_line(train))
         run_steps(train, None, args.quiet, f"random {i + 1}/{args.random}", _lr)
-        accs.append(train.test_acc)
-        print(f"random cell {i + 1}: test accuracy {train.test_acc:.4f}   {train.genotype.to_text()}")
+        values.append(train.summary()[metric])
+        print(f"random cell {i + 1}: {_metric_words(space)} {values[-1]:.4f}   {train.genotype.to_text()}")
         if train.interrupted:
             return 130
-    mean, std = _mean_std(accs)
+    mean, std = _mean_std(values)
+    scale = 100 if space.metric == "acc" else 1
     print(f"random baseline ({args.random} cells, seed {config.seed}): "
-          f"test accuracy {100 * mean:.2f} ± {100 * std:.2f} %")
+          f"{_metric_words(space)} {scale * mean:.2f} ± {scale * std:.2f}{' %' if scale == 100 else ''}")
     if args.out:
         import json
         from ..runs import atomic_write_text
         atomic_write_text(Path(args.out) / "baseline.json", json.dumps(
-            {"n": args.random, "seed": config.seed, "test_accs": accs, "test_acc_mean": mean,
-             "test_acc_std": std, "config": config.to_dict()}, indent=1) + "\n")
+            {"n": args.random, "seed": config.seed, "space": space.name, f"{metric}s": values,
+             f"{metric}_mean": mean, f"{metric}_std": std, "config": config.to_dict()}, indent=1) + "\n")
         print(f"written: {Path(args.out) / 'baseline.json'}")
     return 0
+
+
+def _metric_words(space) -> str:
+    return "test accuracy" if space.metric == "acc" else f"test {'perplexity' if space.metric == 'ppl' else space.metric}"
+
+
+def _network_line(train) -> str:
+    c = train.config
+    if hasattr(train, "macs"):
+        return (f"network: {c.layers} cells, {c.channels} channels, "
+                f"{train.params:,} parameters, {train.macs:,} multiply-adds")
+    return f"network: {c.nhid} wide, vocabulary {train.data.ntokens:,}, {train.params:,} parameters"
 
 
 def _lr(r) -> dict:
@@ -80,28 +115,36 @@ def _lr(r) -> dict:
 
 
 def run(args) -> int:
-    from ..train import Train, TrainConfig, resolve_genotype
-    overrides = _overrides(args)
+    from ..spaces import get_space
+    space = get_space(_space(args))
+    train_cls, config_cls = space.trainer()
+    overrides = _overrides(args, space.name)
     if args.random is not None:               # --random excludes --resume (one argparse group)
-        return _random_baseline(args, TrainConfig.preset(args.preset, **overrides))
+        return _random_baseline(args, space, config_cls.preset(args.preset, **overrides))
+    names = "|".join(space.paper_genotypes)
 
     def new(config):
+        from ..train import resolve_genotype
         if not args.genotype:
-            raise ValueError("give --genotype RUN_DIR|DARTS_V1|DARTS_V2|TEXT, --random N or --resume RUN_DIR")
-        return Train(resolve_genotype(args.genotype), config,
-                     out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
+            raise ValueError(f"give --genotype RUN_DIR|{names}|TEXT, --random N or --resume RUN_DIR")
+        return train_cls(resolve_genotype(args.genotype, space), config,
+                         out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
 
     def report(train):
-        acc = train.test_acc
-        if acc is None:
-            _, acc = train.evaluate("test")
-        print(f"test accuracy: {acc:.4f}")
+        summary = train.summary()
+        value = summary.get(f"test_{space.metric}")
+        if value is None:
+            value = train.evaluate("test")[space.metric] if space.name != "cnn" else train.evaluate("test")[1]
+        print(f"{_metric_words(space)}: {value:.4f}")
+        if space.name == "rnn" and summary["val_ppl"] is not None:
+            print(f"validation perplexity {summary['val_ppl']:.2f} at epoch {summary['best_epoch']}; "
+                  + (f"ASGD from epoch {summary['asgd_from_epoch']}" if summary['asgd_from_epoch'] is not None
+                     else "SGD throughout"))
         if not getattr(args, "no_plots", False) and not train.interrupted:
             write_run_plots(train, args)
         print(f"run directory: {train.run_dir.path}")
 
-    train = open_loop(args, Train, TrainConfig, overrides, new)
+    train = open_loop(args, train_cls, config_cls, overrides, new)
     print(f"genotype: {train.genotype.to_text()}")
-    print(f"network: {train.config.layers} cells, {train.config.channels} channels, "
-          f"{train.params:,} parameters, {train.macs:,} multiply-adds")
+    print(_network_line(train))
     return run_loop(train, args, "train", extra=_lr, report=report)

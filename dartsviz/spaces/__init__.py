@@ -14,7 +14,8 @@ know about one space, so none of them names a cell type, an op or a loss:
 - the architecture: `cell_types`, `ops`, `zero_op` (never kept), `derive(probs)`,
   `parse_genotype(text)`, `genotype_from_dict(d)`, `paper_genotypes`, `random_genotype(seed)`;
 - drawing: `edges(cell_type, n_edges)` (alpha-row order), `node_labels(cell_type, n_nodes)`,
-  `kept_edges(genotype, cell_type)`, `op_colours`.
+  `output_label`, `input_feeds` (outside inputs feeding an input node), `output_combine`,
+  `kept_edges(genotype, cell_type)`, `concat`, `op_colours`, `op_short`, `cell_title`.
 
 Register a space with `register_space(MySpace())`; `get_space(name)` finds it.
 """
@@ -41,6 +42,7 @@ class SearchSpace:
     metric: str = "acc"                    # the quality number of a batch: acc | ppl
     higher_is_better: bool = True          # for `metric`
     clip_unrolled: bool = False            # second order: clip the virtual step's gradient to grad_clip
+    default_dataset: str = ""                # what SearchConfig(space=NAME) searches when no dataset is named
     paper_genotypes: Dict[str, Any] = {}
 
     def __repr__(self):
@@ -100,6 +102,14 @@ class SearchSpace:
     def random_genotype(self, seed=None):
         raise NotImplementedError
 
+    def trainer(self):
+        """(loop class, config class) that train a genotype of this space from scratch."""
+        raise NotImplementedError(f"the {self.name} space has no training from scratch")
+
+    def lr_scale(self, batch, config) -> float:
+        """The factor on the weights' learning rate for this training batch (1: none)."""
+        return 1.0
+
     # -- drawing ------------------------------------------------------------------------
     def edges(self, cell_type: str, n_edges: int) -> List[Edge]:
         """The candidate edges of a cell in alpha-row order."""
@@ -111,6 +121,16 @@ class SearchSpace:
 
     def output_label(self, cell_type: str) -> str:
         return "out"
+
+    def input_feeds(self, cell_type: str) -> List[Tuple[str, int]]:
+        """Outside inputs drawn feeding an input node, as (label, input node): e.g. x_t and
+        h_{t-1} into the recurrent cell's s0. None by default (the input nodes are the inputs)."""
+        return []
+
+    def output_combine(self, cell_type: str) -> Optional[str]:
+        """How the output combines its nodes, written beside it ("mean"); None draws nothing
+        (the default: a concatenation, as the output's label says)."""
+        return None
 
     def kept_edges(self, genotype, cell_type: str) -> List[Tuple[int, int, str]]:
         """The edges a genotype keeps in one cell, as (src, dst, op)."""

@@ -42,6 +42,7 @@ class CNNSpace(SearchSpace):
     cell_types = ("normal", "reduce")
     ops = tuple(PRIMITIVES)
     zero_op = "none"
+    default_dataset = "cifar10"
     skip_op = "skip_connect"
     parameter_free = tuple(PARAMETER_FREE)
     metric = "acc"
@@ -53,7 +54,8 @@ class CNNSpace(SearchSpace):
         config._check_choice("impl", IMPLS)
 
     def load_data(self, config, device):
-        return load_data(config.dataset, config.data_dir, config.download, device, config.train_portion)
+        return load_data(config.dataset, config.data_dir, config.download, device,
+                         getattr(config, "train_portion", 0.5))   # a TrainConfig has none: all its data trains
 
     def build(self, config, data):
         from .fastnet import FastSearchNetwork
@@ -74,6 +76,10 @@ class CNNSpace(SearchSpace):
 
     def random_genotype(self, seed=None) -> Genotype:
         return random_genotype(seed)
+
+    def trainer(self):
+        from ...train import Train, TrainConfig
+        return Train, TrainConfig
 
     # -- drawing ---------------------------------------------------------------------
     def edges(self, cell_type: str, n_edges: int) -> List[tuple]:

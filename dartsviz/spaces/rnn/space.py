@@ -41,12 +41,14 @@ class RNNSpace(SearchSpace):
     cell_types = (CELL_TYPE,)
     ops = PRIMITIVES
     zero_op = "none"
+    default_dataset = "pydoc"
     skip_op = "identity"
     parameter_free = ()         # every op of a node shares that node's W_i: none is free of weights
     metric = "ppl"
     higher_is_better = False
     clip_unrolled = True        # the reference clips the virtual step's gradient (lr 20 otherwise throws w' away)
-    paper_genotypes = GENOTYPES
+    paper_genotypes = {f"{k}_RNN" if k == "ENAS" else f"DARTS_RNN_{k[6:]}": v for k, v in GENOTYPES.items()
+                       if k != "DARTS"}      # DARTS_RNN_V1, DARTS_RNN_V2, ENAS_RNN
 
     # -- config and data -------------------------------------------------------------
     def check_config(self, config) -> None:
@@ -55,13 +57,16 @@ class RNNSpace(SearchSpace):
         check_text_dataset(config.dataset)
 
     def load_data(self, config, device) -> TextData:
-        data = load_text(config.dataset, config.data_dir, config.vocab_size, device)
+        data = load_text(config.dataset, config.data_dir, config.vocab_size, device, download=config.download)
         return dataclasses.replace(data, eval_batch_size=config.eval_batch_size)
 
     def streams(self, data: TextData, config, dtype):
         """BPTT segments of the training split (weights) and of the validation split
-        (architecture), both `batch_size` wide, each with its own carried hidden state."""
-        return (TextStream(data, "train", config.batch_size, config.bptt, "train"),
+        (architecture), both `batch_size` wide, each with its own carried hidden state.
+        With `bptt_jitter` the training segments are bptt long w.p. 0.95, else bptt // 2
+        (the reference search); the architecture's always keep the full length."""
+        jitter_seed = config.seed + 11 if getattr(config, "bptt_jitter", False) else None
+        return (TextStream(data, "train", config.batch_size, config.bptt, "train", jitter_seed=jitter_seed),
                 TextStream(data, "val", config.batch_size, config.bptt, "val"))
 
     # -- the supernet ------------------------------------------------------------------
@@ -110,16 +115,32 @@ class RNNSpace(SearchSpace):
     def random_genotype(self, seed=None) -> RNNGenotype:
         return random_genotype(seed)
 
+    def trainer(self):
+        from .train import RNNTrain, RNNTrainConfig
+        return RNNTrain, RNNTrainConfig
+
+    def lr_scale(self, batch, config) -> float:
+        """A jittered BPTT segment of length T steps with lr * T / bptt (the reference)."""
+        return batch[0].shape[0] / config.bptt if getattr(config, "bptt_jitter", False) else 1.0
+
     # -- drawing ---------------------------------------------------------------------
     def edges(self, cell_type: str, n_edges: int) -> List[tuple]:
         return edges_of(steps_for_edges(n_edges))
 
     def node_labels(self, cell_type: str, n_nodes: int) -> List[str]:
-        """s0 is the highway node that folds in x_t and h_{t-1}; then nodes 1..8."""
-        return ["s0 (x_t, h_t-1)"] + [str(i) for i in range(1, n_nodes)]
+        """s0, the highway node that folds in x_t and h_{t-1} (`input_feeds`); then nodes 1..8."""
+        return ["s0"] + [str(i) for i in range(1, n_nodes)]
 
     def output_label(self, cell_type: str) -> str:
         return "h_t"
+
+    def input_feeds(self, cell_type: str) -> List[tuple]:
+        """x_t and h_{t-1} both feed s0."""
+        return [("x_t", 0), ("h_{t-1}", 0)]
+
+    def output_combine(self, cell_type: str) -> str:
+        """h_t is the mean of the concat nodes (1..8)."""
+        return "mean"
 
     def concat(self, genotype: RNNGenotype, cell_type: str):
         return genotype.concat_of(cell_type)

@@ -109,3 +109,28 @@ def test_a_space_picks_its_own_preset_and_the_cli_searches_it(tmp_path, capsys):
                  "--out", str(tmp_path / "bad")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "digits" in err and not (tmp_path / "bad").exists()
+
+
+def test_a_space_names_its_default_data_set():
+    assert SearchConfig(space="rnn").dataset == "pydoc"          # the embedded corpus: no download
+    assert SearchConfig().dataset == "cifar10"
+    assert SearchConfig(space="rnn", dataset="ptb").dataset == "ptb"
+    with pytest.raises(ValueError, match="unknown text data set 'cifar10'"):
+        SearchConfig(space="rnn", dataset="cifar10")
+
+
+def test_the_tiny_preset_makes_the_weights_separate_within_its_budget():
+    """The teaching preset must show something: at the end the strongest op of an edge is
+    clearly above uniform (1/5) on average and above the runner-up on most edges, and
+    the test perplexity has fallen."""
+    search = Search(SearchConfig.preset("tiny_rnn"))
+    search.run()
+    steps = [r for r in search.history if r["kind"] == "step"]
+    first, last = (np.array(r["probs"]["recurrent"]) for r in (steps[0], steps[-1]))      # (36, 5) each
+    top2 = np.sort(last, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    assert last.max(1).mean() > 0.28 and last.max(1).mean() > 1.3 * first.max(1).mean()
+    assert (margin > 0.05).mean() >= 0.4
+    epochs = [r for r in search.history if r["kind"] == "epoch"]
+    assert epochs[-1]["test_ppl"] < 0.8 * epochs[0]["test_ppl"]
+    assert len(epochs[-1].genotype.recurrent) == 8
