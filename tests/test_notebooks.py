@@ -179,9 +179,63 @@ def _check_07(nb, work):
     assert re.search(r"^supernet test accuracy: [\d.]+ after epoch 0, [\d.]+ after epoch 1$", course, re.M), course
 
 
+def _rnn_genotype_in(text):
+    """The recurrent genotype printed in `text` (it must parse, with eight nodes averaged into h_t)."""
+    from dartsviz.spaces.rnn.genotype import parse_genotype
+    line = next((ln for ln in text.splitlines() if ln.startswith("Genotype(recurrent=")), None)
+    assert line is not None, f"no recurrent genotype printed in {text!r}"
+    g = parse_genotype(line)
+    assert g.steps == 8 and g.concat == tuple(range(1, 9)), line
+    return g
+
+
+def _check_08(nb, work):
+    # 1. the embedded corpus, and a decoded batch whose targets are its inputs shifted by one word
+    corpus = _text(nb, 'data = load_text("pydoc"')
+    sizes = re.match(r"tokens: train ([\d,]+), validation ([\d,]+), test ([\d,]+); vocabulary 2,000 words\n", corpus)
+    assert sizes and all(int(n.replace(",", "")) > 5000 for n in sizes.groups()), corpus
+    batch = _text(nb, "stream = TextStream(")
+    assert batch.startswith("x (12, 4)  y (12, 4)"), batch
+    columns = re.findall(r"^column (\d) x: (.*)\ncolumn \1 y: (.*)$", batch, re.M)
+    assert len(columns) == 2, batch
+    for _, x, y in columns:
+        x, y = x.split(), y.split()
+        assert len(x) == len(y) == 12 and x[1:] == y[:-1], (x, y)
+    # 2. s0 and node 1 by hand equal the library's genotype cell
+    hand = _text(nb, "first = RNNGenotype(")
+    assert re.search(r"^library h_t \(4, 16\)  allclose: True$", hand, re.M), hand
+    # 3. alpha is 36 x 5; equation (3) by hand equals the search cell; none adds nothing
+    model = _text(nb, "model = RNNSearchModel(")
+    assert "alpha_recurrent (36, 5)" in model and "architecture parameters 180" in model, model
+    mixed = _text(nb, "states.append(search_cell.bn(node))")
+    assert re.search(r"^search cell h_t \(4, 16\)  allclose: True$", mixed, re.M), mixed
+    none = _text(nb, "more_none = p.clone()")
+    assert "none column set to zero, h_t unchanged: True" in none, none
+    change = re.search(r"largest change of h_t (\S+), while \|h_t\| is (\S+) on average", none)
+    assert change and float(change.group(1)) < 0.01 * float(change.group(2)), none
+    # 4. the live search (FAST: 2 epochs x 3 steps) and the perplexity going down
+    assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
+    ppl = _text(nb, "epochs = [r for r in dash.history")
+    train = re.search(r"^training perplexity: (\d+) at step 1, (\d+) at step 6$", ppl, re.M)
+    assert train and int(train.group(2)) < int(train.group(1)), ppl
+    test = re.findall(r"^test perplexity after epoch (\d+): ([\d.]+)$", ppl, re.M)
+    assert [e for e, _ in test] == ["0", "1"], ppl
+    assert float(test[1][1]) < float(test[0][1]) < 2000, ppl                  # below a uniform guess, and falling
+    assert len(_displayed(nb, "epochs = [r for r in dash.history", "image/png")) == 1   # the curves
+    # 5. the derivation rule by hand picks what the library derives; the found and the paper's cell drawn
+    text = _text(nb, "strength, op = p[row")
+    g = _rnn_genotype_in(text)
+    picks = re.findall(r"^node (\d): strengths [\d. ]+ -> (\w+)\((\d)\)$", text, re.M)
+    assert [int(i) for i, _, _ in picks] == list(range(1, 9)), text
+    assert [(op, int(j)) for _, op, j in picks] == list(g.recurrent), text
+    svgs = _displayed(nb, 'cell_svg(DARTS_RNN_V2, "recurrent"', "image/svg+xml")
+    assert len(svgs) == 2 and all("<svg" in s for s in svgs)
+    assert _text(nb, "count_parameters(10_000, 850)").startswith("22,960,000 weights"), "the paper's 23M"
+
+
 CHECKS = {"01_continuous_relaxation": _check_01, "02_search_space": _check_02, "03_bilevel": _check_03,
           "04_live_search": _check_04, "05_first_vs_second": _check_05, "06_supernet_to_network": _check_06,
-          "07_collapse": _check_07}
+          "07_collapse": _check_07, "08_recurrent_cells": _check_08}
 
 
 def test_there_are_notebooks():

@@ -10,7 +10,11 @@ The drawing is pinned: node positions, edge routes and label places depend only 
 cell's nodes (`cell_geometry`), never on the weights, so a cell redrawn after a step keeps
 every node where it was; only edge widths, colours and labels change. Graphviz renders
 the pinned drawing (`neato -n2`); inputs are stacked top to bottom in their order, the
-intermediate nodes run left to right, the output is on the right.
+intermediate nodes run left to right, the output is on the right. Outside inputs that a
+space declares (`input_feeds`: x_t and h_{t-1} into the recurrent cell's s0) stand left of
+the input node they feed, and the output's rule (`output_combine`: "mean") is written
+above it. A continuous cell of many edges (the recurrent cell's 36) labels only its kept
+edges; every label has a white halo.
 
 Rendering needs Graphviz (`dot` and its `neato`). Without it (or if it fails) a matplotlib
 drawing of the same geometry is returned instead, and `DOT_HINT` says how to install it;
@@ -47,9 +51,14 @@ DrawEdge = Tuple[int, int, str, float, float, str, bool]
 FONT_NODE, FONT_EDGE, FONT_TITLE = 12.0, 11.0, 13.0
 CHAR_EM = 0.62             # an upper bound of Helvetica's mean glyph width, in ems
 COLUMN = 126.0             # between node columns (closer, down to MIN_COLUMN, for cells of many nodes)
-MIN_COLUMN, ROW_WIDTH = 84.0, 640.0   # so that a drawing stays within about 800 px
+MIN_COLUMN, ROW_WIDTH = 72.0, 640.0   # so that a drawing stays within about 800 px
 INPUT_Y = 76.0             # the inputs from +INPUT_Y (first) down to -INPUT_Y (last)
+FEED_Y = 24.0              # outside inputs feeding an input node: from +FEED_Y down to -FEED_Y
+FEED_GAP = 34.0            # between an outside input's box and the input node it feeds
 NODE_Y = 40.0              # intermediate nodes alternate +NODE_Y, -NODE_Y
+MANY_NODES, NODE_Y_MANY = 6, 52.0   # cells of more intermediate nodes: a wider zig-zag
+MAX_SOFT_LABELS = 20       # a continuous cell of more edges labels only its kept edges
+NODE_FILL = {"output": "#d9ead3", "outside": "#cfe2f3", "input": "#cfe2f3", "node": "#fff2cc"}
 CIRCLE = 28.0              # diameter of an intermediate node
 BOX_H = 22.0               # height of an input or output box
 ARROW, CONCAT_ARROW = 0.7, 0.45   # graphviz arrowsize: the head is 10 * arrowsize points long
@@ -70,36 +79,58 @@ def clear_cache() -> None:
 @dataclass(frozen=True)
 class CellLayout:
     """The nodes of a drawn cell: labels by node number (input nodes first), how many are
-    inputs, the output node's label, the nodes concatenated into it, and how many
-    characters an edge label may have (to reserve room for it)."""
+    inputs, the output node's label, the nodes concatenated into it, how many characters
+    an edge label may have (to reserve room for it), the outside inputs that feed input
+    nodes ((label, input node) pairs, e.g. x_t and h_{t-1} into s0) and how the output
+    combines its nodes when the space says so (e.g. "mean")."""
 
     labels: Tuple[str, ...]
     n_inputs: int
     output: str
     concat: Tuple[int, ...]
     label_chars: int = 10
+    feeds: Tuple[Tuple[str, int], ...] = ()
+    combine: Optional[str] = None
+
+    def fed(self, k) -> bool:
+        """Input node `k` is computed from outside inputs (drawn as a node, not a box)."""
+        return any(node == k for _, node in self.feeds)
 
     def label(self, k) -> str:
         if k == "out":
             return self.output
+        if isinstance(k, str):                                   # an outside input: "in0", "in1", ...
+            return self.feeds[int(k[2:])][0]
         text = self.labels[k]
-        return f"{k}: {text}" if k < self.n_inputs and text != str(k) else text
+        return f"{k}: {text}" if k < self.n_inputs and text != str(k) and not self.fed(k) else text
+
+    def kind(self, k) -> str:
+        """"output", "outside" (an outside input), "input" or "node" (intermediate)."""
+        if k == "out":
+            return "output"
+        if isinstance(k, str):
+            return "outside"
+        return "input" if k < self.n_inputs else "node"
 
 
 def cell_layout(edges: Sequence[DrawEdge], space=None, cell: Optional[str] = None,
                 concat: Optional[Sequence[int]] = None, label_chars: Optional[int] = None) -> CellLayout:
     """The layout of a cell from its drawn edges: nodes numbered inputs first, so the
-    first destination is the first intermediate node; labels from `space` when given."""
+    first destination is the first intermediate node; labels, outside inputs and the
+    output's rule from `space` when given."""
     n_inputs = min(d for _, d, *_ in edges)
     n_nodes = max([d for _, d, *_ in edges] + list(concat or ())) + 1
+    feeds, combine = (), None
     if space is None:
         labels, output = tuple(str(k) for k in range(n_nodes)), "out"
     else:
         labels, output = tuple(space.node_labels(cell, n_nodes)), space.output_label(cell)
+        feeds = tuple((str(label), int(node)) for label, node in space.input_feeds(cell))
+        combine = space.output_combine(cell)
     concat = tuple(concat) if concat is not None else tuple(range(n_inputs, n_nodes))
     if label_chars is None:
         label_chars = max([len(e[5]) for e in edges] + [4])
-    return CellLayout(labels, n_inputs, output, concat, int(label_chars))
+    return CellLayout(labels, n_inputs, output, concat, int(label_chars), feeds, combine)
 
 
 # -- where everything goes ---------------------------------------------------------------
@@ -135,6 +166,7 @@ class Geometry:
     nodes: Dict[object, Shape]                 # node number or "out" -> shape
     routes: Dict[Tuple[object, object], Route]  # (src, dst) -> route, for every possible edge
     bbox: Tuple[float, float, float, float]    # x0, y0, x1, y1 (y up, as graphviz has it)
+    note_at: Optional[Tuple[float, float]] = None   # where the output's rule ("mean") is written
 
 
 def text_width(text_or_chars, size: float) -> float:
@@ -169,17 +201,29 @@ def _sub(p, t0: float, t1: float):
 
 def node_shapes(layout: CellLayout) -> Dict[object, Shape]:
     """Inputs stacked on the left (the first on top), intermediate nodes zig-zag to the
-    right in their order, the output last: the same places whatever the weights."""
+    right in their order, the output last: the same places whatever the weights. Outside
+    inputs (`layout.feeds`) stand in a column of their own left of the input nodes they
+    feed, which are then drawn as nodes (circles)."""
     n_in, n_nodes = layout.n_inputs, len(layout.labels)
     box_w = lambda text: max(40.0, text_width(text, FONT_NODE) + 14.0)
     shapes = {}
+    x_in = 0.0
+    if layout.feeds:
+        n_feeds = len(layout.feeds)
+        w = max(box_w(label) for label, _ in layout.feeds)
+        for i in range(n_feeds):
+            y = FEED_Y * (1 - 2 * i / (n_feeds - 1)) if n_feeds > 1 else 0.0
+            shapes[f"in{i}"] = Shape(0.0, y, "box", w, BOX_H)
+        x_in = w / 2 + FEED_GAP + CIRCLE / 2
     for k in range(n_in):
         y = INPUT_Y * (1 - 2 * k / (n_in - 1)) if n_in > 1 else 0.0
-        shapes[k] = Shape(0.0, y, "box", box_w(layout.label(k)), BOX_H)
-    column = max(MIN_COLUMN, min(COLUMN, ROW_WIDTH / (n_nodes - n_in + 1)))
+        shapes[k] = (Shape(x_in, y, "circle", CIRCLE, CIRCLE) if layout.fed(k)
+                     else Shape(x_in, y, "box", box_w(layout.label(k)), BOX_H))
+    column = max(MIN_COLUMN, min(COLUMN, (ROW_WIDTH - x_in) / (n_nodes - n_in + 1)))
+    node_y = NODE_Y_MANY if n_nodes - n_in > MANY_NODES else NODE_Y
     for i, k in enumerate(range(n_in, n_nodes)):
-        shapes[k] = Shape((i + 1) * column, NODE_Y if i % 2 == 0 else -NODE_Y, "circle", CIRCLE, CIRCLE)
-    shapes["out"] = Shape((n_nodes - n_in + 1) * column, 0.0, "box", box_w(layout.output), BOX_H)
+        shapes[k] = Shape(x_in + (i + 1) * column, node_y if i % 2 == 0 else -node_y, "circle", CIRCLE, CIRCLE)
+    shapes["out"] = Shape(x_in + (n_nodes - n_in + 1) * column, 0.0, "box", box_w(layout.output), BOX_H)
     return shapes
 
 
@@ -223,22 +267,36 @@ def _overlap(a, b) -> float:
 @functools.lru_cache(maxsize=64)
 def cell_geometry(layout: CellLayout) -> Geometry:
     """Node shapes, the route of every edge a cell of these nodes can have (each earlier node
-    to each intermediate node, each concatenated node to the output) and a place for each
-    edge label, chosen once so that labels avoid nodes, other labels and other edges."""
+    to each intermediate node, each concatenated node to the output, each outside input to
+    the node it feeds) and a place for each edge label, chosen once so that labels avoid
+    nodes, other labels and other edges."""
     shapes = node_shapes(layout)
     n_in, n_nodes = layout.n_inputs, len(layout.labels)
     slots = [(s, d) for d in range(n_in, n_nodes) for s in range(d)]
     concat = [(k, "out") for k in layout.concat]
+    feeds = [(f"in{i}", node) for i, (_, node) in enumerate(layout.feeds)]
     raw = {e: _route(shapes, *e, arrow=ARROW) for e in slots}
-    raw.update({e: _route(shapes, *e, arrow=CONCAT_ARROW) for e in concat})
+    raw.update({e: _route(shapes, *e, arrow=CONCAT_ARROW) for e in concat + feeds})
     lw, lh = text_width(layout.label_chars, FONT_EDGE) + 4.0, FONT_EDGE + 4.0
     placed: List[Tuple[float, float, float, float]] = []
     label_at = {}
     nodes_boxes = [(s.x - s.w / 2 - 2, s.y - s.h / 2 - 2, s.x + s.w / 2 + 2, s.y + s.h / 2 + 2) for s in shapes.values()]
+    note_at = None
+    if layout.combine:                          # e.g. "mean", just above the output box
+        out = shapes["out"]
+        note_at = (out.x, out.y + out.h / 2 + FONT_EDGE / 2 + 4.0)
+        nw = text_width(layout.combine, FONT_EDGE) + 4.0
+        nodes_boxes.append((note_at[0] - nw / 2, note_at[1] - lh / 2, note_at[0] + nw / 2, note_at[1] + lh / 2))
+    # a crowded cell shows only its kept edges' labels, seldom two into one node: those may overlap
+    clash = {False: 10, True: 1 if len(slots) > MAX_SOFT_LABELS else 10}      # {same node: weight}
+    placed_dst: List[int] = []
+    keys = list(raw)
+    points = np.array([p for e in keys for p in raw[e][2]])                  # (P, 2): every route's samples
+    owner = np.repeat(np.arange(len(keys)), [len(raw[e][2]) for e in keys])  # (P,)
     length = lambda e: sum(math.dist(p, q) for p, q in zip(raw[e][2], raw[e][2][1:]))
     for e in sorted(slots, key=lambda e: (length(e), slots.index(e))):
         pts = raw[e][2]
-        others = [p for f, r in raw.items() if f != e for p in r[2]]
+        others = points[owner != keys.index(e)]                              # (P', 2)
         best = None
         for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.2, 0.8):
             i = min(len(pts) - 2, int(t * (len(pts) - 1)))
@@ -250,19 +308,24 @@ def cell_geometry(layout: CellLayout) -> Geometry:
                 off = (abs(nx) * lw + abs(ny) * lh) / 2 + 2.0
                 cx, cy = xa + nx * off * side, ya + ny * off * side
                 box = (cx - lw / 2, cy - lh / 2, cx + lw / 2, cy + lh / 2)
-                score = (10 * sum(_overlap(box, p) for p in placed + nodes_boxes)
-                         + 40 * sum(box[0] <= x <= box[2] and box[1] <= y <= box[3] for x, y in others)
-                         + 30 * abs(t - 0.5) + (0 if side > 0 else 1))
+                crossed = int(((others[:, 0] >= box[0]) & (others[:, 0] <= box[2])
+                               & (others[:, 1] >= box[1]) & (others[:, 1] <= box[3])).sum())
+                score = (10 * sum(_overlap(box, p) for p in nodes_boxes)
+                         + sum(clash[d == e[1]] * _overlap(box, p) for p, d in zip(placed, placed_dst))
+                         + 40 * crossed + 30 * abs(t - 0.5) + (0 if side > 0 else 1))
                 if best is None or score < best[0]:
                     best = (score, (cx, cy), box)
         label_at[e] = best[1]
         placed.append(best[2])
+        placed_dst.append(e[1])
     routes = {e: Route(tuple(c), tip, label_at.get(e)) for e, (c, tip, _) in raw.items()}
-    boxes = nodes_boxes + placed
+    pad = 4.0                                   # the widest pen's half width: no edge is cut at the frame
+    boxes = nodes_boxes + placed + [(points[:, 0].min() - pad, points[:, 1].min() - pad,
+                                     points[:, 0].max() + pad, points[:, 1].max() + pad)]
     title = FONT_TITLE + 8.0
     bbox = (min(b[0] for b in boxes) - MARGIN, min(b[1] for b in boxes) - MARGIN,
             max(b[2] for b in boxes) + MARGIN, max(b[3] for b in boxes) + MARGIN + title)
-    return Geometry(shapes, routes, tuple(float(round(v, 1)) for v in bbox))
+    return Geometry(shapes, routes, tuple(float(round(v, 1)) for v in bbox), note_at)
 
 
 def _route_of(geometry: Geometry, layout: CellLayout, src, dst) -> Route:
@@ -282,23 +345,32 @@ def discrete_edges(genotype, cell: str, space=None) -> List[DrawEdge]:
     return [(src, dst, op_color(op, sp), 2.2, 1.0, op, True) for src, dst, op in sp.kept_edges(genotype, cell)]
 
 
-def soft_edges(data, cell: str, digits: int = 2, space=None) -> List[DrawEdge]:
+def soft_edges(data, cell: str, digits: int = 2, space=None, label_all: Optional[bool] = None) -> List[DrawEdge]:
     """Every supernet edge of a step record (or of softmax weights by cell type): width and
     opacity from its weight, rounded to `digits`; the edges the record's genotype keeps
-    drawn solid and labelled with the kept op, the others with their strongest op."""
+    drawn solid and labelled with the kept op, the others with their strongest op.
+    `label_all` False labels only the kept edges (the default for cells of more than
+    MAX_SOFT_LABELS edges, e.g. the recurrent cell's 36, whose labels would cover the drawing)."""
     arch = architecture(data, space)
     sp, p = arch.space, arch.probs[cell]                      # (E, O)
     kept = arch.kept(cell)                                    # (E, O)
     best = np.where(kept.any(axis=1), np.where(kept, p, -np.inf).argmax(axis=1),
                     strongest_ops(p, sp))                     # (E,)
     uniform = 1.0 / len(sp.ops)
+    crowded = p.shape[0] > MAX_SOFT_LABELS                    # thinner edges, the dropped ones fainter
+    if label_all is None:
+        label_all = not crowded
     out = []
     for i, (src, dst) in enumerate(arch.edges(cell)):
         op = sp.ops[int(best[i])]
         w = round(float(p[i, best[i]]), digits)               # shown value only
         opacity = float(np.clip((w - uniform) * 3 + 0.25, 0.15, 1.0))
-        out.append((src, dst, op_color(op, sp), round(0.5 + 10 * w, 1), round(opacity, 2),
-                    f"{op_short(op, sp)} {w:.{digits}f}", bool(kept[i].any())))
+        is_kept = bool(kept[i].any())
+        if crowded and not is_kept:
+            opacity = max(0.15, opacity * 0.6)
+        label = f"{op_short(op, sp)} {w:.{digits}f}" if (label_all or is_kept) else ""
+        width = 0.5 + (5 if crowded else 10) * w
+        out.append((src, dst, op_color(op, sp), round(width, 1), round(opacity, 2), label, is_kept))
     return out
 
 
@@ -334,25 +406,30 @@ def cell_digraph(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLay
         g.node(name, "", style="invis", shape="point", width="0.01", height="0.01", pos=f"{x:.1f},{y:.1f}!")
     for k, s in geo.nodes.items():
         size = dict(width=f"{s.w / 72:.3f}", height=f"{s.h / 72:.3f}", pos=f"{s.x:.1f},{s.y:.1f}!")
-        if k == "out":
-            g.node("out", layout.output, fillcolor="#d9ead3", **size)
-        elif k < layout.n_inputs:
-            g.node(str(k), layout.label(k), fillcolor="#cfe2f3", **size)
-        else:
-            g.node(str(k), layout.label(k), fillcolor="#fff2cc", shape="circle", **size)
+        shape = {"shape": "circle"} if s.kind == "circle" else {}
+        g.node(str(k), layout.label(k), fillcolor=NODE_FILL[layout.kind(k)], **shape, **size)
+    if geo.note_at is not None:
+        g.node("_combine", layout.combine, shape="plaintext", style="", fontsize=f"{FONT_EDGE:g}",
+               fontcolor="#555555", width="0.01", height="0.01", fixedsize="false", pos=_pt(geo.note_at) + "!")
     for src, dst, color, width, opacity, label, kept in edges:
         r = _route_of(geo, layout, src, dst)
         rgba = color + f"{int(round(opacity * 255)):02x}"
-        g.edge(str(src), str(dst), label=label, color=rgba,
-               fontcolor=_darker(color) if opacity > 0.5 else "#777777",
+        text = dict(label=label, lp=_pt(r.label_at)) if label else {}
+        g.edge(str(src), str(dst), color=rgba, fontcolor=_darker(color) if opacity > 0.5 else "#777777",
                penwidth=str(width), style="solid" if kept else "dashed",
                arrowsize=f"{ARROW * min(1.0, max(0.35, 2.5 / width)):.2f}",      # thick edges: no huge heads
-               pos=f"e,{_pt(r.tip)} " + " ".join(map(_pt, r.curve)), lp=_pt(r.label_at))
-    for k in layout.concat:
-        r = _route_of(geo, layout, k, "out")
-        g.edge(str(k), "out", color="#999999", arrowsize=f"{CONCAT_ARROW:g}",
+               pos=f"e,{_pt(r.tip)} " + " ".join(map(_pt, r.curve)), **text)
+    for src, dst in _plain_edges(layout):
+        r = _route_of(geo, layout, src, dst)
+        g.edge(str(src), str(dst), color="#999999", arrowsize=f"{CONCAT_ARROW:g}",
                pos=f"e,{_pt(r.tip)} " + " ".join(map(_pt, r.curve)))
     return g
+
+
+def _plain_edges(layout: CellLayout) -> List[Tuple[object, object]]:
+    """The grey edges that are not searched: outside inputs into the nodes they feed, the
+    concatenated (or averaged) nodes into the output."""
+    return [(f"in{i}", node) for i, (_, node) in enumerate(layout.feeds)] + [(k, "out") for k in layout.concat]
 
 
 def _pipe(digraph, fmt: str, encoding: Optional[str] = None):
@@ -364,9 +441,18 @@ def render_svg(digraph) -> Optional[str]:
     if not dot_available():
         return None
     try:
-        return _pipe(digraph, "svg", "utf-8")
+        return _halo(_pipe(digraph, "svg", "utf-8"))
     except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
         return None          # graphviz.ExecutableNotFound is a RuntimeError; CalledProcessError a SubprocessError
+
+
+_EDGE_GROUP = re.compile(r'(<g id="edge\d+" class="edge">.*?</g>)', re.S)
+HALO = ' stroke="white" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'
+
+
+def _halo(svg: str) -> str:
+    """Edge labels outlined in white, so that a label over other edges stays legible."""
+    return _EDGE_GROUP.sub(lambda m: m.group(1).replace("<text ", "<text" + HALO + " "), svg)
 
 
 # -- fallback: matplotlib ------------------------------------------------------------------
@@ -398,12 +484,15 @@ def fallback_svg(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLay
     for src, dst, color, width, opacity, label, kept in edges:
         r = _route_of(geo, layout, src, dst)
         curve(r, color, opacity, min(width, 8) * 0.7, "-" if kept else "--", 10)
-        ax.text(*r.label_at, label, fontsize=FONT_EDGE, color=_darker(color) if opacity > 0.5 else "#777777",
-                ha="center", va="center")
-    for k in layout.concat:
-        curve(_route_of(geo, layout, k, "out"), "#999999", 1.0, 0.8, "-", 7)
+        if label:
+            ax.text(*r.label_at, label, fontsize=FONT_EDGE, color=_darker(color) if opacity > 0.5 else "#777777",
+                    ha="center", va="center", bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8))
+    for src, dst in _plain_edges(layout):
+        curve(_route_of(geo, layout, src, dst), "#999999", 1.0, 0.8, "-", 7)
+    if geo.note_at is not None:
+        ax.text(*geo.note_at, layout.combine, fontsize=FONT_EDGE, color="#555555", ha="center", va="center")
     for k, s in geo.nodes.items():
-        fc = "#d9ead3" if k == "out" else ("#cfe2f3" if k < layout.n_inputs else "#fff2cc")
+        fc = NODE_FILL[layout.kind(k)]
         if s.kind == "circle":
             ax.add_patch(Circle((s.x, s.y), s.w / 2, fc=fc, ec="#333333", lw=1.2, zorder=3))
         else:
@@ -453,7 +542,8 @@ def _soft(data, cell: str, title: Optional[str], digits: int, space) -> tuple:
     edges = soft_edges(arch, cell, digits)
     sp = arch.space
     chars = max(len(op_short(op, sp)) for op in sp.ops) + digits + 3
-    return (edges, title or f"continuous {sp.cell_title(cell)} (solid = kept)",
+    which = "solid = kept" if all(e[5] for e in edges) else "solid = kept, labelled"
+    return (edges, title or f"continuous {sp.cell_title(cell)} ({which})",
             cell_layout(edges, sp, cell, label_chars=chars))
 
 

@@ -192,7 +192,8 @@ class Compare(WidgetView):
                       "curves": new_figure((10.0, 3.0), dpi), "cost": new_figure((10.0, 3.0), dpi)}
         img = dict(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.images = {k: widgets.Image(**img) for k in self._figs}
-        self.cells = {f"{k}_{cell}": widgets.HTML(layout=widgets.Layout(width="50%"))
+        # each cell graph at its own size (text 11 px and up): side by side where they fit, else wrapped
+        self.cells = {f"{k}_{cell}": widgets.HTML(layout=widgets.Layout(max_width="100%"))
                       for k, r in zip("ab", self.runs) for cell in r.space.cell_types}
         self.titles = [widgets.HTML(), widgets.HTML()]
         self.differences = widgets.HTML()
@@ -205,12 +206,11 @@ class Compare(WidgetView):
         self.step_button.on_click(self._guard(lambda _: self.step(1)))
         self.step10_button.on_click(self._guard(lambda _: self.step(10)))
         row = lambda *ws: widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap"))
-        col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{'ab'[i]}"],
-                                      *(self.cells[f"{'ab'[i]}_{cell}"] for cell in self.runs[i].space.cell_types)],
+        col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{'ab'[i]}"]],
                                      layout=widgets.Layout(width="50%"))
         self.widget = widgets.VBox([row(self.step_button, self.step10_button, self.status), self.summary,
-                                    row(col(0), col(1)), self.images["curves"], self.images["cost"],
-                                    self.differences])
+                                    row(col(0), col(1)), row(*self.cells.values()), self.images["curves"],
+                                    self.images["cost"], self.differences])
         self.redraw()
 
     def step(self, n: int = 1) -> None:

@@ -162,12 +162,39 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
 
 
 WEIGHTS_TOP, WEIGHTS_CELL, WEIGHTS_AXES = 0.62, 2.25, 1.6   # inches: title + legend; per cell; its axes
+WEIGHTS_GROUPS = 0.2        # inches more per cell for a second row of tick labels (edges grouped by node)
+WEIGHTS_AXES_WIDTH = PANEL_WIDTH - 0.85   # inches between the margins
+
+
+def _crowded(edges) -> bool:
+    """Too many edges for a `0→2` label under each (e.g. the recurrent cell's 36)."""
+    return len(edges) * _text_inches(edge_label(*edges[-1])) > 0.9 * WEIGHTS_AXES_WIDTH
+
+
+def _text_inches(text: str, size: float = FONT) -> float:
+    return len(text) * size * 0.62 / 72                       # 0.62 em: an upper bound of a glyph's width
+
+
+def _grouped_edge_ticks(ax, edges) -> None:
+    """Tick labels for many edges: the source under each edge, and under them `→ node` once
+    per group of edges into the same node, the groups parted by thin lines."""
+    ax.set_xticklabels([str(s) for s, _ in edges], fontsize=FONT)
+    groups = {}
+    for i, (_, d) in enumerate(edges):
+        groups.setdefault(d, []).append(i)
+    for d, idx in groups.items():
+        ax.annotate(f"\u2192{d}", (float(np.mean(idx)), 0.0), xycoords=ax.get_xaxis_transform(),
+                    xytext=(0, -FONT * 1.6 - 4), textcoords="offset points", ha="center", va="top",
+                    fontsize=FONT, fontweight="bold", color="#444444", annotation_clip=False)
+        if idx[0] > 0:
+            ax.axvline(idx[0] - 0.5, color="#cccccc", lw=0.8, zorder=0)
 
 
 def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
     sp = arch.space
     n = len(arch.probs)
-    fig.set_size_inches(PANEL_WIDTH, WEIGHTS_TOP + n * WEIGHTS_CELL)
+    extra = WEIGHTS_GROUPS if any(_crowded(arch.edges(c)) for c in arch.probs) else 0.0
+    fig.set_size_inches(PANEL_WIDTH, WEIGHTS_TOP + n * (WEIGHTS_CELL + extra))
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     n_ops = len(sp.ops)
     width = 0.8 / n_ops
@@ -180,11 +207,15 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
                 for k, op in enumerate(sp.ops)]
         marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
-        ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=FONT)
+        if _crowded(edges):
+            _grouped_edge_ticks(ax, edges)
+        else:
+            ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=FONT)
         ax.set_xlim(-0.55, len(edges) - 0.45)
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
         ax.set_ylabel("softmax weight", fontsize=FONT)
-        ax.set_title(f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}",
+        ticks = "; ticks: source, then \u2192node under each group" if _crowded(edges) else ""
+        ax.set_title(f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}{ticks}",
                      fontsize=TITLE_FONT, loc="left")
         ax.tick_params(axis="y", labelsize=FONT)
         for side in ("top", "right"):
@@ -194,7 +225,7 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
     h = fig.get_size_inches()[1]
     title = fig.suptitle("", fontsize=TITLE_FONT, x=0.01, ha="left", y=1 - 0.04 / h, va="top")
     _op_legend(fig, sp, y=1 - 0.26 / h)
-    gap = WEIGHTS_CELL - WEIGHTS_AXES
+    gap = WEIGHTS_CELL + extra - WEIGHTS_AXES
     _margins(fig, left=0.75, right=0.1, top=WEIGHTS_TOP + 0.3, bottom=gap - 0.3, hspace=gap / WEIGHTS_AXES)
     state = dict(key=key, fig=fig, cells=cells, title=title)
     fig._dartsviz_state = state
@@ -326,6 +357,10 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
         state = _build_curves(fig, metric)
     x = np.array([r.step for r in steps], dtype=float)      # (T,)
     marker = "." if len(steps) < 30 else ""
+    for line in state["upto"]:                                # before relim: a hidden marker is not data
+        line.set_visible(upto is not None)
+        if upto is not None:
+            line.set_xdata([upto, upto])
     series = {"loss": lambda r, split: loss_of(r, split), "metric": lambda r, split: metric_of(r, split, metric)}
     for key, value in series.items():
         lines, ax = state[f"{key}_lines"], state[key]
@@ -334,16 +369,12 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
         lines["test"].set_data([r.step for r in epochs], [value(r, "test") for r in epochs])
         for line in (lines["train"], lines["val"]):
             line.set_marker(marker)
-        ax.relim()
+        ax.relim(visible_only=True)
         ax.autoscale_view()
     if metric in METRIC_LIMITS:
         state["metric"].set_ylim(*METRIC_LIMITS[metric])
     _draw_seconds(state, steps, x)
     state["empty"].set_visible(not steps)
-    for line in state["upto"]:
-        line.set_visible(upto is not None)
-        if upto is not None:
-            line.set_xdata([upto, upto])
     return state["fig"]
 
 
@@ -485,6 +516,8 @@ def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optiona
     ax.set_xlabel("step", fontsize=FONT)
     ax.set_ylabel("kept edges", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
-    ax.set_title("collapse indicator: parameter-free ops in the derived cells", fontsize=TITLE_FONT)
+    # a space whose ops all have weights (the recurrent one) collapses to its skip op alone
+    what = f"{sp.skip_op} edges" if sp is not None and sp.skip_op and not sp.parameter_free else "parameter-free ops"
+    ax.set_title(f"collapse indicator: {what} in the derived cells", fontsize=TITLE_FONT)
     _margins(fig, left=0.8, right=2.6, top=0.35, bottom=0.55)
     return fig

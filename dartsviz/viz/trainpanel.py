@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _margins, display_width, panel_svg
 from .records import METRIC_LIMITS, metric_title
+from .spaceof import space_of
 from .view import WidgetView
 
 
@@ -61,6 +62,18 @@ def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figu
     return fig
 
 
+def _trainer(genotype):
+    """(training loop, its config class) for `genotype`'s space; the convolutional `Train`
+    where none is told (a genotype's name or text, a space without `trainer`)."""
+    from ..train import Train, TrainConfig
+    try:
+        space = space_of(genotype)
+    except ValueError:
+        return Train, TrainConfig
+    trainer = getattr(space, "trainer", None)
+    return trainer() if trainer is not None else (Train, TrainConfig)
+
+
 class TrainPanel(WidgetView):
     """A button that trains `genotype_fn()` from scratch, with live curves."""
 
@@ -92,9 +105,10 @@ class TrainPanel(WidgetView):
         self._guard(lambda: self.train(epochs=self.epochs.value), "Train")()
 
     def train(self, epochs: Optional[int] = None, steps: Optional[int] = None):
-        """Train the current genotype from scratch for `epochs` epochs (or `steps` steps)."""
-        from ..train import Train, TrainConfig
+        """Train the current genotype from scratch for `epochs` epochs (or `steps` steps),
+        with the training of its space (`SearchSpace.trainer()`: a recurrent cell's language model)."""
         genotype = self.genotype_fn()
+        Train, TrainConfig = _trainer(genotype)
         n_epochs = epochs if epochs is not None else self.epochs.value
         dataset = self.dataset() if callable(self.dataset) else self.dataset
         extra = {"dataset": dataset} if dataset is not None else {}
@@ -110,9 +124,10 @@ class TrainPanel(WidgetView):
         finally:
             t.unsubscribe(self._on_record)
             self.redraw()
-        acc = t.test_acc
-        self._set_status(f"{'stopped' if t.interrupted else 'done'} at step {t.step_count}: "
-                         f"{t.params:,} parameters" + (f", test accuracy {acc:.3f}" if acc is not None else ""))
+        metric = training_metric([r for r in t.history if r.get("kind") == "step"])
+        value = getattr(t, f"test_{metric}", None) if metric else None
+        self._set_status(f"{'stopped' if t.interrupted else 'done'} at step {t.step_count}: {t.params:,} parameters"
+                         + (f", test {metric_title(metric)} {value:.3f}" if value is not None else ""))
         return t
 
     def _on_record(self, record: dict) -> None:
