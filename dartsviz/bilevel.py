@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import weakref
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 Batch = Tuple[torch.Tensor, ...]            # whatever the space's `model.loss(batch)` takes
 Params = Dict[str, torch.Tensor]
+Reduce = Callable[[Sequence[torch.Tensor]], List[torch.Tensor]]   # data parallel: mean over ranks
 
 ORDERS = (1, 2)                             # 1: first order; 2: second order (unrolled)
 HVP_MODES = ("finite", "exact")             # second order: the Hessian-vector product
@@ -75,14 +76,18 @@ def loss_with(model, params: Optional[Params], batch: Batch) -> Tuple[torch.Tens
 
 
 def virtual_step(model, batch: Batch, xi: float, momentum: float, weight_decay: float,
-                 momentum_buffers: Optional[Params] = None, max_norm: Optional[float] = None) -> Params:
+                 momentum_buffers: Optional[Params] = None, max_norm: Optional[float] = None,
+                 reduce: Optional[Reduce] = None) -> Params:
     """w' = w - xi * (momentum * buf + dL_train/dw + weight_decay * w), detached; with
     `max_norm`, dL_train/dw is first clipped to that total norm (the recurrent reference
-    code does, so that its large learning rate does not throw w' far away)."""
+    code does, so that its large learning rate does not throw w' far away). `reduce`
+    (data parallel: the mean over ranks) is applied to dL_train/dw before anything else."""
     w = weight_dict(model)
     names, ws = list(w), [p.detach() for p in w.values()]
     loss, _ = loss_with(model, None, batch)
     grads = torch.autograd.grad(loss, list(w.values()))
+    if reduce is not None:                              # data parallel: the whole batch's dL_train/dw
+        grads = reduce(grads)
     if max_norm is not None:
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         grads = torch._foreach_mul(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
@@ -126,46 +131,65 @@ def finite_difference_terms(model, batch: Batch, v: Sequence[torch.Tensor], eps_
 
 
 def hvp_finite_difference(model, batch: Batch, v: Sequence[torch.Tensor],
-                          eps_scale: float = 0.01) -> List[torch.Tensor]:
-    """(d^2 L_train / dalpha dw) . v by central differences (DARTS eq. 8)."""
+                          eps_scale: float = 0.01, reduce: Optional[Reduce] = None) -> List[torch.Tensor]:
+    """(d^2 L_train / dalpha dw) . v by central differences (DARTS eq. 8); `reduce` (data
+    parallel) averages the product over ranks (it is linear in the batch's loss)."""
     gp, gn, eps = finite_difference_terms(model, batch, v, eps_scale)
-    return [(p - n) / (2 * eps) for p, n in zip(gp, gn)]
+    h = [(p - n) / (2 * eps) for p, n in zip(gp, gn)]
+    return h if reduce is None else reduce(h)
 
 
-def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """(d^2 L_train / dalpha dw) . v by double backward."""
+def hvp_exact(model, batch: Batch, v: Sequence[torch.Tensor], reduce: Optional[Reduce] = None) -> List[torch.Tensor]:
+    """(d^2 L_train / dalpha dw) . v by double backward; `reduce` as in hvp_finite_difference."""
     w = weight_dict(model)
     loss, _ = loss_with(model, None, batch)
     g = torch.autograd.grad(loss, list(w.values()), create_graph=True)
     dot = sum((gi * vi.detach()).sum() for gi, vi in zip(g, v))
-    return _grads(dot, model.arch_parameters())
+    h = _grads(dot, model.arch_parameters())
+    return h if reduce is None else reduce(h)
 
 
 def arch_gradient(model, train_batch: Batch, val_batch: Batch, order: int = 1, hvp: str = "finite",
                   xi: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4,
                   momentum_buffers: Optional[Params] = None, eps_scale: float = 0.01,
-                  unrolled_clip: Optional[float] = None):
+                  unrolled_clip: Optional[float] = None, loss_scale: Optional[float] = None,
+                  reduce: Optional[Reduce] = None):
     """Gradient of the validation loss with respect to the alphas.
 
     order 1: dL_val(w, alpha)/dalpha.
     order 2: dL_val(w', alpha)/dalpha - xi * H, w' the virtual SGD step, H the
     Hessian-vector product with v = dL_val(w')/dw' (finite differences or exact).
     Returns (grads for model.arch_parameters(), val_loss, val_output), all detached.
+    With `loss_scale` s (fp16's gradient scaler) the validation loss is multiplied by s
+    before its backward pass and the returned gradients are s times the true ones (the
+    scaler unscales them and skips the step if they overflowed).
+    `reduce` (data parallel, `distributed.all_reduce_mean`; None: the identity) averages
+    every gradient taken here over the ranks, each on its shard of the batches: the virtual
+    step's dL_train/dw, (dL_val/dalpha, v) together, and the Hessian-vector product; so
+    every rank gets the single-process result on the whole batch.
     """
     alphas = model.arch_parameters()
+    s = 1.0 if loss_scale is None else loss_scale
     if order == 1:
         loss, logits = loss_with(model, None, val_batch)
-        return _grads(loss, alphas), loss.detach(), logits.detach()
+        grads = _grads(loss * s if loss_scale is not None else loss, alphas)
+        return (grads if reduce is None else reduce(grads)), loss.detach(), logits.detach()
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if hvp not in HVP_MODES:
         raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
-    w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers, unrolled_clip)
+    w_virtual = virtual_step(model, train_batch, xi, momentum, weight_decay, momentum_buffers, unrolled_clip,
+                             reduce=reduce)
     loss, logits = loss_with(model, w_virtual, val_batch)
-    grads = _grads(loss, alphas + list(w_virtual.values()))
+    grads = _grads(loss * s if loss_scale is not None else loss, alphas + list(w_virtual.values()))
+    if reduce is not None:                             # data parallel: one collective for both
+        grads = reduce(grads)
     d_alpha, v = grads[:len(alphas)], grads[len(alphas):]
+    if loss_scale is not None:
+        v = [g / s for g in v]                         # the HVP's direction: the true dL_val/dw'
+        xi = xi * s                                    # so that xi * H is scaled like d_alpha
     if hvp == "finite":
-        h = hvp_finite_difference(model, train_batch, v, eps_scale)
+        h = hvp_finite_difference(model, train_batch, v, eps_scale, reduce=reduce)
     else:
-        h = hvp_exact(model, train_batch, v)
+        h = hvp_exact(model, train_batch, v, reduce=reduce)
     return [da - xi * hi for da, hi in zip(d_alpha, h)], loss.detach(), logits.detach()

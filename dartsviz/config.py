@@ -44,7 +44,8 @@ class ConfigBase:
     def preset(cls, name: str, **overrides):
         """The named preset with some fields replaced; unknown names and fields raise ValueError.
         With `space=S` given, the preset `NAME_S` is taken where one exists ("tiny" with
-        space="rnn" is "tiny_rnn")."""
+        space="rnn" is "tiny_rnn"). Between the preset and `overrides` come the adjustments
+        `_preset_layer` adds (a variant's own, for SearchConfig); dict fields merge key by key."""
         presets = cls.PRESETS or {}
         space = overrides.get("space")
         if space and f"{name}_{space}" in presets:
@@ -55,7 +56,17 @@ class ConfigBase:
         bad = [k for k in overrides if k not in fields]
         if bad:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(bad)}")
-        return cls(**{**presets[name], **overrides})
+        merged: dict = {}
+        for layer in (presets[name], cls._preset_layer(name, {**presets[name], **overrides}), overrides):
+            for k, v in layer.items():
+                both_dicts = isinstance(v, dict) and isinstance(merged.get(k), dict)
+                merged[k] = {**merged[k], **v} if both_dicts else v
+        return cls(**merged)
+
+    @classmethod
+    def _preset_layer(cls, name: str, fields: dict) -> dict:
+        """Overrides of preset `name` that depend on the chosen `fields` (none here)."""
+        return {}
 
     @classmethod
     def from_dict(cls, d: dict):

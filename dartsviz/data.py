@@ -3,6 +3,8 @@
 `digits` (scikit-learn's bundled 8x8 digits) needs no download. `cifar10`, `cifar100`,
 `mnist` and `fashion_mnist` are read through torchvision from a data directory and are
 downloaded only when asked. `synthetic` (or `synthetic:CxHxW`) is made on the spot.
+`imagenet` (FOLDER_DATASETS) is not held in memory: `dartsviz.imagefolder` reads its
+image folders for a training from scratch.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Optional, Tuple
 import torch
 
 DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "synthetic")
+FOLDER_DATASETS = ("imagenet",)   # image folders read by dartsviz.imagefolder (training only)
 
 _TV = {  # name: (torchvision class, mean, std, classes, approx download size)
     "cifar10": ("CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, "170 MB"),
@@ -73,10 +76,14 @@ def parse_synthetic(name: str) -> Tuple[int, int, int]:
     return c, h, w
 
 
-def check_dataset_name(name) -> str:
-    """Raise DataError unless `name` is a known data set (a synthetic shape is parsed too)."""
+def check_dataset_name(name, folders: bool = False) -> str:
+    """Raise DataError unless `name` is a known data set (a synthetic shape is parsed too);
+    FOLDER_DATASETS count only with `folders=True` (a training from scratch)."""
+    if folders and name in FOLDER_DATASETS:
+        return name
     if not isinstance(name, str) or name.split(":", 1)[0] not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+        hint = f" ({name} image folders serve `dartsviz train` only)" if name in FOLDER_DATASETS else ""
+        raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}{hint}")
     if name.startswith("synthetic"):
         if name != "synthetic" and not name.startswith("synthetic:"):
             raise DataError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")

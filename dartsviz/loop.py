@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from . import distributed
 from .runs import RunDir, RunDirError
 
 Record = Dict[str, object]
@@ -72,7 +73,12 @@ class StepLoop:
         self.step_count = 0
         self.history: List[Record] = []
         self._subscribers: List[Callback] = list(callbacks)
-        self.run_dir = RunDir(out) if out is not None else None
+        # data parallel (dartsviz.distributed): only rank 0 writes the run directory and tells
+        # subscribers; it keeps a copy of each step boundary's state to save should a rank fail
+        self._main = distributed.is_main()
+        self.run_dir = RunDir(out) if out is not None and self._main else None
+        self._keeps_boundary = distributed.world_size() > 1 and self.run_dir is not None
+        self._last_good: Optional[dict] = None
         self.interrupted = False
         self._stop_requested = False
         self._pending: List[_Pending] = []
@@ -117,6 +123,8 @@ class StepLoop:
 
     def _emit(self, record: Record) -> None:
         self.history.append(record)
+        if not getattr(self, "_main", True):      # data parallel: ranks above 0 keep their history only
+            return
         for fn in list(self._subscribers):
             fn(record)
 
@@ -172,7 +180,22 @@ class StepLoop:
             record = self._record(p.base, values, seconds, peak)
             records.append(record)
             self._emit(record)
+        self._append_history()
         return records
+
+    HISTORY_EVERY_S = 2.0              # a run directory's history.jsonl grows at least this often
+
+    def _append_history(self) -> None:
+        """Append the new records to the run directory's history (at most every
+        HISTORY_EVERY_S seconds; `save()` writes it in any case), so that `Replay(...,
+        follow=True)` and `dartsviz plot --follow` see a running search between epochs."""
+        if self.run_dir is None or not getattr(self, "_writes_history", True):
+            return
+        now, last = time.monotonic(), getattr(self, "_history_written_at", None)
+        if last is not None and now - last < self.HISTORY_EVERY_S:
+            return
+        self._history_written_at = now
+        self.run_dir.write_history(self.history)
 
     # -- many steps ----------------------------------------------------------------
     def pause(self) -> None:
@@ -204,14 +227,35 @@ class StepLoop:
                     if self._stop_requested:
                         self.interrupted = True
                         break
+                    if self._keeps_boundary:          # data parallel, rank 0: what a failed step goes back to
+                        self._last_good = _clone_state(self.state_dict())
                     self.step()
                 if self._stop_requested and not self.interrupted:
                     self.interrupted = True
+            except (distributed.RankLost, KeyboardInterrupt) as e:
+                if self._last_good is None:
+                    raise
+                self._save_last_good(e)
             finally:
+                self._last_good = None
                 self.flush()
         if self.run_dir is not None:
             self.save()
         return Records(self.history[start:])
+
+    def _save_last_good(self, error: BaseException) -> None:
+        """Data parallel, rank 0: a rank failed (or Ctrl-C came) inside a step. Go back to the
+        last step boundary, save it, and raise again (RankLost saying where it was saved)."""
+        state, self._last_good = self._last_good, None
+        with distributed.shielded():                  # torchrun's SIGTERM waits for the checkpoint
+            self._pending = [p for p in self._pending if p.base["step"] <= state["step"]]
+            self.load_state_dict(state)
+            self._restore_history(self.history)
+            self.save()
+        if isinstance(error, KeyboardInterrupt):
+            raise error
+        raise distributed.RankLost(f"{error}; the checkpoint of step {self.step_count} is saved in "
+                                   f"{self.run_dir.path}") from None
 
     # -- state and run directory ---------------------------------------------------
     CHECKPOINT_KIND = ""               # "search" | "train": checked when a checkpoint loads
@@ -277,6 +321,17 @@ class StepLoop:
             yield
         finally:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _clone_state(obj):
+    """A copy of a state dict whose tensors are cloned (the live ones change in the next step)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_state(v) for v in obj)
+    return obj
 
 
 def rng_state() -> dict:

@@ -6,6 +6,12 @@ process (the genotype is the space's genotype object, the softmax weights are ar
 and JSON lines on disk (the genotype as its text). Files written before the schema
 existed (flat `train_loss`, `val_acc`, ... keys) still load.
 
+Collapse diagnostics: every step record carries `param_free_ops`, `max_none` and
+`max_skip` (the derived normal cell); monitored steps add `lambda_max`, `lambda_iters`
+and `lambda_seconds`; an epoch record carries its last `lambda_max` and, where DARTS-ES
+stopped the search, `early_stop_epoch`. Records from files written before these fields
+existed load with them None.
+
 Names: `losses` by split (`train`, `val`, `test`), `metrics` by `SPLIT_NAME`
 (`val_acc` for images, `val_ppl` for text), `probs` by cell type, each (edges, ops).
 For brevity a record also reads like the flat dict of earlier versions:
@@ -166,6 +172,13 @@ class StepRecord(_Record):
     device: str = "cpu"
     monitors: Dict[str, float] = field(default_factory=dict)  # extra numbers a method adds
     mem_baseline_mb: float = 0.0               # CPU: the process's RSS before the search was built
+    # collapse diagnostics (dartsviz.diagnostics); None in files written before them
+    param_free_ops: Optional[int] = None       # parameter-free ops kept in the derived normal cell (rnn: identity)
+    max_none: Optional[float] = None           # largest `none` weight over the normal cell's edges
+    max_skip: Optional[float] = None           # largest skip weight (skip_connect, rnn: identity) there
+    lambda_max: Optional[float] = None         # Hessian's dominant eigenvalue in alpha; on monitored steps only
+    lambda_iters: Optional[int] = None         # its Hessian-vector products
+    lambda_seconds: Optional[float] = None     # its seconds (not in `seconds`)
 
     def __post_init__(self):
         self.probs = _rounded(self.probs)
@@ -194,6 +207,8 @@ class EpochRecord(_Record):
     metrics: Dict[str, float] = field(default_factory=dict)   # "train_acc", "val_acc", "test_acc"
     seconds: float = 0.0
     variant: str = "darts"
+    lambda_max: Optional[float] = None         # the epoch's last lambda_max (None: not measured)
+    early_stop_epoch: Optional[int] = None     # DARTS-ES stopped here: the epoch whose genotype the search returns
 
     @classmethod
     def from_dict(cls, d: dict, parse: Parser = _default_parser) -> "EpochRecord":

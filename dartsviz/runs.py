@@ -156,6 +156,32 @@ class RunDir:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RunDirError(f"{p} is not valid JSON: {e}") from None
 
+    def tail_history(self, offset: int = 0):
+        """The records of the complete lines of history.jsonl from byte `offset` on, the
+        offset after them, and whether the file was rewritten since (then the records are
+        the whole file, read from its start). A last line still being written is left for
+        the next call; no file yet reads as nothing. Follows a run that another process
+        (another machine, through a shared folder) is writing."""
+        p = self.path / "history.jsonl"
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return [], 0, offset > 0
+        reset = size < offset
+        start = 0 if reset else offset
+        with open(p, "rb") as f:
+            f.seek(start)
+            chunk = f.read(size - start)
+        end = chunk.rfind(b"\n") + 1                   # only whole lines
+        records = []
+        for i, line in enumerate(chunk[:end].decode("utf-8").splitlines()):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise RunDirError(f"{p}: a line after byte {start} is not valid JSON: {e.msg}") from None
+        return records, start + end, reset
+
     def read_history(self) -> List[dict]:
         p = self.path / "history.jsonl"
         if not p.is_file():

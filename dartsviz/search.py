@@ -23,16 +23,18 @@ from typing import Dict, Optional
 
 import torch
 
+from . import distributed
 from .bilevel import HVP_MODES, ORDERS, arch_gradient, loss_with
 from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
-from .data import DataSplits
+from .data import BatchStream, DataSplits
+from .diagnostics import MONITOR_SEED, EarlyStop, collapse_stats, darts_es, hessian_max_eigenvalue, monitor_batch
 from .loop import Record, StepLoop, current_rss_mb, rng_state
 from .methods import get_method
 from .records import EpochRecord, StepRecord, record_from_dict
-from .runs import RunDir, RunDirError, load_checkpoint
+from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
 from .spaces import get_space
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
 
     space: str = "cnn"                # the search space (dartsviz.spaces): cnn
     variant: str = "darts"            # the method (dartsviz.methods): darts
+    variant_options: dict = dataclasses.field(default_factory=dict)   # the variant's settings, e.g. {"beta_0": 1.0}
     # data
     dataset: Optional[str] = None     # None: the space's default (cnn: cifar10, rnn: pydoc, the embedded corpus)
     data_dir: str = "./data"
@@ -53,6 +56,8 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     nodes: int = 4                    # intermediate nodes per cell
     stem_multiplier: int = 3
     alpha_init_std: float = 1e-3      # alpha = alpha_init_std * randn
+    partial_channels: int = 1         # PC-DARTS' K: mixed ops see 1/K of the channels (1: all, DARTS)
+    edge_norm: bool = False           # PC-DARTS: one beta per edge, softmax over a node's inputs
     # architecture: Adam
     arch_lr: float = 3e-4
     arch_betas: tuple = (0.5, 0.999)
@@ -69,7 +74,8 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     dtype: str = "float32"            # float32 | float64 (tests)
     impl: str = "fast"                # supernet implementation: fast | reference
     sync_every: int = 1               # steps whose records are read from the device together
-    precision: str = "fp32"           # fp32 | bf16 (autocast; alphas and their softmax stay fp32)
+    precision: str = "fp32"           # fp32 | bf16 | fp16 (autocast; fp16 with gradient scalers; alphas stay fp32)
+    sync_bn: bool = False             # torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks (impl reference)
     # --- recurrent space (space='rnn', dataset pydoc | shakespeare | ptb | wikitext2; checked by _check_rnn_fields) ---
     nhid: int = 300                   # embedding = hidden width (tied, as the reference asserts)
     bptt: int = 35                    # BPTT segment length (tokens per step)
@@ -93,8 +99,31 @@ class SearchConfig(ConfigBase, WeightOptimFields):
         if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= 3):
             raise ValueError(f"vocab_size must be 0 (every word) or at least 3, got {v!r}")
     # --- end of the recurrent space's fields ---
+    # --- collapse diagnostics (dartsviz.diagnostics; checked by _check_monitor_fields) ---
+    monitor_every: int = 0            # lambda_max (the Hessian's dominant eigenvalue in alpha) every N steps; 0: off
+    monitor_tol: float = 1e-2         # power iteration: stop at residual ||Hv - lambda v|| <= tol * |lambda|
+    monitor_iters: int = 50           # power iteration: at most this many Hessian-vector products (per run)
+    early_stop: bool = False          # DARTS-ES: lambda_max also at every epoch's end; stop when it grows
+    early_stop_window: int = 5        # k: compare lambda_max with its value k epochs earlier (Zela et al.)
+    early_stop_ratio: float = 1.3     # stop when lambda_max(e) / lambda_max(e - k) > ratio (authors' code)
+
+    def _check_monitor_fields(self) -> None:
+        v = self.monitor_every
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"monitor_every must be 0 (off) or a positive number of steps, got {v!r}")
+        self._check_positive(("monitor_iters", "early_stop_window"))
+        self._check_positive(("monitor_tol",), integer=False)
+        if not isinstance(self.early_stop, bool):
+            raise ValueError(f"early_stop must be True or False, got {self.early_stop!r}")
+        self._check_range("early_stop_ratio", 1.0, low_open=True)
+    # --- end of the collapse diagnostics' fields ---
 
     TUPLE_FIELDS = ("arch_betas",)
+
+    @classmethod
+    def _preset_layer(cls, name: str, fields: dict) -> dict:
+        """The variant's own adjustments of preset `name` (`Method.presets`)."""
+        return get_method(fields.get("variant", cls.variant)).presets.get(name, {})
 
     def __post_init__(self):
         if self.dataset is None and isinstance(self.space, str):
@@ -112,12 +141,21 @@ class SearchConfig(ConfigBase, WeightOptimFields):
         self._check_choice("precision", PRECISIONS)
         self._check_common()
         self._check_rnn_fields()          # the recurrent space's block of fields, below
-        get_method(self.variant)
+        self._check_monitor_fields()
+        get_method(self.variant).check_options(self.variant_options, self.space)
         get_space(self.space).check_config(self)
-        if self.precision == "bf16" and self.dtype != "float32":
-            raise ValueError("precision bf16 autocasts float32 weights; it needs dtype float32")
+        if not isinstance(self.sync_bn, bool):
+            raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
+        if self.sync_bn and self.impl != "reference":
+            raise ValueError("sync_bn needs impl='reference' (--impl reference): "
+                             "the fast supernet computes its BatchNorms itself")
+        if self.precision != "fp32" and self.dtype != "float32":
+            raise ValueError(f"precision {self.precision} autocasts float32 weights; it needs dtype float32")
         self._check_range("train_portion", 0.0, 1.0, low_open=True)
         self._check_range("alpha_init_std", 0.0)
+        self._check_positive(("partial_channels",))
+        if not isinstance(self.edge_norm, bool):
+            raise ValueError(f"edge_norm must be True or False, got {self.edge_norm!r}")
         self._check_range("arch_weight_decay", 0.0)
         if len(self.arch_betas) != 2:
             raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
@@ -160,20 +198,23 @@ SearchConfig.PRESETS = PRESETS
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device `name` means here; under torchrun with several processes CUDA is cuda:LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         dev = torch.device(name)
     except RuntimeError:
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda was asked for but CUDA is not available (try --device cpu)")
-    return dev
+    return distributed.rank_device(dev)
 
 
 class Search(StepLoop):
     """A DARTS search: a space's supernet, a method's hooks, two optimisers, two batch
     streams, a step counter."""
+
+    DATA_PARALLEL = True               # runs under torchrun (dartsviz.distributed)
 
     def __init__(self, config: Optional[SearchConfig] = None, out=None,
                  callbacks: tuple = (), data=None):
@@ -182,8 +223,10 @@ class Search(StepLoop):
         c = self.config
         self.mem_baseline_mb = round(current_rss_mb(), 2)    # before data and supernet exist
         self.space = get_space(c.space)
-        self.method = get_method(c.variant)
+        self.method = get_method(c.variant).bind(c, self.space)     # this search's copy, options checked
         self.device = resolve_device(c.device)
+        if c.sync_bn:
+            distributed.check_sync_bn(self.device)
         self.dtype = DTYPES[c.dtype]
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True     # fixed shapes: let cuDNN pick its kernels
@@ -191,15 +234,40 @@ class Search(StepLoop):
                 warnings.warn("this GPU has no native bf16 (a T4, for one): precision='bf16' is emulated "
                               "and slow there; use precision='fp32'", RuntimeWarning, stacklevel=2)
         torch.manual_seed(c.seed)
-        self.data = data if data is not None else self.space.load_data(c, self.device)
+        with distributed.main_first(c.download):     # torchrun: rank 0 downloads, then the others read
+            self.data = data if data is not None else self.space.load_data(c, self.device)
         self.model = self.space.build(c, self.data).to(self.device, self.dtype)
+        if c.sync_bn:
+            self.model = distributed.sync_batchnorm(self.model, self.device)
         self.w_opt = make_sgd(self.model.weight_parameters(), c)
         self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
                                       weight_decay=c.arch_weight_decay)
         self.train_stream, self.val_stream = self.space.streams(self.data, c, self.dtype)
+        self._data_parallel()
+        # fp16: one gradient scaler per optimiser; a step whose scaled gradients overflow is skipped
+        fp16 = c.precision == "fp16"
+        self.w_scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.a_scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self._init_loop(callbacks, out)
+        self._monitor_batch = None                # the fixed validation batch of lambda_max, drawn when first needed
+        self._epoch_lambdas: Dict[int, tuple] = {}   # epoch -> (lambda_max, genotype text) for DARTS-ES
+        self.early_stopped: Optional[EarlyStop] = None
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
+
+    def _data_parallel(self) -> None:
+        """torchrun (dartsviz.distributed): every rank draws the same batches and takes its
+        rows of them (`_shard`); every gradient is averaged over the ranks (`_reduce`). One
+        process: both None, nothing changes."""
+        self._shard = self._reduce = None
+        if distributed.world_size() == 1:
+            return
+        if not all(isinstance(s, BatchStream) for s in (self.train_stream, self.val_stream)):
+            raise ValueError(f"the {self.space.name} space runs on one process: its batches carry state "
+                             "that is not split across ranks")
+        for stream in (self.train_stream, self.val_stream):
+            distributed.check_batch_size(stream.batch_size)
+        self._shard, self._reduce = distributed.shard, distributed.all_reduce_mean
 
     # -- bookkeeping -----------------------------------------------------------
     def _batches_per_pass(self) -> int:
@@ -212,10 +280,75 @@ class Search(StepLoop):
 
     @property
     def genotype(self):
-        """The genotype derived from the architecture weights now."""
+        """The genotype derived from the architecture weights now; once DARTS-ES stopped the
+        search, the genotype of the epoch it selected (what the run directory keeps)."""
+        if self.early_stopped is not None:
+            return self.early_stopped.genotype
         return self.method.derive(self.space, self.model.probs())
 
-    SETTABLE = ("order", "hvp", "eps_scale", "arch_lr", "warmup_epochs", "sync_every")
+    @property
+    def done(self) -> bool:
+        """The configured steps are done, or DARTS-ES stopped the search."""
+        return self.early_stopped is not None or self.step_count >= self.total_steps
+
+    # -- collapse diagnostics (dartsviz.diagnostics) ------------------------------------
+    def monitor_batch(self):
+        """The fixed validation batch lambda_max is measured on: drawn once (seeded, from a
+        stream of its own), kept, checkpointed."""
+        if self._monitor_batch is None:
+            self._monitor_batch = monitor_batch(self.space, self.data, self.config, self.dtype)
+        return self._monitor_batch
+
+    def hessian_eigen(self):
+        """lambda_max now (`diagnostics.hessian_max_eigenvalue`): the architecture phase's
+        mixing, the fixed batch, plus arch_weight_decay * I as in RobustDARTS. Takes nothing
+        from the search's random streams and changes no weight, statistic or state."""
+        c, saved = self.config, self.model.mixing
+        self._mixing("arch")
+        try:
+            return hessian_max_eigenvalue(self.model, self.monitor_batch(), tol=c.monitor_tol,
+                                          max_iters=c.monitor_iters, weight_decay=c.arch_weight_decay,
+                                          seed=c.seed + MONITOR_SEED)
+        finally:
+            self.model.mixing = saved
+
+    def _monitor_due(self) -> bool:
+        """Whether the step just taken measures lambda_max: every monitor_every steps, and with
+        early_stop at every epoch's last step."""
+        c, n = self.config, self.step_count
+        return bool((c.monitor_every and n % c.monitor_every == 0)
+                    or (c.early_stop and n % self.steps_per_epoch == 0))
+
+    def _with_collapse(self, record: StepRecord) -> StepRecord:
+        """The record with its collapse statistics, from its own (rounded) probs and genotype."""
+        for k, v in collapse_stats(self.space, record.genotype, record.probs).items():
+            setattr(record, k, v)
+        return record
+
+    def _early_stop_check(self, record: EpochRecord) -> None:
+        """DARTS-ES at the end of an epoch: remember its lambda_max and genotype; when the rule
+        fires, mark the record and stop the search with the genotype of `window` epochs before."""
+        c, e = self.config, record.epoch
+        if record.lambda_max is None:
+            return
+        self._epoch_lambdas[e] = (record.lambda_max, record.genotype.to_text())
+        if not c.early_stop or self.early_stopped is not None:
+            return
+        chosen = darts_es({k: v[0] for k, v in self._epoch_lambdas.items()}, e, c.early_stop_window,
+                          c.early_stop_ratio)
+        if chosen is not None:
+            record.early_stop_epoch = chosen
+            self.early_stopped = EarlyStop(e, chosen, record.lambda_max, self._epoch_lambdas[chosen][0],
+                                           c.early_stop_ratio,
+                                           self.space.parse_genotype(self._epoch_lambdas[chosen][1]))
+
+    def _write_extra(self, run_dir) -> None:
+        """early_stop.txt: the one line saying where DARTS-ES stopped, when it did."""
+        if self.early_stopped is not None:
+            atomic_write_text(run_dir.path / "early_stop.txt", self.early_stopped.message() + "\n")
+
+    SETTABLE = ("order", "hvp", "eps_scale", "arch_lr", "warmup_epochs", "sync_every",
+                "monitor_every", "monitor_tol", "monitor_iters")
 
     def set(self, **settings) -> None:
         """Change settings between steps, e.g. search.set(order=2, hvp="exact")."""
@@ -241,6 +374,8 @@ class Search(StepLoop):
         an epoch, of `run()`, at `save()` and `flush()`); steps in between return None.
         """
         c, model, method, space = self.config, self.model, self.method, self.space
+        if self.early_stopped is not None:            # DARTS-ES ended the search
+            return None
         t0 = time.perf_counter()
         epoch = self.epoch
         if self.step_count % self.steps_per_epoch == 0:
@@ -248,6 +383,8 @@ class Search(StepLoop):
         model.train()
         train_batch = next(self.train_stream)
         val_batch = next(self.val_stream)
+        if self._shard is not None:                   # data parallel: this rank's rows of the shared batches
+            train_batch, val_batch = self._shard(train_batch), self._shard(val_batch)
         lr = self.lr_at(epoch) * space.lr_scale(train_batch, c)      # a jittered BPTT length scales it
         for g in self.w_opt.param_groups:
             g["lr"] = lr
@@ -255,20 +392,25 @@ class Search(StepLoop):
         self._mixing("arch")
         if arch_updated:
             buffers = self._momentum_buffers() if c.order == 2 else None
+            scale = (self.a_scaler.scale(torch.ones((), device=self.device))      # fp16: the scale as a
+                     if self.a_scaler.is_enabled() else None)                        # 0-dim tensor, no sync
             with self._autocast():
                 grads, val_loss, val_out = arch_gradient(
                     model, train_batch, val_batch, order=c.order, hvp=c.hvp, xi=lr,
                     momentum=c.momentum, weight_decay=c.weight_decay,
                     momentum_buffers=buffers, eps_scale=c.eps_scale,
-                    unrolled_clip=c.grad_clip if space.clip_unrolled else None)
-            alphas = model.arch_parameters()
+                    unrolled_clip=c.grad_clip if space.clip_unrolled else None, loss_scale=scale,
+                    reduce=self._reduce)
+            params = model.arch_parameters()            # the alphas, then (PC-DARTS) the betas
+            alphas = list(model.alpha_of().values()) if hasattr(model, "alpha_of") else params
             penalty = method.arch_penalty(alphas, self.progress)
-            if penalty is not None:
-                grads = [g + p for g, p in zip(grads, torch.autograd.grad(penalty, alphas, allow_unused=True,
-                                                                        materialize_grads=True))]
-            for a, g in zip(alphas, grads):
+            if penalty is not None:                     # a penalty on the alphas only: zero for the betas
+                extra = torch.autograd.grad(penalty, params, allow_unused=True, materialize_grads=True)
+                grads = [g + (p if scale is None else p * scale) for g, p in zip(grads, extra)]
+            for a, g in zip(params, grads):
                 a.grad = g
-            self.a_opt.step()
+            self.a_scaler.step(self.a_opt)             # fp16: unscales, skips the step on inf/NaN
+            self.a_scaler.update()
             self.a_opt.zero_grad(set_to_none=True)
         else:
             with torch.no_grad(), self._autocast():
@@ -280,51 +422,79 @@ class Search(StepLoop):
             loss, out = model.loss(train_batch)
             objective = method.weight_loss(loss, model, self.progress)
         self.w_opt.zero_grad(set_to_none=True)
-        objective.backward(inputs=weights)
+        self.w_scaler.scale(objective).backward(inputs=weights)
+        if self._reduce is not None:                  # data parallel: the whole batch's weight gradient
+            distributed.all_reduce_grads(weights)
+        self.w_scaler.unscale_(self.w_opt)
         torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
-        self.w_opt.step()
+        self.w_scaler.step(self.w_opt)                 # fp16: skipped on inf/NaN; else w_opt.step()
+        self.w_scaler.update()
         self.step_count += 1
         with torch.no_grad():                         # stays on the device until flush()
             metrics = {f"train_{k}": v for k, v in space.metrics(out.detach(), train_batch).items()}
             metrics.update({f"val_{k}": v for k, v in space.metrics(val_out, val_batch).items()})
+            arch_probs = model.probs()
             values = {"losses": torch.stack([loss.detach().float(), val_loss.float()]),
                       "metrics": torch.stack([v.float() for v in metrics.values()]),
-                      **{f"probs/{k}": p for k, p in model.probs().items()}}
+                      **{f"probs/{k}": p for k, p in arch_probs.items()},
+                      **{f"edge_probs/{k}": p for k, p in (getattr(arch_probs, "edge_probs", None) or {}).items()}}
+            if self._reduce is not None:              # data parallel: the whole batch's losses and metrics
+                values["losses"], values["metrics"] = self._reduce([values["losses"], values["metrics"]])
             monitors = method.monitors(self)
             if monitors:
                 values["monitors"] = torch.stack([m.float() for m in monitors.values()])
         base = {"step": self.step_count, "epoch": epoch, "order": c.order,
                 "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
                 "lr": lr, "arch_lr": c.arch_lr, "_metric_names": list(metrics), "_monitor_names": list(monitors)}
-        return self._defer(base, values, time.perf_counter() - t0)
+        monitor_seconds = 0.0
+        if self._monitor_due():                       # reads to the host: the power iteration's tests
+            eig = self.hessian_eigen()
+            base.update(lambda_max=eig.value, lambda_iters=eig.iters, lambda_seconds=eig.seconds)
+            monitor_seconds = eig.seconds
+        return self._defer(base, values, time.perf_counter() - t0 - monitor_seconds)
 
     def _probs_of(self, values) -> Dict[str, torch.Tensor]:
         return {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("probs/")}
+
+    @staticmethod
+    def _with_edge_probs(probs: dict, edge_probs: dict):
+        """`probs` carrying softmax(beta) per cell type as `.edge_probs` (PC-DARTS' edge
+        normalisation, which its derivation ranks edges by); `probs` itself without them."""
+        if not edge_probs:
+            return probs
+        from .spaces.cnn.supernet import ArchProbs
+        return ArchProbs(probs, edge_probs)
 
     def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> StepRecord:
         base = dict(base)
         metric_names, monitor_names = base.pop("_metric_names"), base.pop("_monitor_names")
         probs = {k: v.numpy() for k, v in self._probs_of(values).items()}                # (E, O) each
+        edge = {k.split("/", 1)[1]: v.numpy() for k, v in values.items() if k.startswith("edge_probs/")}  # (E,)
         train_loss, val_loss = values["losses"].tolist()
         monitors = dict(zip(monitor_names, values["monitors"].tolist())) if monitor_names else {}
-        return StepRecord(space=self.space.name, variant=self.method.name, probs=probs,
-                          genotype=self.method.derive(self.space, probs),     # full precision, once
-                          losses={"train": train_loss, "val": val_loss},
-                          metrics=dict(zip(metric_names, values["metrics"].tolist())),
-                          monitors=monitors, seconds=seconds, peak_mem_mb=peak_mem_mb,
-                          mem_baseline_mb=self.mem_baseline_mb, device=self.device.type, **base)
+        return self._with_collapse(StepRecord(
+            space=self.space.name, variant=self.method.name, probs=probs,
+            genotype=self.method.derive(self.space, self._with_edge_probs(probs, edge)),   # full precision, once
+            losses={"train": train_loss, "val": val_loss},
+            metrics=dict(zip(metric_names, values["metrics"].tolist())),
+            monitors=monitors, seconds=seconds, peak_mem_mb=peak_mem_mb,
+            mem_baseline_mb=self.mem_baseline_mb, device=self.device.type, **base))
 
     def snapshot(self) -> StepRecord:
         """The record of the architecture now, before the next step: no losses or metrics
         yet. What a view draws before the first step."""
         self.flush()
-        probs = {k: v.detach().double().cpu().numpy() for k, v in self.model.probs().items()}
+        arch_probs = self.model.probs()
+        probs = {k: v.detach().double().cpu().numpy() for k, v in arch_probs.items()}
+        edge = {k: v.detach().double().cpu().numpy()
+                for k, v in (getattr(arch_probs, "edge_probs", None) or {}).items()}
         c = self.config
-        return StepRecord(step=self.step_count, epoch=self.epoch, space=self.space.name,
-                          variant=self.method.name, probs=probs,
-                          genotype=self.method.derive(self.space, probs), order=c.order,
-                          hvp=c.hvp if c.order == 2 else None, arch_updated=False,
-                          lr=self.lr_at(self.epoch), arch_lr=c.arch_lr, device=self.device.type)
+        return self._with_collapse(StepRecord(
+            step=self.step_count, epoch=self.epoch, space=self.space.name,
+            variant=self.method.name, probs=probs,
+            genotype=self.method.derive(self.space, self._with_edge_probs(probs, edge)), order=c.order,
+            hvp=c.hvp if c.order == 2 else None, arch_updated=False,
+            lr=self.lr_at(self.epoch), arch_lr=c.arch_lr, device=self.device.type))
 
     def _epoch_record(self, epoch: int, steps) -> EpochRecord:
         test = self.evaluate("test")
@@ -333,16 +503,19 @@ class Search(StepLoop):
         metrics = {k: sum(r.metrics[k] for r in steps) / n for k in (steps[0].metrics if steps else ())}
         losses["test"] = test.pop("loss", float("nan"))
         metrics.update({f"test_{k}": v for k, v in test.items()})
+        lambdas = [r.lambda_max for r in steps if r.lambda_max is not None]
         record = EpochRecord(step=self.step_count, epoch=epoch, space=self.space.name, genotype=self.genotype,
                              losses=losses, metrics=metrics, seconds=sum(r.seconds for r in steps),
-                             variant=self.method.name)
+                             variant=self.method.name, lambda_max=lambdas[-1] if lambdas else None)
+        self._early_stop_check(record)
         self.method.on_epoch_end(self, epoch)
         return record
 
     def _autocast(self):
-        """bf16 autocast for forward passes when precision="bf16", else nothing."""
-        if self.config.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        """Autocast for forward passes when precision is bf16 or fp16, else nothing."""
+        if self.config.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
         return contextlib.nullcontext()
 
     def _momentum_buffers(self) -> Dict[str, torch.Tensor]:
@@ -368,16 +541,43 @@ class Search(StepLoop):
             "model": self.model.state_dict(),
             "w_opt": self.w_opt.state_dict(),
             "a_opt": self.a_opt.state_dict(),
+            "scalers": {"w": self.w_scaler.state_dict(), "a": self.a_scaler.state_dict()},
             "streams": {"train": self.train_stream.state_dict(), "val": self.val_stream.state_dict()},
             "rng": rng_state(),
+            "diagnostics": self._diagnostics_state(),
         }
+
+    def _diagnostics_state(self) -> dict:
+        """The fixed lambda_max batch (when drawn), the epochs' lambda_max and genotypes, and
+        where DARTS-ES stopped: what an exact resume of the diagnostics needs."""
+        es = self.early_stopped
+        return {"monitor_batch": None if self._monitor_batch is None else list(self._monitor_batch),
+                "epoch_lambdas": [[e, lam, text] for e, (lam, text) in sorted(self._epoch_lambdas.items())],
+                "early_stop": None if es is None else [es.epoch, es.selected_epoch, es.lambda_now,
+                                                       es.lambda_before, es.ratio]}
+
+    def _load_diagnostics(self, state: Optional[dict]) -> None:
+        """Restore `_diagnostics_state()`; a checkpoint from before it holds none."""
+        state = state or {}
+        batch = state.get("monitor_batch")
+        self._monitor_batch = None if batch is None else tuple(t.to(self.device) for t in batch)
+        self._epoch_lambdas = {int(e): (float(lam), text) for e, lam, text in state.get("epoch_lambdas", [])}
+        es = state.get("early_stop")
+        self.early_stopped = None if es is None else EarlyStop(
+            int(es[0]), int(es[1]), float(es[2]), float(es[3]), float(es[4]),
+            self.space.parse_genotype(self._epoch_lambdas[int(es[1])][1]))
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
+        scalers = state.get("scalers") or {}
+        if self.w_scaler.is_enabled() and scalers.get("w"):
+            self.w_scaler.load_state_dict(scalers["w"])
+            self.a_scaler.load_state_dict(scalers["a"])
         self.train_stream.load_state_dict(state["streams"]["train"])
         self.val_stream.load_state_dict(state["streams"]["val"])
+        self._load_diagnostics(state.get("diagnostics"))
 
     @classmethod
     def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None,

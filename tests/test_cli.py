@@ -58,7 +58,7 @@ def test_search_with_bf16_and_deferred_records_writes_every_step(tmp_path):
     (["search", "--preset", "huge"], "unknown preset 'huge'", 1),
     (["search", "--device", "tpu"], "device", 1),
     (["search", "--resume", "/nonexistent/run"], "no checkpoint", 1),
-    (["search", "--precision", "fp16"], "invalid choice", 2),
+    (["search", "--precision", "fp8"], "invalid choice", 2),
     (["search", "--sync-every", "0"], "--sync-every must be positive", 1),
     (["frobnicate"], "invalid choice", 2),
 ])

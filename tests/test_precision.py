@@ -86,6 +86,42 @@ def test_a_bf16_search_runs_and_keeps_fp32_alphas(tiny_overrides, order, hvp):
 
 def test_precision_is_validated():
     with pytest.raises(ValueError, match="precision"):
-        SearchConfig.preset("tiny", precision="fp16")
+        SearchConfig.preset("tiny", precision="fp8")
     with pytest.raises(ValueError, match="float32"):
         SearchConfig.preset("tiny", precision="bf16", dtype="float64")
+
+
+@pytest.mark.parametrize("precision,order", [("fp16", 1), ("fp16", 2), ("bf16", 1)])
+def test_reduced_precision_searches_keep_alpha_and_its_softmax_in_fp32(precision, order):
+    search = Search(SearchConfig.preset("tiny", layers=2, channels=4, batch_size=8, steps_per_epoch=3, epochs=1,
+                                        device="cpu", warmup_epochs=0, precision=precision, order=order))
+    before = [a.detach().clone() for a in search.model.arch_parameters()]
+    records = [r for r in search.run() if r["kind"] == "step"]
+    assert all(a.dtype == torch.float32 for a in search.model.arch_parameters())
+    assert all(p.dtype == torch.float32 for p in search.model.probs().values())
+    assert any(not torch.equal(a, b) for a, b in zip(search.model.arch_parameters(), before))   # alpha moved
+    assert all(torch.isfinite(torch.tensor(r.losses["train"])) for r in records)
+    assert search.w_scaler.is_enabled() == search.a_scaler.is_enabled() == (precision == "fp16")
+
+
+def test_a_step_whose_scaled_gradients_overflow_moves_neither_alpha_nor_the_weights():
+    search = Search(SearchConfig.preset("tiny", layers=2, channels=4, batch_size=8, steps_per_epoch=4, epochs=1,
+                                        device="cpu", warmup_epochs=0, precision="fp16"))
+    search.step()                                      # a normal step first: Adam and momentum have state
+    alphas = [a.detach().clone() for a in search.model.arch_parameters()]
+    weights = [w.detach().clone() for w in search.model.weight_parameters()]
+    for scaler in (search.w_scaler, search.a_scaler):
+        scaler.update(new_scale=3e38)                  # the scaled loss overflows float32
+    search.step()
+    assert all(torch.equal(a, b) for a, b in zip(search.model.arch_parameters(), alphas))
+    assert all(torch.equal(w, b) for w, b in zip(search.model.weight_parameters(), weights))
+    assert search.a_scaler.get_scale() < 3e38 and search.w_scaler.get_scale() < 3e38   # backed off
+    for scaler in (search.w_scaler, search.a_scaler):
+        scaler.update(new_scale=1024.0)
+    search.step()                                      # with a sane scale the next step moves again
+    assert any(not torch.equal(a, b) for a, b in zip(search.model.arch_parameters(), alphas))
+
+
+def test_fp16_needs_float32_weights():
+    with pytest.raises(ValueError, match="precision fp16 autocasts float32 weights"):
+        SearchConfig.preset("tiny", precision="fp16", dtype="float64")

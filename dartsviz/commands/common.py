@@ -15,7 +15,7 @@ from ..text import TEXT_DATASETS
 
 # the config fields add_run_flags sets (flag destination = field name)
 RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
-              "sync_every")
+              "sync_every", "sync_bn")
 POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every", "threads")
 
 
@@ -37,6 +37,11 @@ def add_run_flags(p, what: str) -> None:
                    help="read step records from the GPU N steps at a time (default 1)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: torch's own; use 1 when two runs share a small CPU)")
+    # data parallel: `torchrun --nproc_per_node N -m dartsviz search|train ...` (dartsviz.distributed)
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks")
+    p.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the others before giving up (default 600)")
 
 
 def run_overrides(args, extra_fields=()) -> dict:
@@ -54,6 +59,9 @@ def run_overrides(args, extra_fields=()) -> dict:
 def fresh_run_dir(args, default: str) -> Path:
     """The run directory for a new run: --out, or runs/DEFAULT-TIME; never one holding a run."""
     out = Path(args.out) if args.out else Path("runs") / f"{default}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from .. import distributed
+    if not distributed.is_main():              # data parallel: rank 0 checks and writes it
+        return out
     for p in (out, *out.parents):              # checked before the search writes anything
         if p.exists():
             if not p.is_dir():
@@ -80,10 +88,15 @@ def call(command: str, fn: Callable, args) -> int:
     """`fn(args)` as the exit status of `dartsviz COMMAND`: a user's error (a bad value, a
     missing data set, an unusable run directory) becomes one line on stderr and status 1,
     Ctrl-C status 130; anything else is a bug and keeps its traceback."""
+    from .. import distributed
     from ..data import DataError
     from ..runs import RunDirError
     try:
-        return int(fn(args) or 0)
+        joined = command in DATA_PARALLEL_COMMANDS and distributed.launched() and join_ranks(args)
+        rc = int(fn(args) or 0)
+        if joined:
+            distributed.shutdown()
+        return rc
     except KeyboardInterrupt:
         sys.stderr.write("dartsviz: interrupted\n")
         return 130
@@ -91,10 +104,37 @@ def call(command: str, fn: Callable, args) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         sys.stderr.write(f"dartsviz {command}: error: cannot use{where}: {e.strerror or e}\n")
         return 1
-    except (CliError, DataError, RunDirError, ValueError) as e:
+    except (CliError, DataError, RunDirError, ValueError, distributed.RankLost) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         sys.stderr.write(f"dartsviz {command}: error: {msg}\n")
         return 1
+
+
+DATA_PARALLEL_COMMANDS = ("search", "train")
+
+
+def join_ranks(args) -> bool:
+    """Under torchrun: join the process group (dartsviz.distributed; True if this call did);
+    ranks above 0 print nothing on stdout and show no progress bar (rank 0 reports; errors
+    still reach stderr)."""
+    from .. import distributed
+    timeout = getattr(args, "dist_timeout", None)
+    joined = distributed.init(getattr(args, "device", None),
+                              distributed.DEFAULT_TIMEOUT_S if timeout is None else timeout)
+    if distributed.world_size() > 1 and getattr(args, "random", None) is not None:
+        raise ValueError("--random trains its cells on one process; start it without torchrun")
+    if not distributed.is_main():
+        args.quiet = True
+        sys.stdout = open(os.devnull, "w")
+    return joined
+
+
+def resume_command(command: str, run_dir) -> str:
+    """The command line that continues a run: under torchrun, through torchrun."""
+    from .. import distributed
+    w = distributed.world_size()
+    launcher = f"torchrun --nproc_per_node {w} -m dartsviz" if w > 1 else "dartsviz"
+    return f"{launcher} {command} --resume {run_dir}"
 
 
 # -- plots ----------------------------------------------------------------------------------
@@ -125,6 +165,9 @@ def open_loop(args, cls, config_cls, overrides: dict, make: Callable):
     """The search or training to run: `cls.resume(--resume RUN_DIR)`, or `make(config)` with
     the config from --preset and the flags (`make` picks a fresh run directory)."""
     refuse_out_with_resume(args)
+    from .. import distributed
+    if distributed.world_size() > 1 and not getattr(cls, "DATA_PARALLEL", False):
+        raise ValueError(f"{cls.__name__} runs on one process only; start it without torchrun")
     if getattr(args, "threads", None):
         import torch
         torch.set_num_threads(args.threads)
@@ -210,16 +253,25 @@ def run_loop(loop, args, command: str, desc: Optional[str] = None, extra: Option
              report: Optional[Callable] = None) -> int:
     """The body of `dartsviz search` and `dartsviz train`: run `loop` for --steps (or to its
     end) with a progress bar unless --quiet, then `report(loop)` (the command's own lines),
-    then the exit status: 0, or 130 with the --resume line that continues an interrupted run."""
+    then the exit status: 0, or 130 with the --resume line that continues an interrupted run.
+    Under torchrun only rank 0 reports; a lost rank ends the run with one line saying how to go on."""
+    from .. import distributed
+    if not distributed.is_main():              # data parallel: the other ranks only step
+        if not loop.done:
+            run_steps(loop, args.steps, True, desc or command)
+        return 130 if loop.interrupted else 0
     if loop.done:
         sys.stderr.write(f"{loop.run_dir.path} already finished its {loop.total_steps} steps; nothing to run "
                          f"(start a new run, or resume with more --epochs)\n")
     else:
-        run_steps(loop, args.steps, args.quiet, desc or command, extra)
+        try:
+            run_steps(loop, args.steps, args.quiet, desc or command, extra)
+        except distributed.RankLost as e:
+            raise distributed.RankLost(f"{e}; continue with: {resume_command(command, loop.run_dir.path)}") from None
     if report is not None:
         report(loop)
     if loop.interrupted:
         sys.stderr.write(f"interrupted at step {loop.step_count}; continue with: "
-                         f"dartsviz {command} --resume {loop.run_dir.path}\n")
+                         f"{resume_command(command, loop.run_dir.path)}\n")
         return 130
     return 0

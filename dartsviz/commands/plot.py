@@ -15,6 +15,10 @@ def add_parser(sub):
                    help="comma-separated: gif, html, or none (default gif,html); searches only")
     p.add_argument("--frames", type=int, default=24, help="at most this many animation frames (default 24)")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (default 100)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep the plots up to date while the run is written (by this machine or another, "
+                        "through a shared folder); ends at the run's last epoch or Ctrl-C")
+    p.add_argument("--interval", type=float, default=10.0, help="--follow: seconds between looks (default 10)")
     p.set_defaults(func=run)
     return p
 
@@ -28,6 +32,8 @@ def run(args) -> int:
     from .common import dot_hint
     if args.frames <= 0 or args.dpi <= 0:
         raise ValueError("--frames and --dpi must be positive")
+    if args.follow:
+        return follow(args)
     paths = export_run(args.run_dir, out=args.out, formats=_list(args.formats), animation=_list(args.animation),
                        max_frames=args.frames, dpi=args.dpi)
     folder = Path(args.out) if args.out else Path(args.run_dir) / "plots"
@@ -35,3 +41,42 @@ def run(args) -> int:
     print(f"wrote {len(paths)} files ({what}) to {folder}")
     dot_hint()
     return 0
+
+
+def finished(run_dir) -> bool:
+    """Whether the run's history holds the epoch record of its last configured epoch."""
+    from ..runs import RunDir
+    d = RunDir(run_dir)
+    epochs = d.read_config().get("epochs")
+    return epochs is not None and any(r.get("kind") == "epoch" and r.get("epoch") == epochs - 1
+                                      for r in d.read_history())
+
+
+def follow(args) -> int:
+    """Re-write the plots whenever the run's history has grown, until its last epoch (or Ctrl-C)."""
+    import sys
+    import time
+    from ..runs import RunDir
+    from ..viz.export import export_run
+    if args.interval <= 0:
+        raise ValueError("--interval must be positive")
+    run_dir = RunDir(args.run_dir).require()
+    folder = Path(args.out) if args.out else Path(args.run_dir) / "plots"
+    offset, steps = 0, 0
+    try:
+        while True:
+            new, offset, reset = run_dir.tail_history(offset)
+            steps = (0 if reset else steps) + sum(1 for r in new if r.get("kind") == "step")
+            if new or reset:
+                if steps:
+                    paths = export_run(args.run_dir, out=args.out, formats=_list(args.formats), animation=(),
+                                       max_frames=args.frames, dpi=args.dpi)
+                    print(f"{time.strftime('%H:%M:%S')}  {steps} steps: wrote {len(paths)} files to {folder}",
+                          flush=True)
+                if finished(args.run_dir):
+                    print("the run has written its last epoch")
+                    return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        sys.stderr.write("stopped following\n")
+        return 0

@@ -18,7 +18,12 @@ def add_parser(sub):
     p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="bf16: autocast forward passes (alphas stay fp32); for GPUs")
+                   help="bf16 or fp16: autocast forward passes (fp16 with gradient scalers, for T4s; alphas stay fp32)")
+    p.add_argument("--monitor-every", type=int, metavar="N",
+                   help="measure lambda_max, the Hessian's dominant eigenvalue in alpha, every N steps (0: off)")
+    p.add_argument("--early-stop", action="store_true", default=None,
+                   help="DARTS-ES: stop when lambda_max grows more than 1.3x over 5 epochs and keep the genotype "
+                        "of 5 epochs before")
     p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -28,7 +33,8 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    return run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision"))
+    return run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every",
+                                "early_stop"))
 
 
 def write_plots(search, args) -> None:
@@ -49,9 +55,16 @@ def run(args) -> int:
             hook = write_plots
         if hook is not None and not search.interrupted:
             hook(search, args)
+        if search.early_stopped is not None:
+            print(search.early_stopped.message())
         print(f"genotype: {search.genotype.to_text()}")
         print(f"run directory: {search.run_dir.path}")
 
     search = open_loop(args, Search, SearchConfig, _overrides(args), new)
     return run_loop(search, args, "search", desc=f"search o{search.config.order}",
-                    extra=lambda r: {"o": r.order}, report=report)
+                    extra=_postfix, report=report)
+
+
+def _postfix(r) -> dict:
+    """The progress bar's extra numbers: the order, and lambda_max on monitored steps."""
+    return {"o": r.order, **({"lam": f"{r.lambda_max:.3g}"} if r.lambda_max is not None else {})}

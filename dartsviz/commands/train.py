@@ -26,6 +26,8 @@ def add_parser(sub):
     p.add_argument("--drop-path-prob", type=float, help="final drop-path probability")
     p.add_argument("--no-auxiliary", action="store_true", help="no auxiliary head")
     p.add_argument("--no-cutout", action="store_true", help="no cutout")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="--dataset imagenet: DataLoader worker processes reading the image folders")
     p.add_argument("--out", help="run directory (default runs/train-DATASET-TIME)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true",
@@ -34,7 +36,7 @@ def add_parser(sub):
     return p
 
 
-CNN_ONLY = ("layers", "channels", "drop_path_prob", "no_auxiliary", "no_cutout")
+CNN_ONLY = ("layers", "channels", "drop_path_prob", "no_auxiliary", "no_cutout", "workers")
 RNN_ONLY = ("nhid",)
 
 
@@ -52,7 +54,7 @@ def _overrides(args, space: str) -> dict:
     given = [k for k in wrong if getattr(args, k, None) not in (None, False)]
     if given:
         raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space} space")
-    out = run_overrides(args, ("lr", "drop_path_prob", "nhid"))
+    out = run_overrides(args, ("lr", "drop_path_prob", "nhid", "workers"))
     if space == "rnn" and out.get("nhid", 1) <= 0:
         raise ValueError(f"--nhid must be positive, got {out['nhid']}")
     if args.no_auxiliary:

@@ -22,9 +22,18 @@ changes:
 
 `progress` is the fraction of the search done, in [0, 1]. Register a variant with
 `register_method(MyMethod())`; `SearchConfig.variant` names it.
+
+A variant's settings (its paper's beta_0, lambda, eps, ...) live in
+`SearchConfig.variant_options`: `DEFAULTS` holds the paper's values, `check_options`
+refuses unknown keys and bad values in one line, and `bind(config, space)` gives the copy of
+the method one search uses, with `options` filled in and `epochs` known (for per-epoch
+schedules t/T, `epoch_at(progress)`). `presets` holds the variant's adjustments of the
+config presets: {"paper": {...}, "tiny": {...}}, applied by `SearchConfig.preset(name, variant=...)`.
 """
 from __future__ import annotations
 
+import copy
+import math
 from typing import Dict, List, Optional
 
 import torch
@@ -36,7 +45,66 @@ class Method:
     """Plain DARTS (Liu et al., ICLR 2019): every hook at its default."""
 
     name = "darts"
+    DEFAULTS: Dict[str, object] = {}       # option -> the paper's value (SearchConfig.variant_options)
+    presets: Dict[str, dict] = {}          # preset name -> SearchConfig overrides ("paper", "tiny")
+    SPACES: Optional[tuple] = None         # the spaces the variant works in (None: every space)
+    epochs: int = 50                       # the search's epochs, T of the schedules (bind sets it)
+    space = None                           # the search's SearchSpace (bind sets it)
 
+    def __init__(self):
+        self.options = dict(self.DEFAULTS)  # what `bind` checked; the paper's values until then
+
+    # -- settings ---------------------------------------------------------------------
+    def check_options(self, options, space: Optional[str] = None) -> Dict[str, object]:
+        """`options` over `DEFAULTS`; unknown keys, bad values (see `check_option_values`)
+        and spaces outside `SPACES` raise a one-line ValueError."""
+        if not isinstance(options, dict):
+            raise ValueError(f"variant_options must be a dict, got {options!r}")
+        unknown = [k for k in options if k not in self.DEFAULTS]
+        if unknown:
+            known = ", ".join(self.DEFAULTS) or "none"
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for variant {self.name!r}; "
+                             f"known options: {known}")
+        if space is not None and self.SPACES is not None and space not in self.SPACES:
+            raise ValueError(f"variant {self.name!r} works in the {' and '.join(self.SPACES)} space(s), "
+                             f"not {space!r}")
+        options = {**self.DEFAULTS, **options}
+        self.check_option_values(options)
+        return options
+
+    def check_option_values(self, options: Dict[str, object]) -> None:
+        """Raise a one-line ValueError for a bad value (a variant overrides this)."""
+
+    @staticmethod
+    def check_number(options: Dict[str, object], key: str, low: float = 0.0, high: float = math.inf) -> None:
+        """options[key] is a finite number in [low, high] (bools and strings refused)."""
+        v = options[key]
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                or not low <= v <= high):
+            raise ValueError(f"variant option {key} must be a finite number in [{low}, {high}], got {v!r}")
+
+    def bind(self, config, space=None) -> "Method":
+        """The copy of this method one search uses: `options` from config.variant_options
+        (checked, the paper's values filled in), `epochs` from config.epochs, `space`."""
+        method = copy.copy(self)
+        method.options = self.check_options(getattr(config, "variant_options", {}) or {},
+                                            getattr(space, "name", space))
+        method.epochs = config.epochs
+        method.space = space
+        return method
+
+    def epoch_at(self, progress: float) -> int:
+        """The 0-based epoch t that a step at `progress` belongs to (per-epoch schedules t/T).
+        The test evaluation closing epoch t runs at the next epoch's progress, so sees t + 1
+        (the last epoch's sees T - 1)."""
+        return min(self.epochs - 1, int(progress * self.epochs + 1e-9))
+
+    @staticmethod
+    def step_epoch(search) -> int:
+        """The epoch of the step `search` just took (for `monitors`, called after the step)."""
+        return (search.step_count - 1) // search.steps_per_epoch
+
+    # -- hooks ------------------------------------------------------------------------
     def edge_weights(self, alpha: torch.Tensor, phase: str = "arch", progress: float = 0.0) -> torch.Tensor:
         """softmax over the ops of each edge (spaces.supernet.softmax_weights). alpha: (E, O)."""
         return softmax_weights(alpha)                       # (E, O)
@@ -77,9 +145,14 @@ def get_method(name) -> Method:
     if isinstance(name, Method):
         return name
     if name not in _REGISTRY:
-        raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(sorted(_REGISTRY))}")
+        known = [DARTS.name] + sorted(n for n in _REGISTRY if n != DARTS.name)
+        raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(known)}")
     return _REGISTRY[name]
 
 
 def method_names() -> List[str]:
     return sorted(_REGISTRY)
+
+
+# the variants, one idea per module; each registers itself on import
+from . import beta_darts, darts_minus, pc_darts, sdarts_rs  # noqa: E402,F401

@@ -1,8 +1,10 @@
-"""Compare two searches side by side: heat maps, derived cells, validation curves, cost,
-and where the cells differ. Live (two Search objects) or loaded from run directories.
+"""Compare searches side by side (two or more): heat maps, derived cells, validation curves,
+cost, collapse diagnostics, and where the cells differ. Live (Search objects) or loaded
+from run directories.
 
-    cmp = Compare("runs/o1", "runs/o2")           # or Compare(search_a, search_b); cmp.step(10)
+    cmp = Compare("runs/o1", "runs/o2")           # or Compare(search_a, search_b, search_c); cmp.step(10)
     compare_report("runs/o1", "runs/o2", "report/")   # PNG + SVG panels and report/index.html
+    compare_report("runs/a", "runs/b", "runs/c", out="report/")
 """
 from __future__ import annotations
 
@@ -10,41 +12,79 @@ import html
 import textwrap
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..bilevel import ORDERS
 from .cellgraph import as_html, cell_svg
-from .figures import (MEMORY_CAPTION, SECONDS_CAPTION, arch_steps, draw_heatmap, median_seconds, new_figure,
-                      peak_memory, to_png, to_svg)
+from .figures import (MEMORY_CAPTION, SECONDS_CAPTION, arch_steps, draw_heatmap, early_stops, median_seconds,
+                      new_figure, peak_memory, record_series, to_png, to_svg)
 from .palette import edge_label, op_color
-from .records import METRIC_LIMITS, cell_differences, loss_of, metric_of, metric_title
+from .records import METRIC_LIMITS, epoch_records, loss_of, metric_of, metric_title
 from .rundata import RunData, load_run
 from .view import WidgetView
 
-RUN_COLORS = ("#1f77b4", "#ff7f0e")
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+              "#bcbd22", "#17becf")
+
+
+def run_color(i: int) -> str:
+    """The colour of the i-th run in every comparison view."""
+    return RUN_COLORS[i % len(RUN_COLORS)]
+
+
+def run_key(i: int) -> str:
+    """The i-th run's key in widget and file names: a, b, c, ... (r26, r27, ... after z)."""
+    return chr(ord("a") + i) if i < 26 else f"r{i}"
 
 
 def _labels(runs: Sequence[RunData]) -> None:
-    if runs[0].label == runs[1].label:
-        runs[0].label, runs[1].label = f"A: {runs[0].label}", f"B: {runs[1].label}"
+    """Labels that tell the runs apart: `A: label`, `B: label`, ... when two are the same."""
+    if len({r.label for r in runs}) < len(runs):
+        for i, r in enumerate(runs):
+            r.label = f"{run_key(i).upper()}: {r.label}"
+
+
+def _trailing_labels(args: Sequence, labels):
+    """(runs, labels) of positional arguments that may end with the labels, as the two-run
+    signature `Compare(a, b, labels)` had them (a run is never a list)."""
+    args = tuple(args)
+    if labels is None and len(args) > 1 and isinstance(args[-1], (list, tuple)):
+        return args[:-1], args[-1]
+    return args, labels
+
+
+def load_runs(runs: Sequence, labels: Optional[Sequence[str]] = None) -> List[RunData]:
+    """Two or more runs (run directories, live searches or RunData; also one list of them) as
+    RunData with labels that tell them apart; a bad count is one ValueError line."""
+    runs, labels = _trailing_labels(runs, labels)
+    if len(runs) == 1 and isinstance(runs[0], (list, tuple)):
+        runs = tuple(runs[0])
+    if len(runs) < 2:
+        raise ValueError(f"compare needs two or more runs, got {len(runs)}")
+    labels = list(labels) if labels else [None] * len(runs)
+    if len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} labels for {len(runs)} runs: give one label per run")
+    out = [load_run(r, label) for r, label in zip(runs, labels)]
+    _labels(out)
+    return out
 
 
 def _vmax(latest) -> float:
-    """One colour scale for the heat maps of both runs."""
+    """One colour scale for the heat maps of every run."""
     return max(float(np.max(p)) for rec in latest for p in rec.probs.values())
 
 
 def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
-    """Validation loss and the space's metric of both runs over the steps."""
+    """Validation loss and the space's metric of every run over the steps."""
     fig = new_figure((10.0, 3.0)) if fig is None else fig
     fig.clear()
     ax_loss, ax_metric = fig.subplots(1, 2)
     metric = runs[0].space.metric
-    for run, color in zip(runs, RUN_COLORS):
-        steps = run.steps
+    for i, run in enumerate(runs):
+        steps, color = run.steps, run_color(i)
         x = [r.step for r in steps]
         style = ".-" if len(steps) < 30 else "-"
         ax_loss.plot(x, [loss_of(r, "val") for r in steps], style, color=color, lw=1, label=run.label)
@@ -81,15 +121,15 @@ def _wrap(text: str, width: int = 18) -> str:
 
 
 def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
-    """Seconds per step of both runs over the steps (warm-up hollow, left out of the medians
+    """Seconds per step of every run over the steps (warm-up hollow, left out of the medians
     in the legend) and their memory (CUDA peak allocated, or CPU peak-RSS growth)."""
     fig = new_figure((10.0, 3.4)) if fig is None else fig
     fig.clear()
     fig.set_layout_engine("constrained")                  # the legend under the axes, labels uncut
     ax_sec, ax_mem = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(3, 1.2)))
     orders = {r.order for run in runs for r in run.steps}
-    for run, color in zip(runs, RUN_COLORS):
-        steps = run.steps
+    for i, run in enumerate(runs):
+        steps, color = run.steps, run_color(i)
         for o in ORDERS:
             sel = arch_steps(steps, o)
             if sel:
@@ -110,13 +150,14 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
     mems = [peak_memory(r.steps) for r in runs]
     whats = {w for _, w in mems}
     x = list(range(len(runs)))
-    bars = ax_mem.bar(x, [m or 0.0 for m, _ in mems], color=RUN_COLORS[:len(runs)], width=0.6)
+    bars = ax_mem.bar(x, [m or 0.0 for m, _ in mems], color=[run_color(i) for i in x], width=0.6)
     for bar, (m, _) in zip(bars, mems):
         ax_mem.annotate("n/a" if m is None else f"{m:.{0 if m >= 10 else 1}f} MB", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax_mem.set_xticks(x)
-    ax_mem.set_xticklabels([_wrap(r.label if len(whats) == 1 else f"{r.label} ({w})") for r, (_, w) in zip(runs, mems)],
-                           fontsize=8)
+    width = max(8, 36 // len(runs))                      # characters per line under each bar
+    ax_mem.set_xticklabels([_wrap(r.label if len(whats) == 1 else f"{r.label} ({w})", width)
+                            for r, (_, w) in zip(runs, mems)], fontsize=8)
     ax_mem.set_title(_wrap(f"memory, MB: {whats.pop()}" if len(whats) == 1 else "memory, MB", 20), fontsize=10)
     ax_mem.set_ylim(0, max([1.0] + [m or 0.0 for m, _ in mems]) * 1.2)
     for ax in (ax_sec, ax_mem):
@@ -124,12 +165,27 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
     return fig
 
 
-def differences_html(a: RunData, b: RunData) -> str:
-    """An HTML table of the kept edges whose op differs between the two derived cells."""
-    space = a.space
-    if b.space is not space:
-        return f"<p><b>The runs search different spaces ({space.name}, {b.space.name}).</b></p>"
-    rows = cell_differences(a.genotype, b.genotype, space)
+def kept_ops_table(runs: Sequence[RunData]) -> List[dict]:
+    """Where the derived cells of the runs differ: one row per cell type and edge kept by
+    any run and not with the same op by all, {"cell", "edge", "ops": [op or None per run]}."""
+    space = runs[0].space
+    rows = []
+    for cell in space.cell_types:
+        kept = [{(s, d): op for s, d, op in space.kept_edges(r.genotype, cell)} for r in runs]
+        for edge in sorted(set().union(*kept), key=lambda e: (e[1], e[0])):
+            ops = [k.get(edge) for k in kept]
+            if len(set(ops)) > 1:
+                rows.append({"cell": cell, "edge": edge, "ops": ops})
+    return rows
+
+
+def differences_html(*runs: RunData) -> str:
+    """An HTML table of the kept edges whose op differs between the derived cells of the runs."""
+    space = runs[0].space
+    others = sorted({r.space.name for r in runs if r.space is not space})
+    if others:
+        return f"<p><b>The runs search different spaces ({space.name}, {', '.join(others)}).</b></p>"
+    rows = kept_ops_table(runs)
     if not rows:
         return "<p><b>The derived cells are identical.</b></p>"
 
@@ -138,10 +194,63 @@ def differences_html(a: RunData, b: RunData) -> str:
             return "<i>not kept</i>"
         return f'<span style="color:{op_color(name, space)};font-weight:bold">{html.escape(name)}</span>'
     body = "".join(f"<tr><td>{html.escape(space.cell_title(r['cell']))}</td><td>{edge_label(*r['edge'])}</td>"
-                   f"<td>{op(r['a'])}</td><td>{op(r['b'])}</td></tr>" for r in rows)
+                   + "".join(f"<td>{op(o)}</td>" for o in r["ops"]) + "</tr>" for r in rows)
+    heads = "".join(f"<th>{html.escape(r.label)}</th>" for r in runs)
     return (f"<p><b>{len(rows)} kept edge(s) differ</b></p><table style='border-collapse:collapse' border='1' "
-            f"cellpadding='3'><tr><th>cell</th><th>edge</th><th>{html.escape(a.label)}</th>"
-            f"<th>{html.escape(b.label)}</th></tr>{body}</table>")
+            f"cellpadding='3'><tr><th>cell</th><th>edge</th>{heads}</tr>{body}</table>")
+
+
+def collapse_summary(run: RunData) -> dict:
+    """The collapse diagnostics of a run's last step: parameter-free ops kept in the derived
+    normal cell, the largest none and skip weights, and the last measured lambda_max (with
+    its step); None where the records carry none. `early_stop`: (stopped after epoch, kept
+    epoch) of a DARTS-ES stop, else None."""
+    steps = run.steps
+    last = steps[-1] if steps else None
+    x, lam = record_series(steps, "lambda_max")
+    stops = [r for r in epoch_records(run.records) if getattr(r, "early_stop_epoch", None) is not None]
+    return {"param_free_ops": getattr(last, "param_free_ops", None), "max_none": getattr(last, "max_none", None),
+            "max_skip": getattr(last, "max_skip", None), "lambda_max": lam[-1] if lam else None,
+            "lambda_step": x[-1] if x else None,
+            "early_stop": (stops[0].epoch, stops[0].early_stop_epoch) if stops else None}
+
+
+def draw_compare_collapse(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
+    """Parameter-free ops kept in the derived normal cell (the records' `param_free_ops`) and
+    lambda_max on monitored steps, of every run over the steps; DARTS-ES stops dashed."""
+    fig = new_figure((10.0, 3.2)) if fig is None else fig
+    fig.clear()
+    fig.set_layout_engine("constrained")
+    ax_free, ax_lam = fig.subplots(1, 2)
+    measured = False
+    for i, run in enumerate(runs):
+        color = run_color(i)
+        x, y = record_series(run.steps, "param_free_ops")
+        if x:
+            ax_free.step(x, y, "-", where="post", color=color, lw=1.4, label=run.label)
+        x, y = record_series(run.steps, "lambda_max")
+        if x:
+            measured = True
+            ax_lam.plot(x, y, "o-", ms=3.5, lw=1.2, color=color, label=run.label)
+        for stop, _, _ in early_stops(epoch_records(run.records)):
+            for ax in (ax_free, ax_lam):
+                ax.axvline(stop, color=color, ls="--", lw=1.2)
+    if not measured:
+        ax_lam.text(0.5, 0.5, "\u03bb_max not measured\n(search with monitor_every = N)", ha="center",
+                    va="center", transform=ax_lam.transAxes, fontsize=9, color="#555555")
+    ax_free.set_title("parameter-free ops in the derived normal cell", fontsize=10)
+    ax_free.set_ylim(bottom=-0.2)
+    ax_lam.set_title("\u03bb_max (dashed: DARTS-ES stop)" if any(
+        early_stops(epoch_records(r.records)) for r in runs) else "\u03bb_max of the Hessian in \u03b1", fontsize=10)
+    for ax in (ax_free, ax_lam):
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
+    handles, labels = ax_free.get_legend_handles_labels()
+    if not handles:
+        handles, labels = ax_lam.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=min(len(handles), 5))
+    return fig
 
 
 def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
@@ -153,10 +262,13 @@ def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
         c = cost_summary(r)
         last = r.steps[-1].metrics.get(f"val_{metric}") if r.steps else None
         mem = "-" if c["memory_mb"] is None else f"{c['memory_mb']:.0f}"
+        k = collapse_summary(r)
+        free = "-" if k["param_free_ops"] is None else str(k["param_free_ops"])
+        lam = "-" if k["lambda_max"] is None else f"{k['lambda_max']:.4g} <small>(step {k['lambda_step']})</small>"
         rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']} ({c['warmup_steps']} warm-up)</td>"
                     + "".join(f"<td>{fmt(c[f'median_s_order{o}'])}</td>" for o in ORDERS)
                     + f"<td>{c['seconds_total']:.1f}</td><td>{mem} <small>({html.escape(c['memory_what'])})</small>"
-                    + f"</td><td>{fmt(last)}</td></tr>")
+                    + f"</td><td>{fmt(last)}</td><td>{free}</td><td>{lam}</td></tr>")
     ratio = ""
     m1 = [cost_summary(r)[f"median_s_order{ORDERS[0]}"] for r in runs]
     m2 = [cost_summary(r)[f"median_s_order{ORDERS[-1]}"] for r in runs]
@@ -165,7 +277,8 @@ def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
         ratio = f"<p>second order costs <b>{two / one:.2f}x</b> the time per step of first order here.</p>"
     return ("<table style='border-collapse:collapse' border='1' cellpadding='3'><tr><th>run</th><th>steps</th>"
             + "".join(f"<th>median s/step, order {o}</th>" for o in ORDERS)
-            + f"<th>total s</th><th>memory, MB</th><th>last val {html.escape(metric)}</th></tr>"
+            + f"<th>total s</th><th>memory, MB</th><th>last val {html.escape(metric)}</th>"
+            + "<th>parameter-free ops (normal cell)</th><th>last \u03bb_max</th></tr>"
             + "".join(rows) + "</table>" + (cost_caption() if caption else _SEE_CAPTION) + ratio)
 
 
@@ -180,37 +293,41 @@ def cost_caption() -> str:
 
 
 class Compare(WidgetView):
-    """Two searches side by side, as a widget; `step(n)` advances live searches."""
+    """Two or more searches side by side, as a widget; `step(n)` advances live searches.
 
-    def __init__(self, a, b, labels: Optional[Sequence[str]] = None, dpi: int = 72):
+    `Compare(a, b, c, ...)` or `Compare([a, b, c])`: run directories, live searches or RunData."""
+
+    def __init__(self, *runs, labels: Optional[Sequence[str]] = None, dpi: int = 72):
         import ipywidgets as widgets
-        labels = list(labels) if labels else [None, None]
-        self.runs: List[RunData] = [load_run(a, labels[0]), load_run(b, labels[1])]
-        _labels(self.runs)
+        self.runs: List[RunData] = load_runs(runs, labels)
+        self.keys = [run_key(i) for i in range(len(self.runs))]
         self.dpi = dpi
-        self._figs = {"heat_a": new_figure("heatmap", dpi), "heat_b": new_figure("heatmap", dpi),
-                      "curves": new_figure((10.0, 3.0), dpi), "cost": new_figure((10.0, 3.0), dpi)}
+        self._figs = {**{f"heat_{k}": new_figure("heatmap", dpi) for k in self.keys},
+                      "curves": new_figure((10.0, 3.0), dpi), "cost": new_figure((10.0, 3.0), dpi),
+                      "collapse": new_figure((10.0, 3.2), dpi)}
         img = dict(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.images = {k: widgets.Image(**img) for k in self._figs}
         # each cell graph at its own size (text 11 px and up): side by side where they fit, else wrapped
         self.cells = {f"{k}_{cell}": widgets.HTML(layout=widgets.Layout(max_width="100%"))
-                      for k, r in zip("ab", self.runs) for cell in r.space.cell_types}
-        self.titles = [widgets.HTML(), widgets.HTML()]
+                      for k, r in zip(self.keys, self.runs) for cell in r.space.cell_types}
+        self.titles = [widgets.HTML() for _ in self.runs]
         self.differences = widgets.HTML()
         self.summary = widgets.HTML()
         self.status = widgets.HTML()
         self.last_error: Optional[str] = None
         live = all(r.search is not None for r in self.runs)
-        self.step_button = widgets.Button(description="Step both", disabled=not live)
-        self.step10_button = widgets.Button(description="Step both \u00d710", disabled=not live)
+        every = "both" if len(self.runs) == 2 else "all"
+        self.step_button = widgets.Button(description=f"Step {every}", disabled=not live)
+        self.step10_button = widgets.Button(description=f"Step {every} \u00d710", disabled=not live)
         self.step_button.on_click(self._guard(lambda _: self.step(1)))
         self.step10_button.on_click(self._guard(lambda _: self.step(10)))
         row = lambda *ws: widgets.HBox(list(ws), layout=widgets.Layout(flex_flow="row wrap"))
-        col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{'ab'[i]}"]],
-                                     layout=widgets.Layout(width="50%"))
+        col = lambda i: widgets.VBox([self.titles[i], self.images[f"heat_{self.keys[i]}"]],
+                                     layout=widgets.Layout(width="50%"))      # two heat maps a row
         self.widget = widgets.VBox([row(self.step_button, self.step10_button, self.status), self.summary,
-                                    row(col(0), col(1)), row(*self.cells.values()), self.images["curves"],
-                                    self.images["cost"], self.differences])
+                                    row(*(col(i) for i in range(len(self.runs)))), row(*self.cells.values()),
+                                    self.images["curves"], self.images["cost"], self.images["collapse"],
+                                    self.differences])
         self.redraw()
 
     def step(self, n: int = 1) -> None:
@@ -221,15 +338,16 @@ class Compare(WidgetView):
         t0 = time.perf_counter()
         for r in self.runs:
             r.search.run(steps=int(n))            # its records reach r as it pushes them
-        self.status.value = f"stepped both by {n} in {time.perf_counter() - t0:.1f}s"
+        every = "both" if len(self.runs) == 2 else f"all {len(self.runs)}"
+        self.status.value = f"stepped {every} by {n} in {time.perf_counter() - t0:.1f}s"
         self.redraw()
 
     def redraw(self) -> None:
         latest = [r.latest() for r in self.runs]
         vmax = _vmax(latest)
         for i, r in enumerate(self.runs):
-            k, space = "ab"[i], r.space
-            self.titles[i].value = f'<b style="color:{RUN_COLORS[i]}">{html.escape(r.label)}</b>'
+            k, space = self.keys[i], r.space
+            self.titles[i].value = f'<b style="color:{run_color(i)}">{html.escape(r.label)}</b>'
             draw_heatmap(latest[i], self._figs[f"heat_{k}"], vmax=vmax, title=f"{r.label}: step {latest[i].step}")
             _set(self.images[f"heat_{k}"], to_png(self._figs[f"heat_{k}"]))
             for j, cell in enumerate(space.cell_types):
@@ -237,6 +355,7 @@ class Compare(WidgetView):
                 _set(self.cells[f"{k}_{cell}"], as_html(svg, hint=(i, j) == (0, 0)))
         _set(self.images["curves"], to_png(draw_compare_curves(self.runs, self._figs["curves"])))
         _set(self.images["cost"], to_png(draw_compare_cost(self.runs, self._figs["cost"])))
+        _set(self.images["collapse"], to_png(draw_compare_collapse(self.runs, self._figs["collapse"])))
         _set(self.differences, differences_html(*self.runs))
         _set(self.summary, summary_html(self.runs))
 
@@ -246,11 +365,19 @@ def _set(w, value) -> None:
         w.value = value
 
 
-def compare_report(a, b, out, labels: Optional[Sequence[str]] = None, dpi: int = 100) -> Path:
-    """Write the comparison as PNG and SVG panels plus `out/index.html`; returns that page."""
-    labels = list(labels) if labels else [None, None]
-    runs = [load_run(a, labels[0]), load_run(b, labels[1])]
-    _labels(runs)
+def compare_report(*runs, out=None, labels: Optional[Sequence[str]] = None, dpi: int = 100,
+                   title: Optional[str] = None, sections: Sequence[Tuple[str, str]] = ()) -> Path:
+    """Write the comparison of two or more runs as PNG and SVG panels plus `out/index.html`;
+    returns that page. Without `out=`, the last positional argument is the folder:
+    `compare_report(a, b, "report/")`, `compare_report(a, b, c, out="report/")`.
+    `sections`: (heading, HTML) pairs placed after the summary table (a caller's own tables)."""
+    if out is None:
+        runs, labels = _trailing_labels(runs, labels)      # compare_report(a, b, out, labels)
+        if len(runs) < 3:
+            raise ValueError("compare_report needs two or more runs and the report folder (out=)")
+        *runs, out = runs
+    runs = load_runs(runs, labels)
+    keys = [run_key(i) for i in range(len(runs))]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -262,26 +389,32 @@ def compare_report(a, b, out, labels: Optional[Sequence[str]] = None, dpi: int =
     latest = [r.latest() for r in runs]
     vmax = _vmax(latest)
     heat = [save(draw_heatmap(rec, vmax=vmax, title=f"{r.label}: step {rec.step}"), f"heatmap_{k}")
-            for r, rec, k in zip(runs, latest, "ab")]
+            for r, rec, k in zip(runs, latest, keys)]
     curves = save(draw_compare_curves(runs), "validation")
     cost = save(draw_compare_cost(runs), "cost")
-    cells = {k: [] for k in "ab"}
-    for r, rec, k in zip(runs, latest, "ab"):
+    collapse = save(draw_compare_collapse(runs), "collapse")
+    cells = {k: [] for k in keys}
+    for r, rec, k in zip(runs, latest, keys):
         for cell in r.space.cell_types:
             svg = cell_svg(rec.genotype, cell, f"{r.label}: {r.space.cell_title(cell)}", space=r.space)
             (out / f"cell_{k}_{cell}.svg").write_text(svg)
             cells[k].append(f"cell_{k}_{cell}.svg")
+    # two runs a row: each heat map at half the page, readable
     cols = "".join(
-        f"<td style='vertical-align:top'><h3 style='color:{RUN_COLORS[i]}'>{html.escape(r.label)}</h3>"
-        f"<img src='{heat[i]}' width='100%'>" + "".join(f"<br><img src='{c}' width='100%'>" for c in cells["ab"[i]])
-        + "</td>" for i, r in enumerate(runs))
+        f"<div style='flex:1 1 45%;min-width:360px'><h3 style='color:{run_color(i)}'>{html.escape(r.label)}</h3>"
+        f"<img src='{heat[i]}' width='100%'>" + "".join(f"<br><img src='{c}' width='100%'>" for c in cells[keys[i]])
+        + "</div>" for i, r in enumerate(runs))
     genotypes = "".join(f"<p><b>{html.escape(r.label)}</b>: <code>{html.escape(rec.genotype.to_text())}</code></p>"
                         for r, rec in zip(runs, latest))
+    extra = "".join(f"<h2>{html.escape(head)}</h2>{body}" for head, body in sections)
+    heading = html.escape(title) if title else " vs ".join(html.escape(r.label) for r in runs)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>dartsviz compare</title></head>"
             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'>"
-            f"<h1>{html.escape(runs[0].label)} vs {html.escape(runs[1].label)}</h1>{summary_html(runs, caption=False)}"
-            f"<table width='100%'><tr>{cols}</tr></table><h2>Validation</h2><img src='{curves}' width='100%'>"
-            f"<h2>Cost</h2><img src='{cost}' width='100%'>{cost_caption()}<h2>Where the cells differ</h2>"
-            f"{differences_html(*runs)}<h2>Genotypes</h2>{genotypes}</body></html>")
+            f"<h1>{heading}</h1>{summary_html(runs, caption=False)}{extra}"
+            f"<div style='display:flex;flex-wrap:wrap;gap:12px'>{cols}</div>"
+            f"<h2>Validation</h2><img src='{curves}' width='100%'>"
+            f"<h2>Cost</h2><img src='{cost}' width='100%'>{cost_caption()}"
+            f"<h2>Collapse diagnostics</h2><img src='{collapse}' width='100%'>"
+            f"<h2>Where the cells differ</h2>{differences_html(*runs)}<h2>Genotypes</h2>{genotypes}</body></html>")
     (out / "index.html").write_text(page)
     return out / "index.html"

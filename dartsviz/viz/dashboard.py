@@ -11,14 +11,19 @@ trajectories, curves and cost, collapse, all cell graphs, training and setup in 
 
 The search emits records; the dashboard subscribes, keeps the records it is pushed and
 redraws from them (before the first step, from `search.snapshot()`). The order and HVP
-toggles show `search.config` and change it through `search.set`. Buttons run a bounded
-chunk inside their click handler, so the kernel is idle between clicks. `Run` blocks,
+toggles show `search.config` and change it through `search.set`; so does the lambda_max
+setting in the Collapse tab (`monitor_every`). The variant dropdown beside them starts a
+new search with the chosen method (same seed and data; `variant_config` says which
+settings come with it), and the line beside the status shows the variant's own numbers
+(`record.monitors`), the parameter-free ops kept and the last lambda_max. Buttons run a
+bounded chunk inside their click handler, so the kernel is idle between clicks. `Run` blocks,
 redraws as it goes (throttled) and stops cleanly at a step boundary on Kernel > Interrupt;
 press it again to continue. Handlers never print: errors appear in the status line.
 """
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from typing import Optional
 
@@ -26,14 +31,48 @@ import ipywidgets as widgets
 
 from ..bilevel import HVP_MODES, ORDER_NAMES, ORDERS
 from ..loop import Records
+from ..methods import method_names
 from ..records import StepRecord
 from .panels import PANELS, PROJECTOR_SCALE, PanelSet
+from .records import last_lambda, monitor_items
 from .throttle import Throttle
 from .view import WidgetView
 
 
 def _layout(**kw):
     return widgets.Layout(**kw)
+
+
+# settings the dashboard's own controls hold: a change of variant keeps them as they are
+_CONTROLLED = ("seed", "dataset", "order", "hvp", "monitor_every")
+
+
+def variant_config(old, variant: str, preset: str = "tiny", overrides: Optional[dict] = None):
+    """`old` (a SearchConfig) with another variant: the settings the old variant's layer of
+    `preset` set go back to the preset's (or the defaults), the new variant's layer comes
+    on top (`Method.presets`), then the caller's `overrides` (what the dashboard was made
+    with), as `SearchConfig.preset(preset, variant=variant, **overrides)` orders them.
+    Seed, data set, order, HVP and monitor_every stay as they are in `old`."""
+    cls = type(old)
+    presets = cls.PRESETS or {}
+    name = preset if preset in presets else "tiny"
+    name = f"{name}_{old.space}" if f"{name}_{old.space}" in presets else name
+    base = presets.get(name, {})
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(cls)}
+    old_layer = cls._preset_layer(name, {"variant": old.variant})
+    new_layer = cls._preset_layer(name, {"variant": variant})
+    changes = {k: base.get(k, defaults[k]) for k in old_layer}
+    changes.update(new_layer)
+    changes["variant_options"] = dict(new_layer.get("variant_options", {}))
+    overrides = dict(overrides or {})
+    if overrides.get("variant", cls.variant) != variant:
+        overrides.pop("variant_options", None)             # another variant's options
+    for k, v in overrides.items():
+        if k not in _CONTROLLED + ("variant",):
+            changes[k] = {**changes[k], **v} if isinstance(v, dict) and isinstance(changes.get(k), dict) else v
+    changes["variant"] = variant
+    return dataclasses.replace(old, **{k: v for k, v in changes.items() if k not in _CONTROLLED})
 
 
 class Dashboard(WidgetView):
@@ -46,6 +85,8 @@ class Dashboard(WidgetView):
         self._Search, self._SearchConfig = Search, SearchConfig
         # Reset keeps the settings unless the dashboard was made from a plain preset
         preset_name = preset if (search is None and not overrides) else "current"
+        self._layer_preset = preset                # whose variant layers a change of variant applies
+        self._overrides = dict(overrides) if search is None else _overrides_of(search.config, preset)
         if search is None:
             if dataset is not None:
                 overrides["dataset"] = dataset
@@ -82,10 +123,17 @@ class Dashboard(WidgetView):
                                            tooltip="the order of the architecture gradient", **toggles)
         self.hvp = widgets.ToggleButtons(options=list(HVP_MODES), value=c.hvp,
                                          tooltip="second order: the Hessian-vector product", **toggles)
+        variants = method_names() + ([c.variant] if c.variant not in method_names() else [])
+        self.variant = widgets.Dropdown(options=variants, value=c.variant, layout=_layout(width="108px"),
+                                        tooltip="the method (variant); a change starts a new search")
+        self.quantities = widgets.HTML(value="", layout=_layout(flex="0 1 auto", max_width="420px", overflow="hidden"))
+        self.monitor_every = widgets.BoundedIntText(value=c.monitor_every, min=0, max=10 ** 6,
+                                                    description="\u03bb_max every", layout=_layout(width="170px"),
+                                                    style={"description_width": "initial"})
         self.step_button = widgets.Button(description="Step", tooltip="one bilevel step", **btn)
         self.step10_button = widgets.Button(description="Step \u00d710", tooltip="ten steps", **btn)
         self.epochs = widgets.BoundedIntText(value=1, min=1, max=10000, description="epochs",
-                                             style={"description_width": "initial"}, layout=_layout(width="120px"))
+                                             style={"description_width": "initial"}, layout=_layout(width="110px"))
         self.run_button = widgets.Button(description="\u25b6 Run N epochs", button_style="success",
                                          tooltip="blocking; Kernel > Interrupt stops at the next step", **btn)
         self.pause_button = widgets.Button(description="Pause", icon="pause", **btn)   # ⏸ lacks a glyph in many fonts
@@ -112,6 +160,10 @@ class Dashboard(WidgetView):
         self.order.observe(self._guard(lambda ch: self._syncing or self.set_order(ch["new"]), "order"),
                            names="value")
         self.hvp.observe(self._guard(lambda ch: self._syncing or self.set_hvp(ch["new"]), "HVP"), names="value")
+        self.variant.observe(self._guard(lambda ch: self._syncing or self.set_variant(ch["new"]), "variant"),
+                             names="value")
+        self.monitor_every.observe(self._guard(lambda ch: self._syncing or self.set_monitor_every(ch["new"]),
+                                               "\u03bb_max"), names="value")
         self.edge.observe(self._guard(lambda ch: self._redraw_now(("trajectories",)), "edge"), names="value")
         self.projector.observe(self._guard(lambda ch: self._on_projector(ch["new"]), "projector"), names="value")
 
@@ -122,12 +174,17 @@ class Dashboard(WidgetView):
         setup = widgets.VBox([row(self.preset, self.dataset, self.seed, self.reset_button),
                               widgets.HTML("Reset starts a new search with these settings (the order and HVP "
                                            "toggles above carry over).")])
+        monitor = widgets.HBox([self.monitor_every, widgets.HTML(
+            "steps (0: off): the Hessian's dominant eigenvalue in \u03b1 by power iteration; its seconds are not "
+            "in the seconds per step")], layout=_layout(flex_flow="row wrap", align_items="center"))
+        status = widgets.HBox([self.status, self.quantities],
+                              layout=_layout(flex_flow="row", align_items="center", justify_content="space-between"))
         self.widget = self.panels.layout(above=(
             row(self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button,
-                self.order, widgets.Label("HVP"), self.hvp),
+                self.variant, self.order, widgets.Label("HVP"), self.hvp),
             row(self.progress, self.counter, self.projector),
-            self.status,
-        ), tabs=(("Training", self.train_panel.widget), ("Setup", setup)))
+            status,
+        ), tabs=(("Training", self.train_panel.widget), ("Setup", setup)), extras={"collapse": monitor})
         self.widget.add_class("dartsviz-dashboard")
         self.step_button.add_class("dartsviz-step")
 
@@ -188,6 +245,8 @@ class Dashboard(WidgetView):
             self.order.value = c.order
             self.hvp.value = c.hvp
             self.hvp.disabled = c.order == ORDERS[0]        # first order uses no HVP
+            self.variant.value = c.variant
+            self.monitor_every.value = c.monitor_every
         finally:
             self._syncing = False
 
@@ -211,6 +270,21 @@ class Dashboard(WidgetView):
         self._set_status(f"second-order steps use the {hvp} Hessian-vector product")
         self._update_counter()
 
+    def set_variant(self, variant: str) -> None:
+        """A new search with `variant` (same seed and data; see `reset`)."""
+        try:
+            self.reset(variant=variant)
+        finally:
+            self._sync_controls()                      # a refused variant leaves the dropdown as it was
+
+    def set_monitor_every(self, n: int) -> None:
+        """lambda_max every `n` steps from the next step on (0: off)."""
+        try:
+            self.search.set(monitor_every=int(n))
+        finally:
+            self._sync_controls()
+        self._set_status(f"\u03bb_max every {n} steps from the next step on" if n else "\u03bb_max monitor off")
+
     def step(self, n: int = 1) -> "Records":
         """Run n steps, redraw, return their records."""
         return self._run(steps=int(n))
@@ -229,23 +303,34 @@ class Dashboard(WidgetView):
         self._set_status("pausing after this step" if self._running else "nothing is running")
 
     def reset(self, seed: Optional[int] = None, preset: Optional[str] = None,
-              dataset: Optional[str] = None) -> None:
-        """A fresh search with a new seed, preset or data set (the controls' values by default)."""
+              dataset: Optional[str] = None, variant: Optional[str] = None) -> None:
+        """A fresh search with a new seed, preset, data set or variant (the controls' values by
+        default). A new variant brings its preset layer (`variant_config`)."""
         seed = self.seed.value if seed is None else seed
         preset = self.preset.value if preset is None else preset
         dataset = self.dataset.value if dataset is None else dataset
+        variant = self.variant.value if variant is None else variant
         old = self.search.config
         if preset == "current":
-            config = dataclasses.replace(old, seed=int(seed), dataset=dataset)
+            config = old if variant == old.variant else variant_config(
+                old, variant, self._layer_preset, self._overrides)
+            config = dataclasses.replace(config, seed=int(seed), dataset=dataset)
         else:
-            config = self._SearchConfig.preset(preset, seed=int(seed), dataset=dataset, order=old.order, hvp=old.hvp)
+            config = self._SearchConfig.preset(preset, seed=int(seed), dataset=dataset, order=old.order, hvp=old.hvp,
+                                               variant=variant, monitor_every=old.monitor_every)
         same_data = all(getattr(config, k) == getattr(old, k) for k in ("dataset", "data_dir", "train_portion",
                                                                            "device", "dtype"))
         self._set_status(f"building a new search: {config.dataset}, seed {config.seed} ...")
         search = self._Search(config, data=self.search.data if same_data else None)
         self.seed.value, self.dataset.value = config.seed, config.dataset
         self.attach(search)
-        self._set_status(f"new search: {config.dataset}, seed {config.seed}, {search.total_steps} steps planned")
+        changed = [f"{k} {getattr(old, k)!r} \u2192 {getattr(config, k)!r}" for k in _changed(old, config)
+                   if k not in ("variant", "seed", "dataset")]
+        what = (f"variant {config.variant}" + (f" (with {len(changed)} of its settings)" if changed else "") + ", "
+                if config.variant != old.variant else "")
+        self._set_status(f"new search: {what}{config.dataset}, seed {config.seed}, {search.total_steps} steps planned")
+        if changed:                                    # which settings: on hover, the line stays short
+            self.status.value = f'<span title="{html.escape("; ".join(changed))}">{self.status.value}</span>'
 
     def _run(self, epochs=None, steps=None) -> list:
         if self._running:
@@ -264,6 +349,8 @@ class Dashboard(WidgetView):
         s = self.search
         if s.interrupted:
             self._set_status(f"stopped at step {s.step_count}; press Run or Step to continue")
+        elif s.early_stopped is not None:
+            self._set_status(s.early_stopped.message())
         else:
             self._set_status(f"done: step {s.step_count}, {ORDER_NAMES[s.config.order]}")
         return Records(self.records[start:])   # a one-line repr in a notebook
@@ -293,6 +380,25 @@ class Dashboard(WidgetView):
         hvp = f" ({c.hvp} HVP)" if c.order != ORDERS[0] else ""
         self.counter.value = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {s.epoch} "
                               f"\u00b7 order {c.order}{hvp}{sec}{shown}")
+        self._update_quantities()
+
+    def _update_quantities(self) -> None:
+        """The line beside the status: the variant, its own numbers (`record.monitors`), the
+        parameter-free ops kept in the derived normal cell and the last lambda_max, all from
+        the records (the full text on hover)."""
+        rec = self.current()
+        parts = monitor_items(rec, self.search.space.cell_types)
+        if rec.param_free_ops is not None:
+            parts.append(f"param-free {rec.param_free_ops}")
+        lam = last_lambda(self.records)
+        if lam is not None:
+            parts.append(f"\u03bb_max {lam[1]:.3g} @{lam[0]}")
+        text = " \u00b7 ".join([f"<b>{html.escape(rec.variant)}</b>"] + [html.escape(p) for p in parts])
+        full = html.escape(" \u00b7 ".join([rec.variant] + parts))
+        value = (f'<span title="{full}" style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis;'
+                 f'display:block">{text}</span>')
+        if self.quantities.value != value:
+            self.quantities.value = value
 
     def redraw(self, everything: bool = False) -> list:
         """Redraw the panels in view whose data changed (always called at the end of a run);
@@ -315,3 +421,18 @@ class Dashboard(WidgetView):
         t0 = time.perf_counter()
         self.panels.render(panels, self.current(), self.records)
         self.draw_seconds += time.perf_counter() - t0
+
+
+def _overrides_of(config, preset: str) -> dict:
+    """The settings of `config` that differ from `preset` with its variant's layer: what a
+    change of variant keeps (none when the preset does not apply)."""
+    try:
+        made = type(config).preset(preset, variant=config.variant, space=config.space)
+    except ValueError:
+        return {}
+    return {k: getattr(config, k) for k in _changed(made, config)}
+
+
+def _changed(a, b) -> list:
+    """The fields in which two configs differ."""
+    return [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import matplotlib
 import numpy as np
@@ -41,7 +41,7 @@ SIZES = {  # inches (width, height) of each panel; builders adjust the height to
     "heatmap": (8.5, 3.8),
     "trajectories": (PANEL_WIDTH, 3.2),
     "curves": (PANEL_WIDTH, 3.3),
-    "collapse": (PANEL_WIDTH, 3.0),
+    "collapse": (PANEL_WIDTH, 3.6),
 }
 CELL_LINESTYLES = ("-", "--", ":", "-.")
 
@@ -481,43 +481,154 @@ def _draw_seconds(state: dict, steps: Sequence, x: np.ndarray) -> None:
                   frameon=False, borderaxespad=0.0, handletextpad=0.2, columnspacing=0.8)
 
 
-# -- 4. collapse indicator -------------------------------------------------------------
+# -- 4. collapse indicators -------------------------------------------------------------
+
+COLLAPSE_AXES = ("kept", "weights", "lambda")     # the panel's axes, left to right (fig.axes order)
+COLLAPSE_MARGINS = dict(left=0.6, right=0.15, top=0.35, bottom=1.5)   # inches; legends under the axes
+LEGEND_DROP = 0.45                                # inches from an axes' bottom to its legend (under "step")
+ES_COLOR = "#c00000"                              # DARTS-ES: where the search stopped
+
 
 def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optional[int] = None,
                   space=None) -> Figure:
-    """The space's skip op and its parameter-free ops among the kept edges of the derived
-    cells over the steps; a note instead where the space declares neither."""
+    """The collapse diagnostics over the steps, from the records: the skip and parameter-free
+    ops among the kept edges of each derived cell (the normal cell's count is the records'
+    `param_free_ops`); the largest `none` and skip weight of the normal cell (`max_none`,
+    `max_skip`); `lambda_max` on monitored steps. A DARTS-ES stop (an epoch record's
+    `early_stop_epoch`) is marked on every axes. A note instead where the space declares
+    no skip op and no parameter-free ops."""
     fig = _fig(fig, "collapse")
     fig.set_size_inches(*SIZES["collapse"])
-    ax = fig.add_subplot(1, 1, 1)
+    ax_kept, ax_w, ax_lam = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=(1.15, 1.0, 1.0)))
     steps = step_records(records)
     sp = space_of(steps, space) if (steps or space is not None) else None
     if sp is not None and sp.skip_op is None and not sp.parameter_free:
-        ax.text(0.5, 0.5, f"the {sp.name} space declares no skip op and no parameter-free ops:\n"
-                "no collapse indicator", ha="center", va="center", transform=ax.transAxes, fontsize=FONT)
+        ax_kept.text(0.5, 0.5, f"the {sp.name} space declares\nno skip op and no parameter-free\nops: "
+                     "no collapse indicator", ha="center", va="center", transform=ax_kept.transAxes, fontsize=FONT)
     elif steps:
-        x = [r.step for r in steps]
-        counts = [collapse_counts(r.genotype, sp) for r in steps]
-        for cell, ls in zip(sp.cell_types, CELL_LINESTYLES * len(sp.cell_types)):
-            if sp.skip_op is not None:
-                ax.step(x, [c[cell]["skip"] for c in counts], ls, where="post", color=op_color(sp.skip_op, sp),
-                        label=f"{sp.skip_op} ({cell})")
-            if sp.parameter_free:
-                ax.step(x, [c[cell]["param_free"] for c in counts], ls, where="post", color="#555555",
-                        label=f"parameter-free ({cell})")
-        n = max(c["edges"] for c in counts[-1].values())
-        ax.set_ylim(-0.2, n + 0.3)
-        ax.legend(fontsize=FONT, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        _draw_kept(ax_kept, steps, sp)
     else:
-        ax.text(0.5, 0.5, "nothing yet: no steps", ha="center", va="center", transform=ax.transAxes,
-                fontsize=TITLE_FONT, color="#555555")
-    if upto is not None:
-        ax.axvline(upto, color="black", lw=1)
-    ax.set_xlabel("step", fontsize=FONT)
-    ax.set_ylabel("kept edges", fontsize=FONT)
-    ax.tick_params(labelsize=FONT)
+        for ax in (ax_kept, ax_w, ax_lam):
+            ax.text(0.5, 0.5, "nothing yet: no steps", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=TITLE_FONT, color="#555555")
+    if steps and sp is not None:
+        _draw_max_weights(ax_w, steps, sp)
+        _draw_lambda(ax_lam, steps)
+        _mark_early_stop((ax_kept, ax_w, ax_lam), epoch_records(records))
+    for ax in (ax_kept, ax_w, ax_lam):
+        if upto is not None:
+            ax.axvline(upto, color="black", lw=1)
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
     # a space whose ops all have weights (the recurrent one) collapses to its skip op alone
     what = f"{sp.skip_op} edges" if sp is not None and sp.skip_op and not sp.parameter_free else "parameter-free ops"
-    ax.set_title(f"collapse indicator: {what} in the derived cells", fontsize=TITLE_FONT)
-    _margins(fig, left=0.8, right=2.6, top=0.35, bottom=0.55)
+    ax_kept.set_title(f"kept {what}", fontsize=TITLE_FONT)
+    ax_kept.set_ylabel("kept edges", fontsize=FONT)
+    first = sp.cell_title(sp.cell_types[0]) if sp is not None else "normal cell"
+    ax_w.set_title(f"largest weight, {first}", fontsize=TITLE_FONT)
+    ax_lam.set_title("\u03bb_max of the Hessian in \u03b1", fontsize=TITLE_FONT)
+    _margins(fig, wspace=0.35, **COLLAPSE_MARGINS)
     return fig
+
+
+def _legend_under(ax) -> None:
+    """The axes' legend under it (never over the data), one entry a line."""
+    if ax.get_legend_handles_labels()[0]:
+        height = SIZES["collapse"][1] - COLLAPSE_MARGINS["top"] - COLLAPSE_MARGINS["bottom"]
+        ax.legend(fontsize=FONT, frameon=False, loc="upper left", bbox_to_anchor=(-0.02, -LEGEND_DROP / height), ncol=1,
+                  borderaxespad=0.0, handlelength=1.6, labelspacing=0.25)
+
+
+def counted_key(space) -> str:
+    """What the records' `param_free_ops` counts in `space`: "param_free", or "skip" where the
+    space has no parameter-free op besides its zero op (dartsviz.diagnostics.collapse_ops)."""
+    return "param_free" if any(op != space.zero_op for op in space.parameter_free) else "skip"
+
+
+def kept_series(steps: Sequence, space) -> dict:
+    """Per cell type, {"skip": [...], "param_free": [...]}: kept edges with the skip op and with
+    a parameter-free op at every step. The first cell type's counted key (`counted_key`)
+    is the records' own `param_free_ops` where they carry it."""
+    counts = [collapse_counts(r.genotype, space) for r in steps]
+    first, key = space.cell_types[0], counted_key(space)
+    out = {cell: {k: [c[cell][k] for c in counts] for k in ("skip", "param_free", "edges")}
+           for cell in space.cell_types}
+    out[first][key] = [r.param_free_ops if r.param_free_ops is not None else c[first][key]
+                       for r, c in zip(steps, counts)]
+    return out
+
+
+def _draw_kept(ax, steps: Sequence, sp) -> None:
+    x = [r.step for r in steps]
+    series = kept_series(steps, sp)
+    for cell, ls in zip(sp.cell_types, CELL_LINESTYLES * len(sp.cell_types)):
+        if sp.skip_op is not None:
+            ax.step(x, series[cell]["skip"], ls, where="post", color=op_color(sp.skip_op, sp),
+                    label=f"{sp.skip_op} ({cell})")
+        if sp.parameter_free:
+            ax.step(x, series[cell]["param_free"], ls, where="post", color="#555555",
+                    label=f"parameter-free ({cell})")
+    n = max(s["edges"][-1] for s in series.values())
+    ax.set_ylim(-0.2, n + 0.3)
+    _legend_under(ax)
+
+
+def record_series(steps: Sequence, field: str) -> Tuple[list, list]:
+    """(steps, values) of the step records whose `field` is not None."""
+    pairs = [(r.step, getattr(r, field, None)) for r in steps]
+    pairs = [(s, v) for s, v in pairs if v is not None]
+    return [s for s, _ in pairs], [float(v) for _, v in pairs]
+
+
+def _draw_max_weights(ax, steps: Sequence, sp) -> None:
+    """max_none and max_skip of the records, with the uniform weight 1/ops dotted."""
+    drawn = []
+    for field, op in (("max_none", sp.zero_op), ("max_skip", sp.skip_op)):
+        x, y = record_series(steps, field)
+        if op is not None and x:
+            drawn += y
+            color = ZERO_OP_TEXT if op == sp.zero_op else op_color(op, sp)      # the zero op's colour is pale
+            label = field if field.endswith(f"_{op}") else f"{field} ({op})"
+            ax.plot(x, y, "-", marker="." if len(x) < 30 else "", color=color, lw=1.4, label=label)
+    if not drawn:
+        ax.text(0.5, 0.5, "no none / skip weights\nin these records", ha="center", va="center",
+                transform=ax.transAxes, fontsize=FONT, color="#555555")
+        return
+    ax.axhline(1.0 / len(sp.ops), color="#888888", lw=0.8, ls=":", label=f"uniform 1/{len(sp.ops)}")
+    ax.set_ylim(0, max(max(drawn), 1.0 / len(sp.ops)) * 1.15)
+    ax.set_ylabel("softmax weight", fontsize=FONT)
+    _legend_under(ax)
+
+
+def _draw_lambda(ax, steps: Sequence) -> None:
+    x, y = record_series(steps, "lambda_max")
+    if not x:
+        ax.text(0.5, 0.5, "\u03bb_max not measured:\nset monitor_every = N steps\n(Collapse tab, or --monitor-every)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=FONT, color="#555555")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    ax.plot(x, y, "o-", ms=4, lw=1.4, color="#9467bd", label="\u03bb_max")
+    ax.set_ylabel("\u03bb_max", fontsize=FONT)
+    _legend_under(ax)
+
+
+def early_stops(epochs: Sequence) -> List[Tuple[int, int, Optional[int]]]:
+    """(step the search stopped at, epoch it stopped after, the epoch whose genotype it kept's
+    last step or None) for each epoch record with `early_stop_epoch` (DARTS-ES)."""
+    ends = {r.epoch: r.step for r in epochs}
+    return [(r.step, r.epoch, ends.get(r.early_stop_epoch)) for r in epochs
+            if getattr(r, "early_stop_epoch", None) is not None]
+
+
+def _mark_early_stop(axes, epochs: Sequence) -> None:
+    """A red dashed line where DARTS-ES stopped, a dotted one at the end of the epoch it kept."""
+    for stop, epoch, kept in early_stops(epochs):
+        for i, ax in enumerate(axes):
+            ax.axvline(stop, color=ES_COLOR, ls="--", lw=1.4,
+                       label=f"DARTS-ES stop (epoch {epoch})" if i == len(axes) - 1 else None)
+            if kept is not None:
+                ax.axvline(kept, color=ES_COLOR, ls=":", lw=1.2,
+                           label="kept epoch's end" if i == len(axes) - 1 else None)
+    if early_stops(epochs):
+        _legend_under(axes[-1])

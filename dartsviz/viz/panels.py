@@ -115,10 +115,12 @@ class PanelSet:
             self.edge.options = options
             self.edge.value = options[0][1]
 
-    def layout(self, *, above: Sequence = (), tabs: Sequence[Tuple[str, object]] = ()) -> widgets.VBox:
+    def layout(self, *, above: Sequence = (), tabs: Sequence[Tuple[str, object]] = (),
+               extras: Optional[Dict[str, object]] = None) -> widgets.VBox:
         """The view: `above` (the owner's controls), the cell type and graph kind, the weights
         and the live graph of that cell type; then the tabs, ending with the owner's `tabs`
-        ((title, widget) pairs)."""
+        ((title, widget) pairs). `extras`: panel name -> a widget shown above it in its tab
+        (an owner's controls, e.g. the Dashboard's lambda_max setting over "collapse")."""
         main = widgets.VBox([_row(self.cell_type, self.graph_kind), self.images["weights"], self.graph])
         contents = {
             "heatmap": self.images["heatmap"],
@@ -127,6 +129,10 @@ class PanelSet:
             "collapse": self.images["collapse"],
             "cells": widgets.VBox([self.cell_rows["derived"], self.cell_rows["soft"], self.genotype_text]),
         }
+        for name, extra in (extras or {}).items():
+            if name not in contents:
+                raise ValueError(f"no tab shows panel {name!r}; panels in tabs: {', '.join(contents)}")
+            contents[name] = widgets.VBox([extra, contents[name]])
         pages = [contents[names[0]] for _, names in TAB_PANELS] + [w for _, w in tabs]
         self.tabs = widgets.Tab(children=pages)
         self.tabs.add_class("dartsviz-tabs")

@@ -140,3 +140,31 @@ def metric_of(record, split: str, metric: str) -> float:
 
 def loss_of(record, split: str) -> float:
     return float(record.losses.get(split, np.nan))
+
+
+# the quantities the variants put in `record.monitors`, by name, as the views label them
+MONITOR_LABELS = {"beta_t": "\u03b2_t", "lambda_t": "\u03bb_t", "eps_t": "\u03b5_t", "beta_entropy": "H(\u03b2)"}
+
+
+def monitor_items(record, cell_types: Sequence[str] = ()) -> List[str]:
+    """The variant's quantities of a step record (`record.monitors`) as short texts, e.g.
+    ["\u03b2_t 0.8"] or ["H(\u03b2) normal 0.998, reduce 0.97"]: a name ending in `_<cell type>`
+    is grouped with its siblings; known names get their paper's symbol (MONITOR_LABELS)."""
+    groups: Dict[str, List[str]] = {}
+    for name, value in (getattr(record, "monitors", None) or {}).items():
+        base, cell = name, None
+        for c in cell_types:
+            if name.endswith(f"_{c}"):
+                base, cell = name[: -len(c) - 1], c
+                break
+        label = MONITOR_LABELS.get(base, base)
+        groups.setdefault(label, []).append(f"{cell} {value:.3g}" if cell else f"{value:.3g}")
+    return [f"{label} {', '.join(parts)}" for label, parts in groups.items()]
+
+
+def last_lambda(records: Sequence) -> Optional[Tuple[int, float]]:
+    """(step, lambda_max) of the last step record that measured it, or None."""
+    for r in reversed(step_records(records)):
+        if r.lambda_max is not None:
+            return r.step, float(r.lambda_max)
+    return None

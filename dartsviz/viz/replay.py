@@ -3,16 +3,19 @@
     rp = Replay("runs/search-digits-o1-...")   # a run directory (any history schema) or a RunData
     rp                                         # slider, ◀ ▶ buttons, the dashboard's panels
     rp.show(step=40)                           # from code
+    Replay("runs/...", follow=True)            # a search still running (here or on another machine,
+                                               # through a shared folder): new steps appear as they are written
 """
 from __future__ import annotations
 
 import html
+import threading
 from typing import Optional
 
 import ipywidgets as widgets
 
-from ..records import StepRecord
-from ..runs import RunDirError
+from ..records import EpochRecord, StepRecord, record_from_dict
+from ..runs import RunDir, RunDirError
 from .panels import PANELS, PanelSet
 from .rundata import load_run
 from .view import WidgetView
@@ -21,7 +24,11 @@ from .view import WidgetView
 class Replay(WidgetView):
     """Alphas, cells and curves of a recorded search at any of its steps."""
 
-    def __init__(self, run, label: Optional[str] = None, dpi: int = 72):
+    def __init__(self, run, label: Optional[str] = None, dpi: int = 72, follow: bool = False,
+                 interval: float = 2.0):
+        self._offset, self._stop = 0, threading.Event()
+        if follow:
+            run, self._offset = self._read_from_start(run, label)
         self.run = load_run(run, label)
         self.steps = self.run.steps
         if not self.steps:
@@ -42,6 +49,58 @@ class Replay(WidgetView):
         controls = widgets.HBox([self.prev_button, self.slider, self.next_button, self.title])
         self.widget = self.panels.layout(above=(controls, self.status))
         self._draw()
+        self.thread: Optional[threading.Thread] = None
+        if follow:
+            self.thread = threading.Thread(target=self._follow, args=(interval,), daemon=True)
+            self.thread.start()
+
+    # -- following a run that is still being written ---------------------------------
+    @staticmethod
+    def _read_from_start(run, label):
+        """The run's records read with the tail reader (so that the next poll starts where
+        this read ended), as a RunData, and the byte offset after them."""
+        from .rundata import RunData
+        run_dir = RunDir(getattr(run, "path", run)).require()
+        raw, offset, _ = run_dir.tail_history(0)
+        records = [r for r in map(record_from_dict, raw) if isinstance(r, (StepRecord, EpochRecord))]
+        try:
+            config = run_dir.read_config()
+        except RunDirError:
+            config = {}
+        return RunData(label or run_dir.path.name, config, records, run_dir.path), offset
+
+    def poll(self) -> int:
+        """Read the records written since the last read; returns how many. The slider grows;
+        when it stood at the last step it moves to the new last one."""
+        if self.run.path is None:
+            raise RunDirError("only a run directory can be followed")
+        raw, self._offset, reset = RunDir(self.run.path).tail_history(self._offset)
+        new = [r for r in map(record_from_dict, raw) if isinstance(r, (StepRecord, EpochRecord))]
+        if not new and not reset:
+            return 0
+        at_end = self.slider.value == len(self.steps)
+        if reset:
+            self.run.records[:] = new
+        else:
+            self.run.records.extend(new)
+        self.steps = self.run.steps
+        if not self.steps:
+            return len(new)
+        self.slider.max = len(self.steps)
+        if at_end and self.slider.value != len(self.steps):
+            self.slider.value = len(self.steps)          # observing the slider redraws
+        else:
+            self._draw(("curves", "collapse"))             # the whole curves grow; the view stays
+        return len(new)
+
+    def _follow(self, interval: float) -> None:
+        poll = self._guard(self.poll, "follow")
+        while not self._stop.wait(interval):
+            poll()
+
+    def stop(self) -> None:
+        """Stop following."""
+        self._stop.set()
 
     def _nudge(self, delta: int) -> None:
         self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))

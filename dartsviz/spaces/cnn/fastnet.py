@@ -31,6 +31,14 @@ a handful of `_foreach` calls at the end of the forward pass (not inside
 so substituted parameters (`bilevel.substituted`, `torch.func.functional_call`) and
 double backward (exact Hessian-vector products) work unchanged.
 
+PC-DARTS' options run on the fast path too: with partial channels K every stage's ops run
+on the first C/K channels of each source (all of the above on C/K channels), the other
+channels of each source are summed per destination (2x2 max-pooled at stride 2; weighted
+by the edges' softmax(beta) under edge normalisation) and each node is channel-shuffled
+once it is complete (the shuffle is linear, so shuffling the sum of a node's edges is
+shuffling each edge); edge normalisation scales each edge's op weights by its
+softmax(beta) (exact: the edge's output is linear in its op weights).
+
 Cells the fast path does not know (other primitives or modules, affine BatchNorms, mixed
 BatchNorm eps/momentum) run the reference forward instead. That fallback is visible:
 `fallback_reason` says why, `last_path` ("fast" or "reference"), `fast_path_calls` and
@@ -46,8 +54,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import PRIMITIVES, DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv, Zero
-from .supernet import SearchCell, SearchNetwork
+from .ops import PRIMITIVES, DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv, Zero, channel_shuffle
+from .supernet import SearchCell, SearchNetwork, edge_softmax
 
 NONE, MAX, AVG, SKIP, SEP3, SEP5, DIL3, DIL5 = range(8)
 CONV_KINDS = (SEP3, SEP5, DIL3, DIL5)
@@ -254,11 +262,13 @@ class _CellPlan:
     def __init__(self, cell: SearchCell):
         self.cell = cell
         self.C = C = cell.preprocess1.conv.out_channels
+        self.K = cell.partial_channels                          # PC-DARTS' K (1: DARTS)
+        self.Cop = Cop = C // self.K                            # the channels the ops see
         self.reduction = cell.reduction
         self.stages: List[_Stage] = []
         order: List[int] = []
         for srcs, dsts in _stages_of(cell.nodes):
-            st = _Stage(cell, srcs, dsts, len(order), C)
+            st = _Stage(cell, srcs, dsts, len(order), Cop)
             st.i = len(self.stages)                              # index into per-stage weight splits
             self.stages.append(st)
             order += st.edges
@@ -417,10 +427,16 @@ class FastSearchNetwork(SearchNetwork):
         perm = self._perm(self.alpha_normal.device)
         wn = self.edge_weights(self.alpha_normal).index_select(0, perm).t()       # (O, E), stage order
         wr = self.edge_weights(self.alpha_reduce).index_select(0, perm).t()       # (O, E)
+        bn = br = None
+        if self.edge_norm:                                                   # softmax(beta), stage order
+            bn = edge_softmax(self.beta_normal, self.nodes).index_select(0, perm)     # (E,)
+            br = edge_softmax(self.beta_reduce, self.nodes).index_select(0, perm)     # (E,)
+            wn, wr = wn * bn, wr * br                                        # (O, E): beta scales every op
         pending: list = []
         s0 = s1 = self.stem(x)                                               # (B, 3C, H, W)
         for cell, plan in zip(self.cells, self._plans):
-            s0, s1 = s1, self._cell(plan, s0, s1, wr if cell.reduction else wn, pending)
+            wt, bt = (wr, br) if cell.reduction else (wn, bn)
+            s0, s1 = s1, self._cell(plan, s0, s1, wt, pending, bt)
         if self.training and not self._stats_frozen:
             self._update_running_stats(pending)
         out = F.adaptive_avg_pool2d(s1, 1).flatten(1)                       # (B, C_final)
@@ -435,12 +451,13 @@ class FastSearchNetwork(SearchNetwork):
         y = pwconv(F.relu(x), mod.conv.weight, 1)                          # (B, C, H, W)
         return self._bn(y, _BNGroup([mod.bn], y.shape[1]), pending)
 
-    def _cell(self, plan: _CellPlan, s0, s1, wt, pending):
+    def _cell(self, plan: _CellPlan, s0, s1, wt, pending, bt=None):
+        """One cell; wt: (O, E) op weights and bt: (E,) softmax(beta) or None, stage order."""
         cell = plan.cell
         t0 = self._preprocess(cell.preprocess0, s0, pending)                 # (B, C, H, W)
         t1 = self._preprocess(cell.preprocess1, s1, pending)                 # (B, C, H, W)
         # per-edge kernels stacked once per cell, split per stage (one SplitBackward each)
-        sizes = [st.M * plan.C for st in plan.stages]
+        sizes = [st.M * plan.Cop for st in plan.stages]
         K = {k: _cat([c.weight for c in mods]).split(sizes) for k, mods in plan.dw1.items()}   # (M*C, 1, k, k)
         K2 = {k: _cat([c.weight for c in mods]).split(sizes) for k, mods in plan.dw2.items()}
         P1 = _cat([c.weight for c in plan.pw1]).split([4 * n for n in sizes])   # (4*M*C, C, 1, 1) per stage
@@ -451,19 +468,50 @@ class FastSearchNetwork(SearchNetwork):
         for st in plan.stages:
             if st.S == 2:
                 X = torch.cat([t0, t1], 1)                                   # (B, 2C, H, W)
-            else:
+            elif plan.K == 1:
                 X = acc[:, 0]                                                # node st.srcs[0]
-            out = self._stage(plan, st, X, wt, K, K2, P1, P2, FR, pending)  # (B, n, C, h, w)
+            else:
+                X = nodes[-1]                                                # node st.srcs[0], shuffled
+            if plan.K > 1:
+                X, bypass = self._split_partial(plan, st, X)                 # (B, S*C/K, H, W), (B, S, C-C/K, h, w)
+            out = self._stage(plan, st, X, wt, K, K2, P1, P2, FR, pending)  # (B, n, C/K, h, w)
+            if plan.K > 1:
+                out = torch.cat([out, self._bypass_sum(st, bypass, bt)], 2)  # (B, n, C, h, w), unshuffled
             if acc is None:
                 acc = out
             else:
                 acc = acc[:, 1:] + out
-            nodes.append(acc[:, 0])                                          # node st.srcs[-1] + 1
+            node = acc[:, 0]                                                 # node st.srcs[-1] + 1
+            nodes.append(node if plan.K == 1 else channel_shuffle(node, plan.K))
         return torch.cat(nodes[-cell.multiplier:], dim=1)                   # (B, multiplier*C, h, w)
 
+    @staticmethod
+    def _split_partial(plan, st: _Stage, X):
+        """PC-DARTS: the first C/K channels of each source (what the ops see) and the rest
+        (the bypass, 2x2 max-pooled at stride 2); X (B, S*C, H, W)."""
+        B, _, H, W = X.shape
+        Xs = X.view(B, st.S, plan.C, H, W)
+        ops_in = Xs[:, :, :plan.Cop].reshape(B, st.S * plan.Cop, H, W)       # (B, S*C/K, H, W)
+        bypass = Xs[:, :, plan.Cop:]                                          # (B, S, C-C/K, H, W)
+        if st.stride == 2:
+            bypass = F.max_pool2d(bypass.reshape(B, -1, H, W), 2, 2, ceil_mode=True)
+            bypass = bypass.view(B, st.S, plan.C - plan.Cop, *bypass.shape[-2:])   # (B, S, C-C/K, h, w)
+        return ops_in, bypass
+
+    @staticmethod
+    def _bypass_sum(st: _Stage, bypass, bt):
+        """The bypass channels' share of each destination: the sum over the stage's sources,
+        each weighted by its edge's softmax(beta) when bt is given; (B, n, C-C/K, h, w)."""
+        if bt is None:
+            total = bypass.sum(1, keepdim=True) if st.S > 1 else bypass          # (B, 1, C-C/K, h, w)
+            return total.expand(-1, st.n, -1, -1, -1)
+        b = bt[st.e].to(bypass.dtype).view(1, st.n, st.S, 1, 1, 1)               # edge m = j * S + s
+        return (bypass.unsqueeze(1) * b).sum(2)                                  # (B, n, C-C/K, h, w)
+
     def _stage(self, plan, st: _Stage, X, wt, K, K2, P1, P2, FR, pending):
-        """All edges of one stage: returns their sums per destination, (B, n, C, h, w)."""
-        C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
+        """All edges of one stage: returns their sums per destination, (B, n, C, h, w)
+        (C/K channels with partial channels)."""
+        C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
         B, _, H, Wd = X.shape
         MC = M * C
         W = wt[:, st.e]                                                      # (O, M) op weights
@@ -499,8 +547,8 @@ class FastSearchNetwork(SearchNetwork):
 
     def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
         """The four conv ops of every edge, batch-major (B, channels, H, W) tensors."""
-        C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
-        B, MC = R.shape[0], M * plan.C
+        C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
+        B, MC = R.shape[0], M * plan.Cop
         Rr = R.repeat(1, n, 1, 1) if n > 1 else R                            # (B, M*C, H, W), edge-major
         a3 = dwconv(Rr, K[SEP3][st.i], s, 1, 1)
         a5 = dwconv(Rr, K[SEP5][st.i], s, 2, 1)
@@ -526,7 +574,7 @@ class FastSearchNetwork(SearchNetwork):
         """`_convs` for small images on CPU, channel-major: (channels, B, H*W) tensors throughout,
         depthwise convs as batched matmuls, pointwise convs as batched matmuls, BatchNorm over
         (1, channels, B*H*W) (the same per-channel statistics), one layout change at the end."""
-        C, S, n, M, s = plan.C, st.S, st.n, st.M, st.stride
+        C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
         B, SC, H, Wd = R.shape
         MC = M * C
         Rg = R.reshape(B, SC, H * Wd).transpose(0, 1)                        # (SC, B, HW)

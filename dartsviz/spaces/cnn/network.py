@@ -67,17 +67,19 @@ class EvalCell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """The DARTS auxiliary classifier (CIFAR: 8x8 input, pool 5 stride 3, 1x1 and 2x2 convs).
+    """The DARTS auxiliary classifier (CIFAR: 8x8 input, pool 5 stride 3, 1x1 and 2x2 convs;
+    ImageNet: 7x7 input, pool 5 stride 2, via `pool_stride=2`).
 
     On inputs smaller than 5x5 (digits) the pooling is skipped and the 2x2 conv
     shrinks to fit; a global average pool makes the head work at any size.
     """
 
-    def __init__(self, C: int, num_classes: int, size: int, widths: Tuple[int, int] = (128, 768)):
+    def __init__(self, C: int, num_classes: int, size: int, widths: Tuple[int, int] = (128, 768),
+                 pool_stride: int = 3):
         super().__init__()
         w1, w2 = widths
-        pool = nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if size >= 5 else nn.Identity()
-        pooled = (size - 5) // 3 + 1 if size >= 5 else size
+        pool = nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False) if size >= 5 else nn.Identity()
+        pooled = (size - 5) // pool_stride + 1 if size >= 5 else size
         k = min(2, pooled)
         self.features = nn.Sequential(
             nn.ReLU(inplace=False), pool,

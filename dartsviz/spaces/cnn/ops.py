@@ -178,6 +178,20 @@ OPS: Dict[str, OpFactory] = {
 }
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: channel g * (C/groups) + i moves to i * groups + g.
+
+    PC-DARTS shuffles each mixed op's output, [op part ; bypass], with K groups, so the
+    channels an op saw are spread over the whole tensor for the next edge."""
+    B, C, H, W = x.shape
+    if C % groups:
+        raise ValueError(f"channel_shuffle needs channels divisible by groups, got {C} and {groups}")
+    if groups == 1:
+        return x
+    x = x.view(B, groups, C // groups, H, W).transpose(1, 2)    # (B, C/groups, groups, H, W)
+    return x.reshape(B, C, H, W)
+
+
 def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
     """Build primitive `name`; an unknown name raises a ValueError listing the known ones."""
     if name not in OPS:

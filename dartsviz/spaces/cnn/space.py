@@ -3,12 +3,15 @@ each 4 intermediate nodes over 14 edges of the 8 primitives, and the DARTS deriv
 (two strongest incoming edges per node, the strongest non-`none` op per edge)."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+import numpy as np
 
 from ...data import check_dataset_name, load_data
 from .. import SearchSpace, register_space
-from .genotype import GENOTYPES, Genotype, derive, edges_of, nodes_for_edges, random_genotype
+from .genotype import GENOTYPES, Genotype, derive, derive_cell, edges_of, nodes_for_edges, random_genotype
 from .ops import PARAMETER_FREE, PRIMITIVES
+from .supernet import check_partial_channels
 
 IMPLS = ("fast", "reference")   # fast: FastSearchNetwork (the same function, edge-batched)
 
@@ -35,6 +38,37 @@ def check_even_channels(channels: int) -> None:
         raise ValueError(f"channels must be even (FactorizedReduce halves them), got {channels}")
 
 
+def _array(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu().double().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+
+
+def derive_cell_edge_normalised(probs, edge_probs, k: int = 2):
+    """PC-DARTS' rule on one cell: for each intermediate node keep the k incoming edges with
+    the largest max over non-`none` ops of probs[e, o] * edge_probs[e], and on each kept
+    edge the strongest non-`none` op of probs alone (beta picks edges, alpha picks ops).
+
+    probs: softmax(alpha), (edges, ops); edge_probs: softmax(beta) per node, (edges,)."""
+    p, b = _array(probs), _array(edge_probs)                 # (E, O), (E,)
+    if b.shape != (p.shape[0],):
+        raise ValueError(f"edge_probs must have shape ({p.shape[0]},) to match probs {p.shape}, got {b.shape}")
+    ranked = derive_cell(p * b[:, None], k)                   # the kept edges; DARTS' ranking of the products
+    masked = p.copy()
+    masked[:, PRIMITIVES.index("none")] = -np.inf
+    cell = []
+    for dst, node in enumerate(ranked, start=2):
+        first = sum(range(2, dst))                            # alpha row of edge (0, dst)
+        cell.append(tuple((PRIMITIVES[int(masked[first + src].argmax())], src) for _, src in node))
+    return tuple(cell)
+
+
+def derive_edge_normalised(probs, edge_probs, k: int = 2) -> Genotype:
+    """Genotype by PC-DARTS' rule from softmax(alpha) and softmax(beta) per cell type."""
+    normal = derive_cell_edge_normalised(probs["normal"], edge_probs["normal"], k)
+    reduce = derive_cell_edge_normalised(probs["reduce"], edge_probs["reduce"], k)
+    concat = tuple(range(2, 2 + len(normal)))
+    return Genotype(normal, concat, reduce, concat)
+
+
 class CNNSpace(SearchSpace):
     """Image classification with convolutional cells (DARTS section 2, CIFAR-10 search)."""
 
@@ -51,6 +85,7 @@ class CNNSpace(SearchSpace):
     def check_config(self, config) -> None:
         check_dataset_name(config.dataset)
         check_even_channels(config.channels)
+        check_partial_channels(config.channels, getattr(config, "partial_channels", 1))
         config._check_choice("impl", IMPLS)
 
     def load_data(self, config, device):
@@ -62,10 +97,16 @@ class CNNSpace(SearchSpace):
         from .supernet import SearchNetwork
         net_cls = FastSearchNetwork if config.impl == "fast" else SearchNetwork
         return net_cls(config.channels, data.num_classes, config.layers, data.in_channels, config.nodes,
-                       stem_multiplier=config.stem_multiplier, alpha_init_std=config.alpha_init_std)
+                       stem_multiplier=config.stem_multiplier, alpha_init_std=config.alpha_init_std,
+                       partial_channels=getattr(config, "partial_channels", 1),
+                       edge_norm=getattr(config, "edge_norm", False))
 
     # -- the architecture ------------------------------------------------------------
-    def derive(self, probs) -> Genotype:
+    def derive(self, probs, edge_probs: Optional[dict] = None) -> Genotype:
+        """DARTS' rule on softmax(alpha) per cell type; with `edge_probs` (softmax(beta) per
+        cell type, each (edges,)) PC-DARTS' rule, edges ranked with beta."""
+        if edge_probs is not None:
+            return derive_edge_normalised(probs, edge_probs)
         return derive(probs["normal"], probs["reduce"])
 
     def parse_genotype(self, text: str) -> Genotype:

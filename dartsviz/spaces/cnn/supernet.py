@@ -1,7 +1,12 @@
-"""The search network: MixedOp, search cells and the supernet with registered alphas."""
+"""The search network: MixedOp, search cells and the supernet with registered alphas.
+
+Two PC-DARTS options (Xu et al., ICLR 2020), both off by default (plain DARTS):
+`partial_channels` K (each mixed op sees the first C/K channels, the rest bypass it,
+then a channel shuffle) and `edge_norm` (one beta per edge, softmax over each node's
+incoming edges, scaling the edge's output)."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -9,7 +14,7 @@ import torch.nn.functional as F
 
 from ..supernet import SupernetBase, softmax_weights
 from .genotype import Genotype, derive, edges_of
-from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
+from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, channel_shuffle, make_op
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -17,28 +22,69 @@ CELL_TYPES = ("normal", "reduce")
 edge_weights = softmax_weights      # the softmax over each edge's ops (spaces.supernet)
 
 
-class MixedOp(nn.Module):
-    """One supernet edge: sum_k weights[k] * op_k(x) over all primitives."""
+def check_partial_channels(C: int, partial_channels: int) -> None:
+    """K must be a positive integer dividing the channels C (one-line ValueError otherwise)."""
+    K = partial_channels
+    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+        raise ValueError(f"partial_channels must be a positive integer, got {K!r}")
+    if C % K:
+        raise ValueError(f"channels ({C}) must be divisible by partial_channels K={K}")
 
-    def __init__(self, C: int, stride: int, primitives=PRIMITIVES):
+
+def edge_softmax(beta: torch.Tensor, nodes: int) -> torch.Tensor:
+    """PC-DARTS' edge normalisation: softmax of beta (E,) over each intermediate node's
+    incoming edges (edge order of `edges_of`), in beta's own precision even under autocast."""
+    with torch.autocast(beta.device.type, enabled=False):
+        return torch.cat([F.softmax(b, 0) for b in beta.split(list(range(2, 2 + nodes)))])   # (E,)
+
+
+class ArchProbs(dict):
+    """softmax(alpha) per cell type, each (edges, ops), plus `edge_probs`: softmax(beta)
+    per cell type, each (edges,), when the supernet normalises edges (else None)."""
+
+    def __init__(self, probs, edge_probs: Optional[Dict[str, torch.Tensor]] = None):
+        super().__init__(probs)
+        self.edge_probs = edge_probs
+
+
+class MixedOp(nn.Module):
+    """One supernet edge: sum_k weights[k] * op_k(x) over all primitives.
+
+    With `partial_channels` K > 1 (PC-DARTS) the ops are built for C/K channels and run on
+    the first C/K channels of x; the other channels bypass them (2x2 max-pooled at
+    stride 2) and [ops' sum ; bypass] is channel-shuffled with K groups."""
+
+    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial_channels: int = 1):
         super().__init__()
+        check_partial_channels(C, partial_channels)
         self.primitives = list(primitives)
-        self.ops = nn.ModuleList(make_op(p, C, stride, affine=False) for p in self.primitives)
+        self.stride = stride
+        self.partial_channels = partial_channels
+        self.C_op = C // partial_channels                 # the channels the ops see
+        self.ops = nn.ModuleList(make_op(p, self.C_op, stride, affine=False) for p in self.primitives)
 
     def forward(self, x, weights):
         # x: (B, C, H, W); weights: (O,)
-        return sum(w * op(x) for w, op in zip(weights, self.ops))
+        K = self.partial_channels
+        if K == 1:
+            return sum(w * op(x) for w, op in zip(weights, self.ops))
+        xo, xb = x[:, :self.C_op], x[:, self.C_op:]                    # (B, C/K, H, W), (B, C-C/K, H, W)
+        out = sum(w * op(xo) for w, op in zip(weights, self.ops))      # (B, C/K, H', W')
+        if self.stride == 2:
+            xb = F.max_pool2d(xb, 2, 2, ceil_mode=True)                # (B, C-C/K, ceil(H/2), ceil(W/2))
+        return channel_shuffle(torch.cat([out, xb], 1), K)             # (B, C, H', W')
 
 
 class SearchCell(nn.Module):
     """A cell with every candidate edge present; `reduction` halves H and W."""
 
     def __init__(self, nodes: int, multiplier: int, C_pp: int, C_p: int, C: int,
-                 reduction: bool, reduction_prev: bool):
+                 reduction: bool, reduction_prev: bool, partial_channels: int = 1):
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
         self.multiplier = multiplier
+        self.partial_channels = partial_channels
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_pp, C, affine=False)
         else:
@@ -46,16 +92,18 @@ class SearchCell(nn.Module):
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
         self.edges: List[Tuple[int, int]] = edges_of(nodes)
         self.mixed = nn.ModuleList(
-            MixedOp(C, 2 if reduction and src < 2 else 1) for src, _ in self.edges)
+            MixedOp(C, 2 if reduction and src < 2 else 1, partial_channels=partial_channels)
+            for src, _ in self.edges)
 
-    def forward(self, s0, s1, weights):
-        # s0: (B, C_pp, H0, W0), s1: (B, C_p, H, W), weights: (E, O)
+    def forward(self, s0, s1, weights, edge_probs=None):
+        # s0: (B, C_pp, H0, W0), s1: (B, C_p, H, W), weights: (E, O), edge_probs: (E,) or None
         states = [self.preprocess0(s0), self.preprocess1(s1)]       # each (B, C, H, W)
         e = 0
         for dst in range(2, 2 + self.nodes):
             node = 0
             for src in range(dst):
-                node = node + self.mixed[e](states[src], weights[e])
+                out = self.mixed[e](states[src], weights[e])        # (B, C, H', W')
+                node = node + (out if edge_probs is None else edge_probs[e] * out)
                 e += 1
             states.append(node)                                     # (B, C, H', W')
         return torch.cat(states[-self.multiplier:], dim=1)          # (B, multiplier*C, H', W')
@@ -66,14 +114,21 @@ class SearchNetwork(SupernetBase):
 
     The architecture logits `alpha_normal` and `alpha_reduce`, each (edges, ops), are
     registered parameters: saved in `state_dict`, moved by `.to()`, and returned by
-    `arch_parameters()`, never by `weight_parameters()`.
+    `arch_parameters()`, never by `weight_parameters()`. With `edge_norm` the edge logits
+    `beta_normal` and `beta_reduce`, each (edges,), follow them in `arch_parameters()`
+    (so the architecture optimiser moves them too); `partial_channels` K > 1 makes every
+    mixed op partial-channel (see MixedOp).
     """
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
                  nodes: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 alpha_init_std: float = 1e-3):
+                 alpha_init_std: float = 1e-3, partial_channels: int = 1, edge_norm: bool = False):
         super().__init__()
+        check_partial_channels(C, partial_channels)
+        if not isinstance(edge_norm, bool):
+            raise ValueError(f"edge_norm must be True or False, got {edge_norm!r}")
         self.C, self.num_classes, self.layers, self.nodes = C, num_classes, layers, nodes
+        self.partial_channels, self.edge_norm = partial_channels, edge_norm
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(C_curr))
@@ -85,7 +140,7 @@ class SearchNetwork(SupernetBase):
             reduction = i in self.reduction_indices
             if reduction:
                 C_curr *= 2
-            cell = SearchCell(nodes, multiplier, C_pp, C_p, C_curr, reduction, reduction_prev)
+            cell = SearchCell(nodes, multiplier, C_pp, C_p, C_curr, reduction, reduction_prev, partial_channels)
             self.cells.append(cell)
             reduction_prev = reduction
             C_pp, C_p = C_p, multiplier * C_curr
@@ -93,12 +148,43 @@ class SearchNetwork(SupernetBase):
         n_edges, n_ops = len(edges_of(nodes)), len(PRIMITIVES)
         self.alpha_normal = nn.Parameter(alpha_init_std * torch.randn(n_edges, n_ops))
         self.alpha_reduce = nn.Parameter(alpha_init_std * torch.randn(n_edges, n_ops))
+        if edge_norm:                                      # drawn after the alphas: those stay DARTS'
+            self.beta_normal = nn.Parameter(alpha_init_std * torch.randn(n_edges))
+            self.beta_reduce = nn.Parameter(alpha_init_std * torch.randn(n_edges))
+            self.ARCH_NAMES = self.ARCH_NAMES + self.BETA_NAMES
 
     ARCH_NAMES = ("alpha_normal", "alpha_reduce")
+    BETA_NAMES = ("beta_normal", "beta_reduce")            # edge_norm only
     CELL_TYPES = CELL_TYPES
 
+    def alpha_of(self) -> Dict[str, nn.Parameter]:
+        """alpha per cell type, each (edges, ops) (the betas are not alphas)."""
+        return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
+
+    def _edge_probs_live(self) -> Dict[str, Optional[torch.Tensor]]:
+        """softmax(beta) over each node's incoming edges per cell type, each (edges,), with
+        gradients; None per cell type without edge normalisation."""
+        if not self.edge_norm:
+            return {"normal": None, "reduce": None}
+        return {"normal": edge_softmax(self.beta_normal, self.nodes),
+                "reduce": edge_softmax(self.beta_reduce, self.nodes)}
+
+    def edge_probs(self) -> Optional[Dict[str, torch.Tensor]]:
+        """softmax(beta) per cell type, each (edges,), detached; None without edge_norm."""
+        if not self.edge_norm:
+            return None
+        return {k: v.detach().float() for k, v in self._edge_probs_live().items()}
+
+    def probs(self) -> ArchProbs:
+        """softmax(alpha) per cell type, each (edges, ops), detached; `.edge_probs` as edge_probs()."""
+        return ArchProbs(super().probs(), self.edge_probs())
+
     def genotype(self) -> Genotype:
+        """The derived cells: DARTS' rule, or PC-DARTS' (edges ranked with beta) under edge_norm."""
+        from .space import derive_edge_normalised
         p = self.probs()
+        if p.edge_probs is not None:
+            return derive_edge_normalised(p, p.edge_probs)
         return derive(p["normal"], p["reduce"])
 
     # -- the loss of a batch (the space's contract) -------------------------------
@@ -113,9 +199,10 @@ class SearchNetwork(SupernetBase):
         # x: (B, in_channels, H, W)
         w_normal = self.edge_weights(self.alpha_normal)    # (E, O)
         w_reduce = self.edge_weights(self.alpha_reduce)    # (E, O)
+        edge_p = self._edge_probs_live()                    # softmax(beta) (E,) per cell type, or None
         s0 = s1 = self.stem(x)                             # (B, 3C, H, W)
         for cell in self.cells:
             weights = w_reduce if cell.reduction else w_normal
-            s0, s1 = s1, cell(s0, s1, weights)
+            s0, s1 = s1, cell(s0, s1, weights, edge_p["reduce" if cell.reduction else "normal"])
         out = F.adaptive_avg_pool2d(s1, 1).flatten(1)      # (B, C_final)
         return self.classifier(out)                        # (B, num_classes)
