@@ -1,6 +1,7 @@
-"""`python -m dartsviz ...` is the `dartsviz` command."""
+"""`python -m dartsviz ...` is the `dartsviz` command (torchrun: `torchrun ... -m dartsviz search ...`)."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
