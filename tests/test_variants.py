@@ -272,3 +272,21 @@ def test_the_search_command_takes_a_variant_and_refuses_a_bad_name_in_one_line(t
     assert (config["variant"], config["variant_options"]) == ("darts_minus", {"beta_0": 1.0})
     steps = [r for r in RunDir(out).read_records() if r.kind == "step"]
     assert [r.monitors["beta_t"] for r in steps] == [1.0, 1.0] and {r.variant for r in steps} == {"darts_minus"}
+
+
+def test_variant_options_on_the_command_line_are_numbers_and_bad_ones_are_one_line(tmp_path, capsys):
+    from dartsviz.commands.search import parse_variant_options
+    assert parse_variant_options(["eps_max=0.1", "eps_min=0", "beta_0=1e-1"]) == \
+        {"eps_max": 0.1, "eps_min": 0, "beta_0": 0.1}
+    out = tmp_path / "run"
+    assert main(["search", "--variant", "sdarts_rs", "--variant-option", "eps_max=0.1", "--steps", "1",
+                 "--out", str(out), *FAST]) == 0
+    assert json.loads((out / "config.json").read_text())["variant_options"] == {"eps_min": 0.03, "eps_max": 0.1}
+    for item, message in (("eps_max", "takes KEY=VALUE"), ("eps_max=__import__('os')", "needs a number"),
+                          ("eps_maxx=0.1", "eps_maxx")):
+        capsys.readouterr()
+        code = main(["search", "--variant", "sdarts_rs", "--variant-option", item, "--steps", "1",
+                     "--out", str(tmp_path / "bad"), *FAST])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "bad").exists()

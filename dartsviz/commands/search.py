@@ -14,6 +14,8 @@ def add_parser(sub):
     add_run_flags(p, "supernet")
     p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default {SearchConfig.space})")
     p.add_argument("--variant", help=f"method: {', '.join(method_names())} (default {SearchConfig.variant})")
+    p.add_argument("--variant-option", action="append", metavar="KEY=VALUE", dest="variant_option",
+                   help="a setting of the variant, e.g. --variant-option eps_max=0.1 (repeatable)")
     p.add_argument("--order", type=int, choices=ORDERS, help="1 = first order, 2 = second order")
     p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
@@ -33,8 +35,28 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    return run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every",
-                                "early_stop"))
+    out = run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every",
+                               "early_stop"))
+    if getattr(args, "variant_option", None):
+        out["variant_options"] = parse_variant_options(args.variant_option)
+    return out
+
+
+def parse_variant_options(items) -> dict:
+    """["eps_max=0.1", ...] -> {"eps_max": 0.1}: numbers only (never evaluated); a bad item is a
+    one-line ValueError. The variant checks the keys and ranges."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--variant-option takes KEY=VALUE, got {item!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--variant-option {key} needs a number, got {value!r}") from None
+        out[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return out
 
 
 def write_plots(search, args) -> None:
