@@ -192,13 +192,15 @@ PRESETS: Dict[str, dict] = {
                      epochs=4, steps_per_epoch=40, lr=20.0, lr_min=5.0, momentum=0.0, weight_decay=5e-7,
                      grad_clip=0.25, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0,
                      arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, eval_batch_size=64, seed=2),
-    # Collapse within a minute (`preset("collapse", space="rnn")`; dartsviz search --preset collapse
-    # --space rnn): tiny_rnn with lambda_max measured every 40 steps (each epoch's end). Measured on
-    # the 2-core development machine (one torch thread), seed 2, first order: `identity`, the space's
-    # skip-like op, on 5 of the derived cell's 8 nodes, lambda_max 0.005 -> 0.10 (steps 40 -> 160),
-    # in about a minute. The digits `tiny` supernet did not collapse in 30 epochs (2-4 of 8
-    # parameter-free ops, lambda_max ~0.1 without a trend), so the demonstration is recurrent.
-    # Seeds and the fixes: README, "DARTS' successors and its collapse"; notebook 09.
+    # Collapse within a minute (`preset("collapse", space="rnn")`, `dartsviz search --preset collapse
+    # --space rnn`): tiny_rnn with lambda_max measured every 40 steps (each epoch's end). Measured on
+    # the 2-core development machine (one torch thread, two searches at a time), first order, seeds
+    # 0 / 1 / 2: `identity`, the space's skip-like op, on 8 / 2 / 5 of the derived cell's 8 nodes;
+    # lambda_max at step 40 -> 160: 5.8 -> 0.005 / 0.019 -> 0.011 / 0.005 -> 0.10 (noisy, no common
+    # trend); 67 s per search with the monitor (about 45 s without). Second order: 3 / 0 / 2.
+    # The digits `tiny` supernet does not collapse: 30 epochs (660 steps, about 3 min) ended with
+    # 1 of 8 parameter-free ops in the normal cell (at most 4 on the way), lambda_max 0.16 -> 0.14.
+    # The fixes' numbers: README, "DARTS' successors and its collapse"; notebook 09.
     "collapse_rnn": dict(space="rnn", dataset="pydoc", vocab_size=2000, nhid=32, batch_size=32, bptt=20,
                          epochs=4, steps_per_epoch=40, lr=20.0, lr_min=5.0, momentum=0.0, weight_decay=5e-7,
                          grad_clip=0.25, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0,

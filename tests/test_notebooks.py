@@ -233,9 +233,42 @@ def _check_08(nb, work):
     assert _text(nb, "count_parameters(10_000, 850)").startswith("22,960,000 weights"), "the paper's 23M"
 
 
+def _check_09(nb, work):
+    # 1. the collapse preset searched live, the Collapse tab open (FAST: 2 epochs x 3 steps, lambda_max every 3)
+    assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
+    text = _text(nb, "lam = [(r.step, r.lambda_max)")
+    m = re.search(r"^identity on (\d) of 8 nodes of the derived cell at step 6 \(at most (\d) during the search\)$",
+                  text, re.M)
+    assert m and int(m.group(1)) <= int(m.group(2)) <= 8, text
+    lam = re.search(r"^lambda_max: (.*)$", text, re.M)
+    assert lam and [s for _, s in re.findall(r"(\S+) at step (\d+)", lam.group(1))] == ["3", "6"], text
+    assert all(math.isfinite(float(v)) for v, _ in re.findall(r"(\S+) at step (\d+)", lam.group(1))), text
+    g = _rnn_genotype_in(text)
+    assert sum(op == "identity" for op, _ in g.recurrent) == int(m.group(1)), text
+    assert len(_displayed(nb, "lam = [(r.step, r.lambda_max)", "image/png")) == 1          # draw_collapse
+    assert len(_displayed(nb, "lam = [(r.step, r.lambda_max)", "image/svg+xml")) == 1      # the derived cell
+    # 2. the variants that work in the recurrent space
+    spaces = _text(nb, "applicable = [v for v")
+    assert re.search(r"^applicable in the rnn space: beta_darts, darts, sdarts_rs$", spaces, re.M), spaces
+    assert re.search(r"^pc_darts +spaces: \('cnn',\)$", spaces, re.M), spaces
+    # 3. the comparison: one row per fix, the same seed, a report with the collapse figure and the cells
+    text = _text(nb, "res = compare_variants(")
+    rows = re.findall(r"^\| (\w+) \| (\d) \| ([\d.]+) \| ([\d.e-]+) \| ", text, re.M)
+    assert [r[0] for r in rows] == ["darts", "beta_darts", "sdarts_rs"], text
+    assert all(int(free) <= 8 and 0 < float(skip) <= 1 and math.isfinite(float(lam)) for _, free, skip, lam in rows)
+    for v in ("darts", "beta_darts", "sdarts_rs"):
+        _rnn_genotype_in(next(ln[len(v):].strip() for ln in text.splitlines() if ln.startswith(v + " ")))
+    assert "report written to runs/fixes/index.html" in text, text
+    page = (work / "runs" / "fixes" / "index.html").read_text()
+    assert "collapse.png" in page and "Variants" in page
+    assert len(_displayed(nb, 'Image(filename="runs/fixes/collapse.png")', "image/png")) == 1
+    assert len(_displayed(nb, 'Image(filename="runs/fixes/collapse.png")', "image/svg+xml")) == 3
+
+
 CHECKS = {"01_continuous_relaxation": _check_01, "02_search_space": _check_02, "03_bilevel": _check_03,
           "04_live_search": _check_04, "05_first_vs_second": _check_05, "06_supernet_to_network": _check_06,
-          "07_collapse": _check_07, "08_recurrent_cells": _check_08}
+          "07_collapse": _check_07, "08_recurrent_cells": _check_08,
+          "09_fixing_collapse": _check_09}
 
 
 def test_there_are_notebooks():

@@ -21,7 +21,7 @@ POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every",
 
 def add_run_flags(p, what: str) -> None:
     """Preset, budget, data, device, seed and network-size flags; `what` names the network."""
-    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute) or paper (CIFAR-10 settings)")
+    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute), paper (CIFAR-10 settings); with --space rnn: tiny, paper, collapse")
     p.add_argument("--epochs", type=int, help="number of epochs")
     p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
     p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works); "

@@ -134,3 +134,21 @@ def test_the_tiny_preset_makes_the_weights_separate_within_its_budget():
     epochs = [r for r in search.history if r["kind"] == "epoch"]
     assert epochs[-1]["test_ppl"] < 0.8 * epochs[0]["test_ppl"]
     assert len(epochs[-1].genotype.recurrent) == 8
+
+
+def test_the_collapse_preset_is_tiny_rnn_with_lambda_max_at_each_epochs_end():
+    """`collapse` with space="rnn" picks `collapse_rnn`: the tiny_rnn search (the one that ends with
+    `identity` on most nodes within a minute) with lambda_max every 40 steps; it validates with
+    every variant that works in the recurrent space, and refuses the others in one line."""
+    c = SearchConfig.preset("collapse", space="rnn")
+    assert c == SearchConfig.preset("collapse_rnn")
+    assert dataclasses.replace(c, monitor_every=0) == SearchConfig.preset("tiny_rnn")
+    assert (c.space, c.dataset, c.seed, c.epochs, c.steps_per_epoch) == ("rnn", "pydoc", 2, 4, 40)
+    assert c.monitor_every == c.steps_per_epoch and not c.early_stop
+    for variant in ("darts", "beta_darts", "sdarts_rs"):
+        assert SearchConfig.preset("collapse", space="rnn", variant=variant).validate().variant == variant
+    for variant in ("pc_darts", "darts_minus"):
+        with pytest.raises(ValueError, match=f"variant '{variant}' works in the cnn space"):
+            SearchConfig.preset("collapse", space="rnn", variant=variant)
+    with pytest.raises(ValueError, match="unknown preset 'collapse'"):
+        SearchConfig.preset("collapse")                 # no convolutional collapse preset: digits does not collapse
