@@ -40,6 +40,7 @@ if ROOT not in sys.path:
 
 from dartsviz.data import load_data                    # noqa: E402
 from dartsviz.search import Search, SearchConfig       # noqa: E402
+from step import _hwm_mb, _rss_mb                      # noqa: E402  (bench/step.py, this folder)
 
 PAPER_DATA = "synthetic:3x32x32"                       # CIFAR-10's shape, no download
 VARIANTS = ("darts", "pc_darts")
@@ -57,22 +58,6 @@ def make_config(args, variant: str, order: int) -> SearchConfig:
     if variant == "pc_darts":
         cfg = dataclasses.replace(cfg, variant="pc_darts", partial_channels=args.k, edge_norm=True)
     return cfg
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-
-
-def _hwm_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def memory_child(args) -> None:
@@ -101,7 +86,7 @@ def memory_child(args) -> None:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20
     else:
-        peak = _hwm_mb()
+        peak = _hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"peak_mb": peak, "search_mb": peak - base, "fast_path": s.model.reference_fallbacks == 0}))
 
 

@@ -334,6 +334,46 @@ def _clone_state(obj):
     return obj
 
 
+class TrainingLoop(StepLoop):
+    """What the trainings from scratch share (`train.Train`, `spaces.rnn.train.RNNTrain`):
+    the summary file and `resume`. Subclasses set CONFIG_CLASS and `_genotype_from_text`."""
+
+    CHECKPOINT_KIND, NOUN = "train", "training"
+    CONFIG_CLASS = None                # the config dataclass a checkpoint's "config" rebuilds
+
+    @staticmethod
+    def _genotype_from_text(text: str):
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        raise NotImplementedError
+
+    def _write_extra(self, run_dir: RunDir) -> None:
+        import json
+        from .runs import atomic_write_text
+        atomic_write_text(run_dir.path / "summary.json", json.dumps(self.summary(), indent=1) + "\n")
+
+    @classmethod
+    def resume(cls, path, callbacks: tuple = (), data=None, **overrides):
+        """Continue a training from its run directory (or a checkpoint file inside one)."""
+        from .runs import load_checkpoint
+        path = Path(path)
+        if not path.exists():
+            raise RunDirError(f"run directory {path} does not exist")
+        run_dir = RunDir(path if path.is_dir() else path.parent)
+        state = load_checkpoint(path, map_location="cpu", kind="train")
+        history = cls._saved_history(run_dir)     # checked before anything is written
+        try:
+            config = cls.CONFIG_CLASS.from_dict({**state["config"], **overrides})
+            genotype = cls._genotype_from_text(state["genotype"])
+        except (KeyError, TypeError) as e:
+            raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
+        train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
+        train.load_state_dict(state)
+        train._restore_history(history)
+        return train
+
+
 def rng_state() -> dict:
     """The global torch (and CUDA) random states, for a checkpoint."""
     rng = {"torch": torch.get_rng_state()}

@@ -33,6 +33,7 @@ from .methods import get_method
 from .records import EpochRecord, StepRecord, record_from_dict
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
 from .spaces import get_space
+from .spaces.supernet import ArchProbs
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -476,7 +477,6 @@ class Search(StepLoop):
         normalisation, which its derivation ranks edges by); `probs` itself without them."""
         if not edge_probs:
             return probs
-        from .spaces.cnn.supernet import ArchProbs
         return ArchProbs(probs, edge_probs)
 
     def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> StepRecord:

@@ -34,11 +34,11 @@ from .data import BatchStream, DataSplits, check_dataset_name, iterate, load_dat
 from .imagefolder import ImageFolderData, LoaderStream, load_image_folders
 from .spaces.cnn.imagenet import NetworkImageNet
 from .spaces.cnn.network import NetworkEval, count_macs, cutout
-from .spaces.cnn.genotype import GENOTYPES, Genotype, parse_genotype, random_genotype
+from .spaces.cnn.genotype import Genotype, parse_genotype
 from .spaces.cnn.space import check_even_channels
 from . import distributed
-from .loop import Record, StepLoop, rng_state
-from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
+from .loop import Record, TrainingLoop, rng_state
+from .runs import RunDir, RunDirError
 from .search import resolve_device
 
 
@@ -203,7 +203,7 @@ def _from_json(space, text: str):
     return space.genotype_from_dict(d)
 
 
-class Train(StepLoop):
+class Train(TrainingLoop):
     """Training from scratch: network, SGD, one batch stream, a cutout generator, a step counter."""
 
     DATA_PARALLEL = True               # runs under torchrun (dartsviz.distributed)
@@ -341,7 +341,8 @@ class Train(StepLoop):
                 "train_seconds": sum(r["seconds"] for r in self.history if r["kind"] == "step")}
 
     # -- state, checkpoints, run directory --------------------------------------------
-    CHECKPOINT_KIND, NOUN = "train", "training"
+    CONFIG_CLASS = TrainConfig
+    _genotype_from_text = staticmethod(parse_genotype)
 
     def state_dict(self) -> dict:
         return {
@@ -367,27 +368,6 @@ class Train(StepLoop):
         super().load_state_dict(state)
         distributed.seed_rank(self.config.seed, self.step_count)   # data parallel: ranks > 0 draw their own
 
-    def _write_extra(self, run_dir: RunDir) -> None:
-        atomic_write_text(run_dir.path / "summary.json", json.dumps(self.summary(), indent=1) + "\n")
-
-    @classmethod
-    def resume(cls, path, callbacks: tuple = (), data: Optional[DataSplits] = None, **overrides) -> "Train":
-        """Continue a training from its run directory (or a checkpoint file inside one)."""
-        path = Path(path)
-        if not path.exists():
-            raise RunDirError(f"run directory {path} does not exist")
-        run_dir = RunDir(path if path.is_dir() else path.parent)
-        state = load_checkpoint(path, map_location="cpu", kind="train")
-        history = cls._saved_history(run_dir)     # checked before anything is written
-        try:
-            config = TrainConfig.from_dict({**state["config"], **overrides})
-            genotype = parse_genotype(state["genotype"])
-        except (KeyError, TypeError) as e:
-            raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
-        train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
-        train.load_state_dict(state)
-        train._restore_history(history)
-        return train
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ architecture step's passes."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,15 @@ def softmax_weights(alpha: torch.Tensor) -> torch.Tensor:
     autocast: bf16 would round weights of 1/8 +- 1e-3 to the same value."""
     with torch.autocast(alpha.device.type, enabled=False):
         return F.softmax(alpha, dim=-1)
+
+
+class ArchProbs(dict):
+    """softmax(alpha) per cell type, each (edges, ops), plus `edge_probs`: softmax(beta)
+    per cell type, each (edges,), when the supernet normalises edges (else None)."""
+
+    def __init__(self, probs, edge_probs: Optional[Dict[str, torch.Tensor]] = None):
+        super().__init__(probs)
+        self.edge_probs = edge_probs
 
 
 class SupernetBase(nn.Module):

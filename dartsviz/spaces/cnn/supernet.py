@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..supernet import SupernetBase, softmax_weights
+from ..supernet import ArchProbs, SupernetBase, softmax_weights
 from .genotype import Genotype, derive, edges_of
 from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, channel_shuffle, make_op
 
@@ -36,15 +36,6 @@ def edge_softmax(beta: torch.Tensor, nodes: int) -> torch.Tensor:
     incoming edges (edge order of `edges_of`), in beta's own precision even under autocast."""
     with torch.autocast(beta.device.type, enabled=False):
         return torch.cat([F.softmax(b, 0) for b in beta.split(list(range(2, 2 + nodes)))])   # (E,)
-
-
-class ArchProbs(dict):
-    """softmax(alpha) per cell type, each (edges, ops), plus `edge_probs`: softmax(beta)
-    per cell type, each (edges,), when the supernet normalises edges (else None)."""
-
-    def __init__(self, probs, edge_probs: Optional[Dict[str, torch.Tensor]] = None):
-        super().__init__(probs)
-        self.edge_probs = edge_probs
 
 
 class MixedOp(nn.Module):

@@ -21,7 +21,6 @@ and test loss and perplexity, whether ASGD is on).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -31,8 +30,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from ...config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
-from ...loop import Record, StepLoop, rng_state
-from ...runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
+from ...loop import Record, TrainingLoop, rng_state
 from ...text import TextData, TextStream, check_text_dataset, load_text
 from .genotype import GENOTYPES, RNNGenotype
 from .model import FINAL_DROPOUTS, TAR_BETA, RNNModel
@@ -114,10 +112,11 @@ def resolve_rnn_genotype(spec: Union[str, RNNGenotype, Path]) -> RNNGenotype:
     return resolve_genotype(spec, space.RNN)
 
 
-class RNNTrain(StepLoop):
+class RNNTrain(TrainingLoop):
     """Training from scratch: the genotype's RNNModel, SGD then ASGD, a jittered BPTT stream."""
 
-    CHECKPOINT_KIND, NOUN = "train", "training"
+    CONFIG_CLASS = RNNTrainConfig
+    _genotype_from_text = staticmethod(resolve_rnn_genotype)
 
     def __init__(self, genotype: Union[RNNGenotype, str], config: Optional[RNNTrainConfig] = None, out=None,
                  callbacks: tuple = (), data: Optional[TextData] = None):
@@ -151,10 +150,6 @@ class RNNTrain(StepLoop):
     # -- bookkeeping ---------------------------------------------------------------
     def _batches_per_pass(self) -> int:
         return len(self.stream)
-
-    def lr_at(self, epoch: int) -> float:
-        """Constant (lr == lr_min in the presets); a cosine where lr_min < lr."""
-        return super().lr_at(epoch)
 
     @property
     def optimiser_name(self) -> str:
@@ -273,27 +268,6 @@ class RNNTrain(StepLoop):
         self.stream.load_state_dict(state["stream"])
         self.val_losses = [float(v) for v in state["val_losses"]]
 
-    def _write_extra(self, run_dir: RunDir) -> None:
-        atomic_write_text(run_dir.path / "summary.json", json.dumps(self.summary(), indent=1) + "\n")
-
-    @classmethod
-    def resume(cls, path, callbacks: tuple = (), data: Optional[TextData] = None, **overrides) -> "RNNTrain":
-        """Continue a training from its run directory (or a checkpoint file inside one)."""
-        path = Path(path)
-        if not path.exists():
-            raise RunDirError(f"run directory {path} does not exist")
-        run_dir = RunDir(path if path.is_dir() else path.parent)
-        state = load_checkpoint(path, map_location="cpu", kind="train")
-        history = cls._saved_history(run_dir)
-        try:
-            config = RNNTrainConfig.from_dict({**state["config"], **overrides})
-            genotype = resolve_rnn_genotype(state["genotype"])
-        except (KeyError, TypeError) as e:
-            raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
-        train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)
-        train.load_state_dict(state)
-        train._restore_history(history)
-        return train
 
 
 __all__ = ["RNNTrainConfig", "RNNTrain", "RNN_TRAIN_PRESETS", "resolve_rnn_genotype", "GENOTYPES", "OPTIMISERS"]
