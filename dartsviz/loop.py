@@ -107,9 +107,7 @@ class StepLoop:
 
     def lr_at(self, epoch: int) -> float:
         """Cosine annealing from lr to lr_min over the configured epochs, per epoch."""
-        c = self.config
-        e = min(epoch, c.epochs)
-        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * e / c.epochs))
+        return cosine_lr(self.config, epoch, self.config.epochs)
 
     # -- records -----------------------------------------------------------------
     def subscribe(self, fn: Callback) -> Callback:
@@ -372,6 +370,12 @@ class TrainingLoop(StepLoop):
         train.load_state_dict(state)
         train._restore_history(history)
         return train
+
+
+def cosine_lr(config, epoch: int, epochs: int) -> float:
+    """config.lr annealed to config.lr_min by a cosine over `epochs` epochs, at `epoch`."""
+    e = min(epoch, epochs)
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * e / epochs))
 
 
 def rng_state() -> dict:

@@ -28,7 +28,7 @@ from .bilevel import HVP_MODES, ORDERS, arch_gradient, loss_with
 from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
 from .data import BatchStream, DataSplits
 from .diagnostics import MONITOR_SEED, EarlyStop, collapse_stats, darts_es, hessian_max_eigenvalue, monitor_batch
-from .loop import Record, StepLoop, current_rss_mb, rng_state
+from .loop import Record, StepLoop, cosine_lr, current_rss_mb, rng_state
 from .methods import get_method
 from .records import EpochRecord, StepRecord, record_from_dict
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
@@ -77,6 +77,7 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     sync_every: int = 1               # steps whose records are read from the device together
     precision: str = "fp32"           # fp32 | bf16 | fp16 (autocast; fp16 with gradient scalers; alphas stay fp32)
     sync_bn: bool = False             # torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks (impl reference)
+    cuda_graphs: bool = False         # CUDA: the first-order step captured as CUDA graphs (dartsviz.cudagraph)
     # --- recurrent space (space='rnn', dataset pydoc | shakespeare | ptb | wikitext2; checked by _check_rnn_fields) ---
     nhid: int = 300                   # embedding = hidden width (tied, as the reference asserts)
     bptt: int = 35                    # BPTT segment length (tokens per step)
@@ -144,12 +145,18 @@ class SearchConfig(ConfigBase, WeightOptimFields):
         self._check_rnn_fields()          # the recurrent space's block of fields, below
         self._check_monitor_fields()
         get_method(self.variant).check_options(self.variant_options, self.space)
+        get_method(self.variant).check_config(self)
         get_space(self.space).check_config(self)
         if not isinstance(self.sync_bn, bool):
             raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
         if self.sync_bn and self.impl != "reference":
             raise ValueError("sync_bn needs impl='reference' (--impl reference): "
                              "the fast supernet computes its BatchNorms itself")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
+        if self.cuda_graphs:                          # what a captured step cannot run (dartsviz.cudagraph)
+            from .cudagraph import check_config
+            check_config(self)
         if self.precision != "fp32" and self.dtype != "float32":
             raise ValueError(f"precision {self.precision} autocasts float32 weights; it needs dtype float32")
         self._check_range("train_portion", 0.0, 1.0, low_open=True)
@@ -242,6 +249,9 @@ class Search(StepLoop):
         self.device = resolve_device(c.device)
         if c.sync_bn:
             distributed.check_sync_bn(self.device)
+        if c.cuda_graphs:                             # before any data loads: CUDA, one process
+            from .cudagraph import check_search
+            check_search(self.device)
         self.dtype = DTYPES[c.dtype]
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True     # fixed shapes: let cuDNN pick its kernels
@@ -269,6 +279,23 @@ class Search(StepLoop):
         self.early_stopped: Optional[EarlyStop] = None
         if self.run_dir is not None:
             self.run_dir.write_config(c.to_dict())
+        self._graphs = None                           # dartsviz.cudagraph: the step replayed from CUDA graphs
+        if c.cuda_graphs:
+            from .cudagraph import attach
+            attach(self)
+
+    def replace_model(self, model) -> None:
+        """Search `model` from now on (P-DARTS' next stage): moved to the device and dtype,
+        with fresh optimisers of the config's settings; the gradient scalers, streams and
+        step counter carry on."""
+        c = self.config
+        self.flush()
+        self.model = model.to(self.device, self.dtype)
+        if c.sync_bn:
+            self.model = distributed.sync_batchnorm(self.model, self.device)
+        self.w_opt = make_sgd(self.model.weight_parameters(), c)
+        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
+                                      weight_decay=c.arch_weight_decay)
 
     def _data_parallel(self) -> None:
         """torchrun (dartsviz.distributed): every rank draws the same batches and takes its
@@ -285,6 +312,10 @@ class Search(StepLoop):
         self._shard, self._reduce = distributed.shard, distributed.all_reduce_mean
 
     # -- bookkeeping -----------------------------------------------------------
+    def lr_at(self, epoch: int) -> float:
+        """The weights' learning rate in `epoch`: the cosine schedule where the method puts it."""
+        return cosine_lr(self.config, *self.method.lr_position(epoch))
+
     def _batches_per_pass(self) -> int:
         return len(self.train_stream)
 
@@ -388,13 +419,16 @@ class Search(StepLoop):
         and records are read and emitted `sync_every` steps at a time (and at the end of
         an epoch, of `run()`, at `save()` and `flush()`); steps in between return None.
         """
-        c, model, method, space = self.config, self.model, self.method, self.space
+        if getattr(self, "_graphs", None) is not None:    # cuda_graphs: the same step, captured
+            return self._graphs.step()
+        c, method, space = self.config, self.method, self.space
         if self.early_stopped is not None:            # DARTS-ES ended the search
             return None
         t0 = time.perf_counter()
         epoch = self.epoch
         if self.step_count % self.steps_per_epoch == 0:
-            method.on_epoch_start(self, epoch)
+            method.on_epoch_start(self, epoch)        # P-DARTS may replace the supernet here
+        model = self.model
         model.train()
         train_batch = next(self.train_stream)
         val_batch = next(self.val_stream)
@@ -559,6 +593,7 @@ class Search(StepLoop):
             "streams": {"train": self.train_stream.state_dict(), "val": self.val_stream.state_dict()},
             "rng": rng_state(),
             "diagnostics": self._diagnostics_state(),
+            "method": self.method.state_dict(),
         }
 
     def _diagnostics_state(self) -> dict:
@@ -582,6 +617,7 @@ class Search(StepLoop):
             self.space.parse_genotype(self._epoch_lambdas[int(es[1])][1]))
 
     def _load_state(self, state: dict) -> None:
+        self.method.load_state_dict(self, state.get("method") or {})   # P-DARTS: its stage's supernet
         self.model.load_state_dict(state["model"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])

@@ -13,12 +13,16 @@ changes:
   the alphas only (beta-DARTS' logsumexp regulariser). DARTS: none. Its gradient is added
   to the bilevel architecture gradient of either order.
 - `arch_frozen(epoch)`: whether alpha rests this epoch (PC-DARTS freezes it early).
-  DARTS: the config's `warmup_epochs`.
+  DARTS: the config's `warmup_epochs`. `lr_position(epoch)`: where the weights' cosine
+  schedule stands (P-DARTS restarts it every stage).
 - `on_epoch_start(search, epoch)` / `on_epoch_end(search, epoch)`: schedules and
   changes of the supernet between epochs (P-DARTS' stages and op pruning).
 - `derive(space, probs)`: the genotype from the softmax weights. DARTS: the space's rule.
 - `monitors(search)`: extra numbers for the step record (a Hessian eigenvalue, say),
   as 0-dim device tensors so they travel with the step's other numbers.
+- `check_config(config)`: refuse settings the variant cannot run with;
+  `state_dict()` / `load_state_dict(search, state)`: the method's own state in checkpoints
+  (P-DARTS' stage and op masks, restored before the weights).
 
 `progress` is the fraction of the search done, in [0, 1]. Register a variant with
 `register_method(MyMethod())`; `SearchConfig.variant` names it.
@@ -75,6 +79,9 @@ class Method:
     def check_option_values(self, options: Dict[str, object]) -> None:
         """Raise a one-line ValueError for a bad value (a variant overrides this)."""
 
+    def check_config(self, config) -> None:
+        """Raise a one-line ValueError for search settings the variant cannot run with."""
+
     @staticmethod
     def check_number(options: Dict[str, object], key: str, low: float = 0.0, high: float = math.inf) -> None:
         """options[key] is a finite number in [low, high] (bools and strings refused)."""
@@ -118,6 +125,10 @@ class Method:
     def arch_frozen(self, epoch: int, config) -> bool:
         return epoch < config.warmup_epochs
 
+    def lr_position(self, epoch: int):
+        """(e, E): the weights' cosine schedule is at epoch e of E (P-DARTS restarts it per stage)."""
+        return epoch, self.epochs
+
     def on_epoch_start(self, search, epoch: int) -> None:
         pass
 
@@ -129,6 +140,14 @@ class Method:
 
     def monitors(self, search) -> Dict[str, torch.Tensor]:
         return {}
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What an exact resume needs of the method's own state (P-DARTS: stage, op masks)."""
+        return {}
+
+    def load_state_dict(self, search, state: dict) -> None:
+        """Restore `state_dict()` into this search (before its model's weights are loaded)."""
 
 
 DARTS = Method()
@@ -155,4 +174,4 @@ def method_names() -> List[str]:
 
 
 # the variants, one idea per module; each registers itself on import
-from . import beta_darts, darts_minus, pc_darts, sdarts_rs  # noqa: E402,F401
+from . import beta_darts, darts_minus, p_darts, pc_darts, sdarts_rs  # noqa: E402,F401

@@ -143,7 +143,8 @@ def loss_of(record, split: str) -> float:
 
 
 # the quantities the variants put in `record.monitors`, by name, as the views label them
-MONITOR_LABELS = {"beta_t": "\u03b2_t", "lambda_t": "\u03bb_t", "eps_t": "\u03b5_t", "beta_entropy": "H(\u03b2)"}
+MONITOR_LABELS = {"beta_t": "\u03b2_t", "lambda_t": "\u03bb_t", "eps_t": "\u03b5_t", "beta_entropy": "H(\u03b2)",
+                  "stage": "stage", "layers": "cells", "ops_kept": "ops/edge", "skip_dropout": "skip drop"}
 
 
 def monitor_items(record, cell_types: Sequence[str] = ()) -> List[str]:

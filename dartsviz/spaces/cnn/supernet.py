@@ -3,7 +3,10 @@
 Two PC-DARTS options (Xu et al., ICLR 2020), both off by default (plain DARTS):
 `partial_channels` K (each mixed op sees the first C/K channels, the rest bypass it,
 then a channel shuffle) and `edge_norm` (one beta per edge, softmax over each node's
-incoming edges, scaling the edge's output)."""
+incoming edges, scaling the edge's output). Two P-DARTS options (Chen et al., ICCV 2019):
+`op_masks` (each edge builds and mixes only its kept ops; alpha keeps every column, the
+dropped ones masked to weight 0) and `set_skip_dropout(p)` (dropout after the identity
+skip connections in training mode)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -45,22 +48,40 @@ class MixedOp(nn.Module):
     the first C/K channels of x; the other channels bypass them (2x2 max-pooled at
     stride 2) and [ops' sum ; bypass] is channel-shuffled with K groups."""
 
-    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial_channels: int = 1):
+    skip_dropout = 0.0             # P-DARTS: dropout rate after the identity skip (training mode)
+
+    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial_channels: int = 1,
+                 kept: Optional[List[int]] = None):
         super().__init__()
         check_partial_channels(C, partial_channels)
         self.primitives = list(primitives)
+        self.kept = list(range(len(self.primitives))) if kept is None else list(kept)   # columns of weights
         self.stride = stride
         self.partial_channels = partial_channels
         self.C_op = C // partial_channels                 # the channels the ops see
-        self.ops = nn.ModuleList(make_op(p, self.C_op, stride, affine=False) for p in self.primitives)
+        self.ops = nn.ModuleList(make_op(self.primitives[i], self.C_op, stride, affine=False) for i in self.kept)
+        skip = [j for j, i in enumerate(self.kept) if self.primitives[i] == "skip_connect" and stride == 1]
+        self.skip_at = skip[0] if skip else None          # the identity's place among self.ops
+
+    def _mix(self, x, weights):
+        # x: (B, C_op, H, W); weights: (O,) over all primitives, of which the kept ones run
+        out = 0
+        for j, (i, op) in enumerate(zip(self.kept, self.ops)):
+            y = op(x)                                                  # (B, C_op, H', W')
+            if j == self.skip_at and self.skip_dropout > 0 and self.training:
+                y = F.dropout(y, self.skip_dropout)
+            out = out + weights[i] * y
+        return out
 
     def forward(self, x, weights):
         # x: (B, C, H, W); weights: (O,)
         K = self.partial_channels
         if K == 1:
-            return sum(w * op(x) for w, op in zip(weights, self.ops))
+            if len(self.kept) == len(self.primitives) and not (self.skip_dropout and self.training):
+                return sum(w * op(x) for w, op in zip(weights, self.ops))
+            return self._mix(x, weights)
         xo, xb = x[:, :self.C_op], x[:, self.C_op:]                    # (B, C/K, H, W), (B, C-C/K, H, W)
-        out = sum(w * op(xo) for w, op in zip(weights, self.ops))      # (B, C/K, H', W')
+        out = self._mix(xo, weights)                                   # (B, C/K, H', W')
         if self.stride == 2:
             xb = F.max_pool2d(xb, 2, 2, ceil_mode=True)                # (B, C-C/K, ceil(H/2), ceil(W/2))
         return channel_shuffle(torch.cat([out, xb], 1), K)             # (B, C, H', W')
@@ -70,7 +91,8 @@ class SearchCell(nn.Module):
     """A cell with every candidate edge present; `reduction` halves H and W."""
 
     def __init__(self, nodes: int, multiplier: int, C_pp: int, C_p: int, C: int,
-                 reduction: bool, reduction_prev: bool, partial_channels: int = 1):
+                 reduction: bool, reduction_prev: bool, partial_channels: int = 1,
+                 op_mask: Optional[torch.Tensor] = None):
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
@@ -82,9 +104,11 @@ class SearchCell(nn.Module):
             self.preprocess0 = ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
         self.edges: List[Tuple[int, int]] = edges_of(nodes)
+        kept = [None] * len(self.edges) if op_mask is None else [
+            [int(i) for i in row.nonzero().flatten()] for row in op_mask]          # op_mask: (E, O) bool
         self.mixed = nn.ModuleList(
-            MixedOp(C, 2 if reduction and src < 2 else 1, partial_channels=partial_channels)
-            for src, _ in self.edges)
+            MixedOp(C, 2 if reduction and src < 2 else 1, partial_channels=partial_channels, kept=kept[e])
+            for e, (src, _) in enumerate(self.edges))
 
     def forward(self, s0, s1, weights, edge_probs=None):
         # s0: (B, C_pp, H0, W0), s1: (B, C_p, H, W), weights: (E, O), edge_probs: (E,) or None
@@ -113,7 +137,8 @@ class SearchNetwork(SupernetBase):
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
                  nodes: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 alpha_init_std: float = 1e-3, partial_channels: int = 1, edge_norm: bool = False):
+                 alpha_init_std: float = 1e-3, partial_channels: int = 1, edge_norm: bool = False,
+                 op_masks: Optional[Dict[str, torch.Tensor]] = None):
         super().__init__()
         check_partial_channels(C, partial_channels)
         if not isinstance(edge_norm, bool):
@@ -131,7 +156,8 @@ class SearchNetwork(SupernetBase):
             reduction = i in self.reduction_indices
             if reduction:
                 C_curr *= 2
-            cell = SearchCell(nodes, multiplier, C_pp, C_p, C_curr, reduction, reduction_prev, partial_channels)
+            mask = None if op_masks is None else op_masks["reduce" if reduction else "normal"]
+            cell = SearchCell(nodes, multiplier, C_pp, C_p, C_curr, reduction, reduction_prev, partial_channels, mask)
             self.cells.append(cell)
             reduction_prev = reduction
             C_pp, C_p = C_p, multiplier * C_curr
@@ -143,6 +169,15 @@ class SearchNetwork(SupernetBase):
             self.beta_normal = nn.Parameter(alpha_init_std * torch.randn(n_edges))
             self.beta_reduce = nn.Parameter(alpha_init_std * torch.randn(n_edges))
             self.ARCH_NAMES = self.ARCH_NAMES + self.BETA_NAMES
+        self.op_masks = None                               # P-DARTS: cell type -> kept ops (E, O) bool
+        if op_masks is not None:
+            for k in CELL_TYPES:
+                m = torch.as_tensor(op_masks[k], dtype=torch.bool)
+                if m.shape != (n_edges, n_ops) or not m.any(1).all():
+                    raise ValueError(f"op_masks[{k!r}] must be ({n_edges}, {n_ops}) booleans with an op kept "
+                                     f"on every edge, got shape {tuple(m.shape)}")
+                self.register_buffer(f"op_mask_{k}", m, persistent=False)
+            self.op_masks = {k: getattr(self, f"op_mask_{k}") for k in CELL_TYPES}
 
     ARCH_NAMES = ("alpha_normal", "alpha_reduce")
     BETA_NAMES = ("beta_normal", "beta_reduce")            # edge_norm only
@@ -166,9 +201,24 @@ class SearchNetwork(SupernetBase):
             return None
         return {k: v.detach().float() for k, v in self._edge_probs_live().items()}
 
+    def masked_alpha(self, cell_type: str) -> torch.Tensor:
+        """alpha of `cell_type`, (E, O), with the ops dropped by `op_masks` at -inf (weight 0)."""
+        a = self.alpha_of()[cell_type]
+        if self.op_masks is None:
+            return a
+        return a.masked_fill(~getattr(self, f"op_mask_{cell_type}"), float("-inf"))   # (E, O)
+
+    def set_skip_dropout(self, p: float) -> None:
+        """P-DARTS: dropout rate p after every identity skip op (training mode only)."""
+        for m in self.modules():
+            if isinstance(m, MixedOp):
+                m.skip_dropout = float(p)
+
     def probs(self) -> ArchProbs:
-        """softmax(alpha) per cell type, each (edges, ops), detached; `.edge_probs` as edge_probs()."""
-        return ArchProbs(super().probs(), self.edge_probs())
+        """softmax(alpha) per cell type, each (edges, ops), detached (dropped ops: 0);
+        `.edge_probs` as edge_probs()."""
+        probs = {k: F.softmax(self.masked_alpha(k).detach().float(), dim=-1) for k in CELL_TYPES}
+        return ArchProbs(probs, self.edge_probs())
 
     def genotype(self) -> Genotype:
         """The derived cells: DARTS' rule, or PC-DARTS' (edges ranked with beta) under edge_norm."""
@@ -188,8 +238,8 @@ class SearchNetwork(SupernetBase):
     # -- forward -------------------------------------------------------------
     def forward(self, x):
         # x: (B, in_channels, H, W)
-        w_normal = self.edge_weights(self.alpha_normal)    # (E, O)
-        w_reduce = self.edge_weights(self.alpha_reduce)    # (E, O)
+        w_normal = self.edge_weights(self.masked_alpha("normal"))    # (E, O)
+        w_reduce = self.edge_weights(self.masked_alpha("reduce"))    # (E, O)
         edge_p = self._edge_probs_live()                    # softmax(beta) (E,) per cell type, or None
         s0 = s1 = self.stem(x)                             # (B, 3C, H, W)
         for cell in self.cells:
