@@ -183,22 +183,39 @@ def monitor_batch(space, data, config, dtype):
 
 
 # -- DARTS-ES: early stopping on lambda_max ---------------------------------------------------
-def darts_es(epoch_lambdas: Dict[int, float], epoch: int, window: int, ratio: float) -> Optional[int]:
+def local_average(epoch_lambdas: Dict[int, float], end: int, smooth: int = 1) -> Optional[float]:
+    """The mean lambda_max of the `smooth` epochs ending at `end`; None where one is missing
+    or not finite."""
+    vals = [epoch_lambdas.get(e) for e in range(end - smooth + 1, end + 1)]
+    if any(v is None or not math.isfinite(v) for v in vals):
+        return None
+    return sum(vals) / len(vals)
+
+
+def darts_es(epoch_lambdas: Dict[int, float], epoch: int, window: int, ratio: float,
+             smooth: int = 1, start: int = 0) -> Optional[int]:
     """The DARTS-ES rule (Zela et al., ICLR 2020, section 4.3) at the end of `epoch`: the
     epoch whose architecture the search returns, `epoch - window`, when lambda_max grew by
-    more than `ratio` over those `window` epochs, lambda_max(epoch) / lambda_max(epoch -
-    window) > ratio; else None. `epoch_lambdas` maps epochs to their lambda_max; a missing,
-    non-positive or non-finite value never triggers.
+    more than `ratio` over those `window` epochs; else None.
+
+    With `smooth` = n > 1 each side is the local average of the n epochs' lambda_max ending
+    there (the authors' `src/utils.py:EVLocalAvg` averages 5 measurements), and the earlier
+    side must end at epoch `start` or later (their `es_start_epoch`, 10). `epoch_lambdas`
+    maps epochs to their lambda_max; a missing, non-positive or non-finite value never
+    triggers.
 
     The paper's wording is lambda(i - k) / lambda(i) < 0.75 with k = 5 (unverified here); the
-    authors' code (`src/utils.py:EVLocalAvg`) compares local averages of 5 measurements
-    taken every 2 epochs, 8 epochs apart, with factor 1.3, once the earlier one is at epoch
-    10 or later. Here each epoch has one measurement on a fixed batch (far less noisy than
-    the authors' changing one), compared without smoothing or a start epoch."""
-    before, now = epoch_lambdas.get(epoch - window), epoch_lambdas.get(epoch)
-    if before is None or now is None or not (math.isfinite(before) and math.isfinite(now)) or before <= 0:
+    authors' code compares averages of 5 measurements taken every 2 epochs, 8 epochs apart,
+    with factor 1.3. Here each epoch has one measurement on a fixed batch (far less noisy than
+    the authors' changing one); `smooth=1, start=0` compares single epochs."""
+    before_epoch = epoch - window
+    if before_epoch < start:
         return None
-    return epoch - window if now / before > ratio else None
+
+    before, now = local_average(epoch_lambdas, before_epoch, smooth), local_average(epoch_lambdas, epoch, smooth)
+    if before is None or now is None or before <= 0:
+        return None
+    return before_epoch if now / before > ratio else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,10 +227,12 @@ class EarlyStop:
     lambda_before: float       # lambda_max at `selected_epoch`
     ratio: float               # the config's threshold
     genotype: object           # the genotype at the end of `selected_epoch`
+    smooth: int = 1            # lambda_now and lambda_before are means over this many epochs
 
     def message(self) -> str:
         """One line for the console and the run directory."""
-        return (f"early stop (DARTS-ES) at epoch {self.epoch}: lambda_max {self.lambda_now:.4g} / "
+        what = "lambda_max" if self.smooth == 1 else f"mean lambda_max of {self.smooth} epochs"
+        return (f"early stop (DARTS-ES) at epoch {self.epoch}: {what} {self.lambda_now:.4g} / "
                 f"{self.lambda_before:.4g} at epoch {self.selected_epoch} = "
                 f"{self.lambda_now / self.lambda_before:.3g} > {self.ratio:g}; "
                 f"the result is the genotype of epoch {self.selected_epoch}")

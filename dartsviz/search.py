@@ -27,7 +27,8 @@ from . import distributed
 from .bilevel import HVP_MODES, ORDERS, arch_gradient, loss_with
 from .config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
 from .data import BatchStream, DataSplits
-from .diagnostics import MONITOR_SEED, EarlyStop, collapse_stats, darts_es, hessian_max_eigenvalue, monitor_batch
+from .diagnostics import (MONITOR_SEED, EarlyStop, collapse_stats, darts_es, hessian_max_eigenvalue, local_average,
+                          monitor_batch)
 from .loop import Record, StepLoop, cosine_lr, current_rss_mb, rng_state
 from .methods import get_method
 from .records import EpochRecord, StepRecord, record_from_dict
@@ -108,12 +109,17 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     early_stop: bool = False          # DARTS-ES: lambda_max also at every epoch's end; stop when it grows
     early_stop_window: int = 5        # k: compare lambda_max with its value k epochs earlier (Zela et al.)
     early_stop_ratio: float = 1.3     # stop when lambda_max(e) / lambda_max(e - k) > ratio (authors' code)
+    early_stop_smooth: int = 1        # compare local averages of this many epochs' lambda_max (authors: 5)
+    early_stop_start: int = 0         # the earlier epoch compared must be this one or later (authors: 10)
 
     def _check_monitor_fields(self) -> None:
         v = self.monitor_every
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"monitor_every must be 0 (off) or a positive number of steps, got {v!r}")
-        self._check_positive(("monitor_iters", "early_stop_window"))
+        self._check_positive(("monitor_iters", "early_stop_window", "early_stop_smooth"))
+        v = self.early_stop_start
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"early_stop_start must be an epoch (0 or more), got {v!r}")
         self._check_positive(("monitor_tol",), integer=False)
         if not isinstance(self.early_stop, bool):
             raise ValueError(f"early_stop must be True or False, got {self.early_stop!r}")
@@ -381,12 +387,14 @@ class Search(StepLoop):
         if not c.early_stop or self.early_stopped is not None:
             return
         chosen = darts_es({k: v[0] for k, v in self._epoch_lambdas.items()}, e, c.early_stop_window,
-                          c.early_stop_ratio)
+                          c.early_stop_ratio, c.early_stop_smooth, c.early_stop_start)
         if chosen is not None:
             record.early_stop_epoch = chosen
-            self.early_stopped = EarlyStop(e, chosen, record.lambda_max, self._epoch_lambdas[chosen][0],
+            lams = {k: v[0] for k, v in self._epoch_lambdas.items()}
+            n = c.early_stop_smooth
+            self.early_stopped = EarlyStop(e, chosen, local_average(lams, e, n), local_average(lams, chosen, n),
                                            c.early_stop_ratio,
-                                           self.space.parse_genotype(self._epoch_lambdas[chosen][1]))
+                                           self.space.parse_genotype(self._epoch_lambdas[chosen][1]), n)
 
     def _write_extra(self, run_dir) -> None:
         """early_stop.txt: the one line saying where DARTS-ES stopped, when it did."""
@@ -603,7 +611,7 @@ class Search(StepLoop):
         return {"monitor_batch": None if self._monitor_batch is None else list(self._monitor_batch),
                 "epoch_lambdas": [[e, lam, text] for e, (lam, text) in sorted(self._epoch_lambdas.items())],
                 "early_stop": None if es is None else [es.epoch, es.selected_epoch, es.lambda_now,
-                                                       es.lambda_before, es.ratio]}
+                                                       es.lambda_before, es.ratio, es.smooth]}
 
     def _load_diagnostics(self, state: Optional[dict]) -> None:
         """Restore `_diagnostics_state()`; a checkpoint from before it holds none."""
@@ -614,7 +622,7 @@ class Search(StepLoop):
         es = state.get("early_stop")
         self.early_stopped = None if es is None else EarlyStop(
             int(es[0]), int(es[1]), float(es[2]), float(es[3]), float(es[4]),
-            self.space.parse_genotype(self._epoch_lambdas[int(es[1])][1]))
+            self.space.parse_genotype(self._epoch_lambdas[int(es[1])][1]), int(es[5]) if len(es) > 5 else 1)
 
     def _load_state(self, state: dict) -> None:
         self.method.load_state_dict(self, state.get("method") or {})   # P-DARTS: its stage's supernet

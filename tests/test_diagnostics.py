@@ -204,6 +204,38 @@ def test_darts_es_rule_on_sequences():
     assert darts_es({2: 5.0}, 2, 2, 1.3) is None                  # no measurement two epochs before
 
 
+def test_darts_es_with_local_averages_and_a_start_epoch_against_a_loop():
+    """smooth=n compares means of n epochs, window epochs apart, once the earlier side ends at
+    `start` or later; the oracle is the rule written out as a loop over epochs."""
+    rng = np.random.default_rng(0)
+    lam = {e: float(v) for e, v in enumerate(np.cumprod(rng.uniform(0.9, 1.25, 30)))}
+    for window, ratio, smooth, start in [(4, 1.3, 5, 10), (2, 1.1, 3, 0), (5, 1.2, 1, 6)]:
+        for e in range(30):
+            b = e - window
+            ok = b >= start and b - smooth + 1 >= 0
+            want = None
+            if ok:
+                now = sum(lam[i] for i in range(e - smooth + 1, e + 1)) / smooth
+                before = sum(lam[i] for i in range(b - smooth + 1, b + 1)) / smooth
+                want = b if now / before > ratio else None
+            assert darts_es(lam, e, window, ratio, smooth, start) == want
+    assert darts_es({0: 1.0, 1: 1.0, 3: 9.0, 4: 9.0}, 4, 2, 1.3, smooth=2) is None   # epoch 2 missing
+
+
+def test_a_smoothed_early_stop_reports_the_means_it_compared(tmp_path, tiny_overrides, monkeypatch):
+    _scripted(monkeypatch, [1.0, 1.0, 1.0, 1.0, 3.0, 9.0, 9.0, 9.0])
+    search = Search(_cnn(tiny_overrides, steps_per_epoch=1, epochs=8, early_stop=True, early_stop_window=2,
+                         early_stop_smooth=2, early_stop_start=1), out=tmp_path / "run")
+    search.run()
+    es = search.early_stopped                  # epoch 4: mean(1, 3) / mean(1, 1) = 2 > 1.3
+    assert (es.epoch, es.selected_epoch, es.lambda_now, es.lambda_before, es.smooth) == (4, 2, 2.0, 1.0, 2)
+    assert "mean lambda_max of 2 epochs 2 / 1 at epoch 2" in es.message()
+    resumed = Search.resume(tmp_path / "run")
+    assert resumed.early_stopped == es
+    with pytest.raises(ValueError, match="early_stop_start must be an epoch"):
+        _cnn(tiny_overrides, early_stop_start=-1).validate()
+
+
 def _scripted(monkeypatch, values):
     """Search.hessian_eigen returns values[epoch of the step just taken]."""
     def fake(self):
