@@ -13,7 +13,8 @@ stopped the search, `early_stop_epoch`. Records from files written before these 
 existed load with them None.
 
 Names: `losses` by split (`train`, `val`, `test`), `metrics` by `SPLIT_NAME`
-(`val_acc` for images, `val_ppl` for text), `probs` by cell type, each (edges, ops).
+(`val_acc` for images, `val_ppl` for text), `probs` by cell type, each (edges, ops), and
+under PC-DARTS' edge normalisation `edge_probs` by cell type, each (edges,) (else None).
 For brevity a record also reads like the flat dict of earlier versions:
 `record["val_loss"]`, `record["val_acc"]`, `record["probs"][cell_type]`.
 """
@@ -100,7 +101,7 @@ class _Record:
         d = {"schema": SCHEMA, "kind": self.kind}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name == "probs":
+            if f.name in ("probs", "edge_probs") and v is not None:
                 v = {k: a.tolist() for k, a in v.items()}
             elif f.name == "genotype":
                 v = None if v is None else v.to_text()
@@ -117,6 +118,8 @@ class _Record:
         def show(name, v):
             if name == "probs":
                 return "{" + ", ".join(f"{k!r}: <{a.shape[0]}x{a.shape[1]}>" for k, a in v.items()) + "}"
+            if name == "edge_probs" and v is not None:
+                return "{" + ", ".join(f"{k!r}: <{a.shape[0]}>" for k, a in v.items()) + "}"
             if isinstance(v, dict):
                 return "{" + ", ".join(f"{k!r}: {x:.4g}" if isinstance(x, float) else f"{k!r}: {x!r}"
                                        for k, x in v.items()) + "}"
@@ -179,9 +182,12 @@ class StepRecord(_Record):
     lambda_max: Optional[float] = None         # Hessian's dominant eigenvalue in alpha; on monitored steps only
     lambda_iters: Optional[int] = None         # its Hessian-vector products
     lambda_seconds: Optional[float] = None     # its seconds (not in `seconds`)
+    edge_probs: Optional[Dict[str, np.ndarray]] = None   # PC-DARTS: cell type -> softmax(beta) (edges,)
 
     def __post_init__(self):
         self.probs = _rounded(self.probs)
+        if self.edge_probs is not None:
+            self.edge_probs = _rounded(self.edge_probs)
 
     @classmethod
     def from_dict(cls, d: dict, parse: Parser = _default_parser) -> "StepRecord":

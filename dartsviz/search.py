@@ -531,6 +531,7 @@ class Search(StepLoop):
         return self._with_collapse(StepRecord(
             space=self.space.name, variant=self.method.name, probs=probs,
             genotype=self.method.derive(self.space, self._with_edge_probs(probs, edge)),   # full precision, once
+            edge_probs=edge or None,
             losses={"train": train_loss, "val": val_loss},
             metrics=dict(zip(metric_names, values["metrics"].tolist())),
             monitors=monitors, seconds=seconds, peak_mem_mb=peak_mem_mb,
@@ -549,6 +550,7 @@ class Search(StepLoop):
             step=self.step_count, epoch=self.epoch, space=self.space.name,
             variant=self.method.name, probs=probs,
             genotype=self.method.derive(self.space, self._with_edge_probs(probs, edge)), order=c.order,
+            edge_probs=edge or None,
             hvp=c.hvp if c.order == 2 else None, arch_updated=False,
             lr=self.lr_at(self.epoch), arch_lr=c.arch_lr, device=self.device.type))
 

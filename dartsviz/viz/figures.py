@@ -154,9 +154,18 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
             span.set_visible(bool(kept_edge[e]))
         ke, ko = np.nonzero(kept)
         st["marks"].set_offsets(np.column_stack([ke - 0.4 + (ko + 0.5) * width, probs[ke, ko] + 0.012]))
+        beta = (getattr(arch.record, "edge_probs", None) or {}).get(cell)      # (E,) or None
+        top = float(probs.max())
+        if beta is None:
+            st["betas"].set_offsets(np.empty((0, 2)))
+            st["ax"].set_title(st["title"], fontsize=TITLE_FONT, loc="left")
+        else:
+            st["betas"].set_offsets(np.column_stack([np.arange(len(beta)), beta]))
+            st["ax"].set_title(st["title"] + "; \u2014 = softmax(\u03b2)", fontsize=TITLE_FONT, loc="left")
+            top = max(top, float(np.max(beta)))
         for lab, k in zip(st["labels"], kept_edge):
             lab.set_fontweight("bold" if k else "regular")
-        st["ax"].set_ylim(0, max(0.2, float(probs.max()) * 1.15))
+        st["ax"].set_ylim(0, max(0.2, top * 1.15))
     state["title"].set_text(title or _step_title(arch, "softmax weights per edge"))
     return state["fig"]
 
@@ -205,6 +214,7 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
         spans = [ax.axvspan(e - 0.45, e + 0.45, color="#fff3c4", zorder=0) for e in x]
         bars = [ax.bar(x - 0.4 + (k + 0.5) * width, np.zeros(len(edges)), width, color=op_color(op, sp), zorder=2)
                 for k, op in enumerate(sp.ops)]
+        betas = ax.scatter([], [], marker="_", s=160, linewidths=1.6, color="black", zorder=4)   # softmax(beta)
         marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
         if _crowded(edges):
@@ -215,13 +225,13 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
         ax.set_ylabel("softmax weight", fontsize=FONT)
         ticks = "; ticks: source, then \u2192node under each group" if _crowded(edges) else ""
-        ax.set_title(f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}{ticks}",
-                     fontsize=TITLE_FONT, loc="left")
+        title = f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}{ticks}"
+        ax.set_title(title, fontsize=TITLE_FONT, loc="left")
         ax.tick_params(axis="y", labelsize=FONT)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         labels = [t.label1 for t in ax.xaxis.get_major_ticks()]
-        cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels))
+        cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels, betas=betas, title=title))
     h = fig.get_size_inches()[1]
     title = fig.suptitle("", fontsize=TITLE_FONT, x=0.01, ha="left", y=1 - 0.04 / h, va="top")
     _op_legend(fig, sp, y=1 - 0.26 / h)

@@ -222,6 +222,27 @@ def test_step_records_and_the_snapshot_derive_with_beta(digits):
     assert record.genotype == search.genotype == snap.genotype
 
 
+def test_records_carry_softmax_beta_per_edge_and_the_weights_panel_draws_it(digits):
+    from dartsviz.records import StepRecord, record_from_dict
+    from dartsviz.viz.figures import draw_weights
+    search = Search(_pc_config(warmup_epochs=0), data=digits)
+    record = search.step()
+    beta = search.model.edge_probs()
+    assert set(record.edge_probs) == {"normal", "reduce"}
+    for k in beta:
+        assert np.allclose(record.edge_probs[k], beta[k].double().numpy(), atol=1e-6)
+        assert record.edge_probs[k].shape == (14,)
+    again = record_from_dict(record.to_dict())
+    assert isinstance(again, StepRecord) and again == record
+    assert np.array_equal(again.edge_probs["normal"], record.edge_probs["normal"])
+    fig = draw_weights(record)
+    marks = fig._dartsviz_state["cells"][0]["betas"].get_offsets()
+    assert np.allclose(np.asarray(marks)[:, 1], record.edge_probs["normal"]) and len(marks) == 14
+    plain = Search(SearchConfig.preset("tiny", **SMALL), data=digits).step()
+    assert plain.edge_probs is None and "edge_probs" in plain.to_dict()
+    assert len(draw_weights(plain)._dartsviz_state["cells"][0]["betas"].get_offsets()) == 0
+
+
 def test_edge_entropy_monitor():
     p = torch.tensor([0.5, 0.5, 1.0, 0.0, 0.0] + [0.25] * 4 + [0.2] * 5)
     assert edge_entropy(p, 4).item() == pytest.approx(0.75)             # nodes: 1, 0, 1, 1
