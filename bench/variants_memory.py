@@ -1,12 +1,19 @@
-"""Peak memory and ms per step of PC-DARTS against DARTS on the same supernet and batch.
+"""Peak memory and ms per step of DARTS' successors against DARTS on the same data and batch.
 
     python bench/variants_memory.py --device cpu --preset tiny --steps 10 --threads 1
     python bench/variants_memory.py --device cuda --preset paper --steps 20
     python bench/variants_memory.py --device cuda --preset paper --batch 256 --orders 1 2
+    python bench/variants_memory.py --variants darts darts_ref p_darts --preset tiny --threads 1
 
-Both variants use the DARTS preset's supernet (cells, channels) and batch (or --batch);
+Every variant uses the DARTS preset's supernet (cells, channels) and batch (or --batch):
 pc_darts adds its paper options, partial channels K (--k, default 4) and edge
-normalisation, and nothing else changes. Arch updates are on from the first step.
+normalisation; darts_minus, beta_darts and sdarts_rs their paper settings (they change the
+mixing or add a penalty, nothing else). `darts_ref` is DARTS on the reference supernet,
+the one P-DARTS runs on. `p_darts` gets a row per stage (s1, s2, s3): the variant's own
+depth (the DARTS preset's cells, + add_layers_1, + add_layers_2; paper: 5/11/17 with
+--pdarts-layers 5) and op sets (8, keep_1 = 5, keep_2 = 3 ops per edge, chosen at random
+with a fixed seed: their cost does not depend on which). Arch updates are on from the
+first step.
 
 Time: both searches in one process, their steps interleaved (darts, pc_darts, ...) so a
 shared machine slows both alike; the median of the records' `seconds` over --steps
@@ -43,11 +50,13 @@ from dartsviz.search import Search, SearchConfig       # noqa: E402
 from step import _hwm_mb, _rss_mb                      # noqa: E402  (bench/step.py, this folder)
 
 PAPER_DATA = "synthetic:3x32x32"                       # CIFAR-10's shape, no download
-VARIANTS = ("darts", "pc_darts")
+VARIANTS = ("darts", "pc_darts", "darts_minus", "beta_darts", "sdarts_rs", "darts_ref",
+            "p_darts:s1", "p_darts:s2", "p_darts:s3")
+CHOICES = VARIANTS + ("p_darts",)                      # p_darts: its three stages
 
 
 def make_config(args, variant: str, order: int) -> SearchConfig:
-    """The DARTS preset's config; pc_darts adds K and edge normalisation, nothing else."""
+    """The DARTS preset's config; each variant adds only what it changes (module docstring)."""
     over = dict(order=order, device=args.device, warmup_epochs=0, epochs=1000)
     if args.preset == "paper":
         over["dataset"] = PAPER_DATA
@@ -55,9 +64,42 @@ def make_config(args, variant: str, order: int) -> SearchConfig:
         if value is not None:
             over[name] = value
     cfg = SearchConfig.preset(args.preset, variant="darts", **over)
-    if variant == "pc_darts":
+    name = variant.split(":")[0]
+    if name == "pc_darts":
         cfg = dataclasses.replace(cfg, variant="pc_darts", partial_channels=args.k, edge_norm=True)
+    elif name in ("darts_minus", "beta_darts", "sdarts_rs"):
+        cfg = dataclasses.replace(cfg, variant=name)
+    elif name == "darts_ref":
+        cfg = dataclasses.replace(cfg, impl="reference")
+    elif name == "p_darts":
+        layers = args.pdarts_layers or cfg.layers
+        options = {} if args.preset == "paper" else {"add_layers_1": 1, "add_layers_2": 2}
+        cfg = dataclasses.replace(cfg, variant="p_darts", impl="reference", layers=layers,
+                                  variant_options=options)
     return cfg
+
+
+def make_search(cfg: SearchConfig, variant: str, data) -> Search:
+    """The search of `variant`; a P-DARTS stage s > 1 is built at once (its depth, op sets)."""
+    from dartsviz.methods.p_darts import keep_strongest
+    s = Search(cfg, data=data)
+    if variant.startswith("p_darts:s") and variant != "p_darts:s1":
+        stage = int(variant[-1]) - 1
+        gen = torch.Generator().manual_seed(0)
+        m = s.method
+        m.stage = stage
+        m.masks = {k: keep_strongest(torch.rand(14, 8, generator=gen), m.ops_kept(stage))
+                   for k in ("normal", "reduce")}
+        s.replace_model(m._build(s))
+    return s
+
+
+def expand(variants):
+    """`p_darts` stands for its three stages."""
+    out = []
+    for v in variants:
+        out += ["p_darts:s1", "p_darts:s2", "p_darts:s3"] if v == "p_darts" else [v]
+    return out
 
 
 def memory_child(args) -> None:
@@ -78,8 +120,8 @@ def memory_child(args) -> None:
                 f.write("5")
         except OSError:
             pass
-    s = Search(cfg, data=data)
-    for _ in range(4):
+    s = make_search(cfg, args.variants[0], data)
+    for _ in range(args.memory_steps):
         s.step()
     s.flush()
     if dev.type == "cuda":
@@ -87,13 +129,16 @@ def memory_child(args) -> None:
         peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20
     else:
         peak = _hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"peak_mb": peak, "search_mb": peak - base, "fast_path": s.model.reference_fallbacks == 0}))
+    fast = getattr(s.model, "reference_fallbacks", 0) == 0 and cfg.impl == "fast"
+    print(json.dumps({"peak_mb": peak, "search_mb": peak - base, "fast_path": fast, "layers": len(s.model.cells)}))
 
 
 def measure_memory(args, variant: str, order: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--device", args.device,
            "--preset", args.preset, "--variants", variant, "--orders", str(order), "--k", str(args.k),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads), "--memory-steps", str(args.memory_steps)]
+    if args.pdarts_layers:
+        cmd += ["--pdarts-layers", str(args.pdarts_layers)]
     for flag, value in (("--batch", args.batch), ("--channels", args.channels)):
         if value is not None:
             cmd += [flag, str(value)]
@@ -110,7 +155,7 @@ def time_steps(args, order: int) -> dict:
     for v in args.variants:
         cfg = make_config(args, v, order)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, torch.device(args.device), cfg.train_portion)
-        searches[v] = Search(cfg, data=data)
+        searches[v] = make_search(cfg, v, data)
     times = {v: [] for v in args.variants}
     for v, s in searches.items():
         s.subscribe(lambda r, v=v, s=s: times[v].append(r["seconds"])
@@ -126,7 +171,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--variants", nargs="+", default=["darts", "pc_darts", "darts_minus", "beta_darts", "sdarts_rs",
+                                                     "darts_ref", "p_darts"], choices=CHOICES)
+    p.add_argument("--pdarts-layers", type=int, default=None,
+                   help="p_darts' first-stage cells (default: the DARTS preset's; the paper: 5)")
+    p.add_argument("--memory-steps", type=int, default=4, help="steps of each memory measurement")
     p.add_argument("--orders", type=int, nargs="+", default=[1], choices=[1, 2])
     p.add_argument("--batch", type=int, default=None, help="batch size of both (default: the DARTS preset's)")
     p.add_argument("--channels", type=int, default=None, help="initial channels C of both (default: the preset's)")
@@ -137,6 +186,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-time", action="store_true", help="memory only")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.variants = expand(args.variants)
     if args.memory_child:
         return memory_child(args)
     torch.set_num_threads(args.threads)
@@ -150,7 +200,8 @@ def main(argv=None) -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# bench/variants_memory.py  preset={args.preset} ({base.layers} cells, C={base.channels}, "
-          f"batch {base.batch_size}, {base.dataset})  pc_darts K={args.k} + edge_norm  device={args.device} "
+          f"batch {base.batch_size}, {base.dataset})  pc_darts K={args.k} + edge_norm  "
+          f"p_darts first stage {args.pdarts_layers or base.layers} cells  device={args.device} "
           f"({name})  torch {torch.__version__}  steps={args.steps} warmup={args.warmup}  load {load:.1f}")
     unit = "max_memory_allocated" if dev.type == "cuda" else "peak RSS"
     for order in args.orders:
@@ -159,9 +210,10 @@ def main(argv=None) -> None:
         for v in args.variants:
             m = mem[v]
             mtxt = (f"{unit} {m['peak_mb']:8.1f} MB (+search {m['search_mb']:8.1f} MB)"
-                    + ("" if m.get("fast_path", True) else " [reference fallback]")) if "error" not in m \
+                    + f" {m.get('layers', '?')} cells" + ("" if m.get("fast_path", True) else " [reference]")) \
+                if "error" not in m \
                 else f"memory n/a ({m['error']})"
-            line = f"{v:9s} order {order}: {ms[v]:9.2f} ms/step  {mtxt}"
+            line = f"{v:11s} order {order}: {ms[v]:9.2f} ms/step  {mtxt}"
             d, dm = ms.get("darts"), mem.get("darts", {})
             if v != "darts" and d:
                 line += f"  time ratio {ms[v] / d:.3f}"

@@ -286,6 +286,27 @@ def test_early_stop_from_the_command_line(tmp_path, monkeypatch, capsys, tiny_ov
     assert len(err.splitlines()) == 1 and "monitor_every" in err and not (tmp_path / "bad").exists()
 
 
+def test_the_early_stop_rule_settings_from_the_command_line(tmp_path, monkeypatch, capsys, tiny_overrides):
+    from dartsviz.cli import main
+    from dartsviz.search import PRESETS
+    monkeypatch.setitem(PRESETS, "tiny", {**PRESETS["tiny"], **tiny_overrides, "channels": 2, "batch_size": 8,
+                                          "steps_per_epoch": 1})
+    _scripted(monkeypatch, [1.0, 1.0, 1.0, 1.0, 1.6, 1.6, 1.6])   # means of 2: epoch 5 / epoch 3 = 1.6 > 1.5
+    out = tmp_path / "run"
+    assert main(["search", "--early-stop", "--early-stop-window", "2", "--early-stop-ratio", "1.5",
+                 "--early-stop-smooth", "2", "--early-stop-start", "2", "--epochs", "7", "--out", str(out),
+                 "--quiet", "--no-plots"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert [config[k] for k in ("early_stop_window", "early_stop_ratio", "early_stop_smooth", "early_stop_start")] \
+        == [2, 1.5, 2, 2]
+    assert (out / "early_stop.txt").read_text().startswith(
+        "early stop (DARTS-ES) at epoch 5: mean lambda_max of 2 epochs 1.6 / 1 at epoch 3")
+    capsys.readouterr()
+    assert main(["search", "--early-stop-smooth", "0", "--quiet", "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "early_stop_smooth" in err and not (tmp_path / "bad").exists()
+
+
 def test_resume_with_the_monitor_on_is_bit_exact(tmp_path, tiny_overrides):
     cfg = _cnn(tiny_overrides, steps_per_epoch=2, monitor_every=3, monitor_iters=2, early_stop=True)
     whole = Search(cfg)

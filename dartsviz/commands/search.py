@@ -21,11 +21,21 @@ def add_parser(sub):
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16 or fp16: autocast forward passes (fp16 with gradient scalers, for T4s; alphas stay fp32)")
+    p.add_argument("--cuda-graphs", action="store_true", default=None,
+                   help="CUDA: capture the first-order step as CUDA graphs (fewer kernel launches; "
+                        "darts and pc_darts, fp32 or bf16, one process)")
     p.add_argument("--monitor-every", type=int, metavar="N",
                    help="measure lambda_max, the Hessian's dominant eigenvalue in alpha, every N steps (0: off)")
     p.add_argument("--early-stop", action="store_true", default=None,
                    help="DARTS-ES: stop when lambda_max grows more than 1.3x over 5 epochs and keep the genotype "
                         "of 5 epochs before")
+    p.add_argument("--early-stop-window", type=int, metavar="K",
+                   help="DARTS-ES: compare lambda_max with its value K epochs earlier (default 5)")
+    p.add_argument("--early-stop-ratio", type=float, metavar="R", help="DARTS-ES: stop above this growth (default 1.3)")
+    p.add_argument("--early-stop-smooth", type=int, metavar="N",
+                   help="DARTS-ES: compare means of N epochs' lambda_max (default 1; the authors: 5)")
+    p.add_argument("--early-stop-start", type=int, metavar="E",
+                   help="DARTS-ES: the earlier side starts at epoch E or later (default 0; the authors: 10)")
     p.add_argument("--out", help="run directory (default runs/search-DATASET-oORDER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -36,7 +46,8 @@ def add_parser(sub):
 
 def _overrides(args) -> dict:
     out = run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every",
-                               "early_stop"))
+                               "early_stop", "early_stop_window", "early_stop_ratio", "early_stop_smooth",
+                               "early_stop_start", "cuda_graphs"))
     if getattr(args, "variant_option", None):
         out["variant_options"] = parse_variant_options(args.variant_option)
     return out
