@@ -263,6 +263,15 @@ def _check_09(nb, work):
     assert "collapse.png" in page and "Variants" in page
     assert len(_displayed(nb, 'Image(filename="runs/fixes/collapse.png")', "image/png")) == 1
     assert len(_displayed(nb, 'Image(filename="runs/fixes/collapse.png")', "image/svg+xml")) == 3
+    # 4. P-DARTS in stages: one line per epoch (FAST: one per stage), deeper and fewer ops each stage
+    text = _text(nb, "pd = Search(pd_config)")
+    stages = re.findall(r"^epoch (\d): stage (\d), (\d) cells, (\d) ops per edge, skip dropout ([\d.]+)", text, re.M)
+    assert [(s, c, o) for _, s, c, o, _ in stages] == [("1", "3", "8"), ("2", "4", "5"), ("3", "5", "3")], text
+    derived = next(ln for ln in text.splitlines() if ln.startswith("derived: "))
+    g = _genotype_in(derived[len("derived: "):])
+    assert sum(op == "skip_connect" for op, _ in g.normal) <= 2
+    assert len(_displayed(nb, "draw_weights(pd.history)", "image/png")) == 1
+    assert len(_displayed(nb, "draw_weights(pd.history)", "image/svg+xml")) == 1
 
 
 CHECKS = {"01_continuous_relaxation": _check_01, "02_search_space": _check_02, "03_bilevel": _check_03,
