@@ -184,6 +184,15 @@ class SearchConfig(ConfigBase, WeightOptimFields):
 PRESETS: Dict[str, dict] = {
     # The paper's CIFAR-10 search: 8 cells, 16 channels, batch 64, 50 epochs, seed 2.
     "paper": dict(dataset="cifar10"),
+    # CIFAR-10 in a class on a Colab T4, first order, in about 15 minutes: an ESTIMATE from
+    # multiply-adds (count_macs: 186.7M per image here, 300.3M for `paper`) scaled from the paper's
+    # 0.375 GPU-days per first-order run on a GTX 1080Ti, not a measurement (README, "Presets").
+    # 5 cells of 16 channels, batch 128, 8 epochs of 30 steps, 1 warm-up epoch; weight lr doubled
+    # with the batch; alpha's Adam lr 0.03 so that its 210 steps move it as far as the paper's
+    # 19,500 steps at 3e-4 (lr x steps = 5.9), beta1 0.9 as in `tiny`.
+    "classroom": dict(dataset="cifar10", layers=5, channels=16, batch_size=128, epochs=8, steps_per_epoch=30,
+                      warmup_epochs=1, lr=0.05, lr_min=0.001, arch_lr=0.03, arch_betas=(0.9, 0.999),
+                      arch_weight_decay=1e-3, seed=2),
     # Digits on a laptop CPU: a small supernet (the paper's 4-node cell, 3 cells, 8 channels),
     # one epoch of weight warm-up, then an architecture learning rate 330x the paper's with
     # Adam's usual beta1 = 0.9 (averaging the noisy alpha gradients of small batches) and no

@@ -60,6 +60,8 @@ def test_search_with_bf16_and_deferred_records_writes_every_step(tmp_path):
     (["search", "--resume", "/nonexistent/run"], "no checkpoint", 1),
     (["search", "--precision", "fp8"], "invalid choice", 2),
     (["search", "--sync-every", "0"], "--sync-every must be positive", 1),
+    (["search", "--cuda-graphs", "--device", "cpu"], "cuda_graphs needs a CUDA device", 1),
+    (["search", "--cuda-graphs", "--device", "cuda", "--order", "2"], "first-order step only", 1),
     (["frobnicate"], "invalid choice", 2),
 ])
 def test_bad_input_gives_one_line_and_a_non_zero_exit(args, needle, code, tmp_path):
