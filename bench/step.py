@@ -3,6 +3,11 @@
     python bench/step.py --device cpu --preset tiny --orders 1 2 --steps 10
     python bench/step.py --device cuda --preset paper --orders 1 2 --steps 20
     python bench/step.py --space rnn --device cpu --preset tiny --orders 1 2 --steps 10
+    python bench/step.py --device cpu --preset tiny --orders 1 2 --steps 10 --threads 1 \
+        --dataset synthetic:3x32x32 --layers 5 --channels 8 --batch-size 32
+
+--dataset, --layers, --channels and --batch-size override the preset's shape (the same as
+--extra '{"dataset": ..., "layers": ...}').
 
 The recurrent space (`--space rnn`) has one implementation: a line per order. Its `paper`
 shape (300 wide, batch 256, BPTT 35, a 10,000-word vocabulary) runs on random tokens
@@ -130,6 +135,10 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
     p.add_argument("--sync-every", type=int, default=1, help="steps whose records are read together")
+    p.add_argument("--dataset", help="data set (e.g. synthetic:3x32x32); default: the preset's")
+    p.add_argument("--layers", type=int, help="cells; default: the preset's")
+    p.add_argument("--channels", type=int, help="initial channels C; default: the preset's")
+    p.add_argument("--batch-size", type=int, help="batch size; default: the preset's")
     p.add_argument("--extra", default="{}", help="JSON of further SearchConfig overrides")
     p.add_argument("--no-memory", action="store_true", help="CPU: skip the per-impl memory subprocesses")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -143,7 +152,9 @@ def main(argv=None) -> None:
         torch.backends.cudnn.benchmark = True            # fixed shapes: let cuDNN pick its kernels
     if args.space == "rnn":
         args.impls = ["fast"]                            # one implementation: the line per order
-    extra = {"precision": args.precision, "sync_every": args.sync_every, **json.loads(args.extra)}
+    shape_over = {k: v for k, v in (("dataset", args.dataset), ("layers", args.layers),
+                                    ("channels", args.channels), ("batch_size", args.batch_size)) if v is not None}
+    extra = {"precision": args.precision, "sync_every": args.sync_every, **shape_over, **json.loads(args.extra)}
     args.extra = json.dumps(extra)                       # the memory subprocesses see them too
     dev = torch.device(args.device)
     base = make_config(args.preset, args.impls[0], 1, args.device, args.hvp, extra, args.space)
@@ -151,7 +162,7 @@ def main(argv=None) -> None:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
     shape = (f"{base.layers} cells, C={base.channels}, batch {base.batch_size}, "
-             f"{base.dataset if args.preset == 'tiny' else PAPER_DATA}" if args.space == "cnn" else
+             f"{base.dataset}" if args.space == "cnn" else
              f"rnn: {base.nhid} wide, batch {base.batch_size}, BPTT {base.bptt}, {data.name}, vocabulary {data.ntokens}")
     print(f"# bench/step.py  preset={args.preset} ({shape})  device={args.device} ({name})  "
           f"torch {torch.__version__}  steps={args.steps} warmup={args.warmup} hvp={args.hvp} "

@@ -16,13 +16,18 @@ what the reference computes, in fewer and larger kernels:
   (up to 8x8) channel-major, depthwise convs as one batched matmul each, pointwise
   convs as batched matmuls; kernel taps that only see padding dropped; dilated
   stride-2 convs on the even pixels; dilated stride-1 convs from 16x16 on the four
-  pixel-parity sub-images; undilated ones channels_last. Elsewhere plain conv2d;
+  pixel-parity sub-images; undilated ones channels_last. Larger images (over 8x8, e.g.
+  CIFAR's 32x32 and 16x16 stages) run a whole stage channels_last (`_stage_cl`): depthwise
+  convs by `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, BatchNorm and pooling on the
+  channels_last tensors, and the op-weighted sums on their (B, h, w, channels) views, as
+  matmuls with a matrix of op weights while a stage's n*C output channels are few
+  (`_Mixer`). Elsewhere plain conv2d;
 - max and avg pooling run once per stage (max pooling channels_last on CPU, small
   average pooling as one matmul); in training mode their BatchNorm (batch
   statistics) gives the same tensor on every edge, so it runs once too;
 - `none` is skipped (its output and its gradients are exactly zero);
 - the weighted sum over ops and the sum over a node's incoming edges are a few
-  broadcast multiply-adds per stage.
+  broadcast multiply-adds per stage (matmuls in `_stage_cl`, see above).
 
 Running statistics are updated as the reference does (momentum, unbiased variance,
 `num_batches_tracked`), from the batch statistics the BatchNorm kernels return, in
@@ -138,12 +143,35 @@ def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
     return out.view(groups, Co, B, H * W).permute(2, 0, 1, 3).reshape(B, groups * Co, H, W)
 
 
+def dwconv_cl(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int) -> torch.Tensor:
+    """`dwconv` on a channels_last x (B, G, H, W); returns a channels_last tensor. Undilated:
+    conv2d channels_last; dilation 2 at stride 2: undilated on the even pixels; dilation 2 at
+    stride 1 (even sizes from PIXEL_UNSHUFFLE_MIN): undilated on the four pixel-parity
+    sub-images, stacked parity-major on the channels, channels_last."""
+    B, G, H, W = x.shape
+    cl = torch.channels_last
+    if dil == 2 and stride == 2:
+        x, stride, pad, dil = x[:, :, ::2, ::2], 1, pad // 2, 1
+        H, W = x.shape[-2:]
+    w, pad = _crop(w, pad, dil, H, W)
+    if w.shape[-1] == 1:                                  # only the centre tap reaches the image
+        return (x[:, :, ::stride, ::stride] * w.view(1, G, 1, 1)).contiguous(memory_format=cl)
+    if dil == 2 and stride == 1 and H % 2 == 0 and W % 2 == 0 and min(H, W) >= PIXEL_UNSHUFFLE_MIN:
+        xp = x.permute(0, 2, 3, 1).reshape(B, H // 2, 2, W // 2, 2, G)    # (B, h, py, w, px, G) view
+        xs = xp.permute(0, 1, 3, 2, 4, 5).reshape(B, H // 2, W // 2, 4 * G)  # (B, h, w, 4G), parity-major
+        out = F.conv2d(xs.permute(0, 3, 1, 2), w.repeat(4, 1, 1, 1), None, 1, pad // 2, 1, 4 * G)
+        op = out.permute(0, 2, 3, 1).reshape(B, H // 2, W // 2, 2, 2, G)   # (B, h, w, py, px, G)
+        return op.permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, G).permute(0, 3, 1, 2)   # (B, G, H, W) CL
+    return F.conv2d(x.contiguous(memory_format=cl), w, None, stride, pad, dil, G)
+
+
 PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
 DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
 POOL_CL_MIN_PIXELS = 16       # max pooling channels_last from 4x4 up
 CPU_KERNELS = True            # False: CPU tensors take the plain formulation CUDA uses (tests)
 PREPROCESS_MATMUL = True      # ReLUConvBN preprocessing as ReLU, matmul, BatchNorm on CPU
 CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
+CHANNELS_LAST = True          # larger images on CPU: whole stages channels_last (_stage_cl)
 _TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
 
 
@@ -187,11 +215,11 @@ def _dense_dwconv(x, w, stride, pad, dil):
     return out.transpose(0, 1).reshape(B, G, h, wo)
 
 
-def pools(x: torch.Tensor, stride: int) -> torch.Tensor:
+def pools(x: torch.Tensor, stride: int, channels_last: bool = False) -> torch.Tensor:
     """3x3 max and average pooling (pad 1, average over in-image pixels) side by side:
     x (B, C, H, W) -> (B, 2C, h, w). On CPU max pooling runs channels_last (3 to 5 times
     faster there from 4x4 up) and small average pooling is one matmul with a fixed
-    averaging matrix."""
+    averaging matrix; `channels_last` returns the channels_last result (larger images)."""
     if not _cpu_kernels(x):
         return torch.cat([F.max_pool2d(x, 3, stride, 1),
                           F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)
@@ -203,7 +231,8 @@ def pools(x: torch.Tensor, stride: int) -> torch.Tensor:
         pa = torch.mm(x.reshape(B * C, H * W), A).view(B, C, h, w)
     else:
         pa = F.avg_pool2d(xc, 3, stride, 1, count_include_pad=False)
-    return torch.cat([pm, pa], 1).contiguous()
+    out = torch.cat([pm, pa], 1)                                                 # (B, 2C, h, w)
+    return out if channels_last and H * W >= POOL_CL_MIN_PIXELS else out.contiguous()
 
 
 def _avg_matrix(H, W, stride, dtype, device):
@@ -215,6 +244,42 @@ def _avg_matrix(H, W, stride, dtype, device):
         E = e.view(9, h * w, H * W).sum(0)                                        # (hw, HW) 0/1
         hit = _TAPS[key] = ((E / E.sum(1, keepdim=True)).t().contiguous(), h, w)
     return hit
+
+
+MIX_MATMUL_MAX = 64           # op-weighted sums as matmuls when n*C (a stage's output channels) is at most this
+
+
+class _Mixer:
+    """Accumulates a stage's op-weighted sums over ops and sources, out[p, j, c] (P, n*C), from
+    pixel-major op outputs z (P rows, channels (k, j, s, c), or (k, s, c) when shared by the n
+    destinations) and their weights W (K, n*S), edge m = j*S + s. For n*C up to MIX_MATMUL_MAX
+    a matmul with the (K*[n]*S*C, n*C) matrix of weights (zero off the diagonal in j and c;
+    exact: the same products plus zeros), otherwise a broadcast multiply and a sum."""
+
+    def __init__(self, P: int, n: int, S: int, C: int):
+        self.P, self.n, self.S, self.C = P, n, S, C
+        self.out: Optional[torch.Tensor] = None                          # (P, n*C)
+
+    def __call__(self, z: torch.Tensor, W: torch.Tensor, per_dest: bool) -> None:
+        P, n, S, C, K = self.P, self.n, self.S, self.C, W.shape[0]
+        z = z.reshape(P, -1)                                                 # (P, K*[n]*S*C)
+        W = W.to(z.dtype) if z.dtype != W.dtype and not torch.is_autocast_enabled() else W
+        if n * C <= MIX_MATMUL_MAX:
+            eye_c = torch.eye(C, dtype=W.dtype, device=W.device)
+            if per_dest:
+                eye_n = torch.eye(n, dtype=W.dtype, device=W.device)
+                mat = W.view(K, n, S, 1, 1, 1) * eye_n.view(1, n, 1, 1, n, 1) * eye_c.view(1, 1, 1, C, 1, C)
+            else:
+                mat = W.view(K, n, S).transpose(1, 2).reshape(K, S, 1, n, 1) * eye_c.view(1, 1, C, 1, C)
+            mat = mat.reshape(-1, n * C)                                     # (K*[n]*S*C, n*C)
+            self.out = torch.mm(z, mat) if self.out is None else torch.addmm(self.out, z, mat)
+            return
+        if per_dest:
+            y = (z.view(P, K, n, S, C) * W.view(K, n, S, 1)).sum((1, 3))      # (P, n, C)
+        else:
+            y = (z.view(P, K, 1, S, C) * W.view(K, n, S, 1)).sum((1, 3))      # (P, n, C)
+        y = y.view(P, n * C)
+        self.out = y if self.out is None else self.out + y
 
 
 def _stages_of(nodes: int) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
@@ -515,6 +580,8 @@ class FastSearchNetwork(SearchNetwork):
         B, _, H, Wd = X.shape
         MC = M * C
         W = wt[:, st.e]                                                      # (O, M) op weights
+        if _cpu_kernels(X) and H * Wd > DENSE_MAX_PIXELS and CHANNELS_LAST:
+            return self._stage_cl(plan, st, X, W, K, K2, P1, P2, FR, pending)
         R = F.relu(X)                                                        # shared ReLU
         if _cpu_kernels(X) and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
             conv, h, w = self._convs_small(plan, st, R, W, K, K2, P1, P2, pending)
@@ -531,7 +598,7 @@ class FastSearchNetwork(SearchNetwork):
         out = (zp * W[MAX:AVG + 1].reshape(1, 2, n, S, 1)).sum(1)           # (B, n, S, Xd)
         # skip_connect: identity at stride 1, FactorizedReduce at stride 2
         if s == 1:
-            out = out + X.view(B, 1, S, Xd) * W[SKIP].reshape(1, n, S, 1)
+            out = out + X.reshape(B, 1, S, Xd) * W[SKIP].reshape(1, n, S, 1)
         else:
             if R.shape[-2] % 2 or R.shape[-1] % 2:
                 shifted = F.pad(R, (0, 1, 0, 1))[:, :, 1::2, 1::2]
@@ -544,6 +611,59 @@ class FastSearchNetwork(SearchNetwork):
             out = out + zfr.reshape(B, n, S, Xd) * W[SKIP].reshape(1, n, S, 1)
         out = out.sum(2) if S > 1 else out.squeeze(2)
         return out.view(B, n, C, h, w) + conv
+
+    def _stage_cl(self, plan, st: _Stage, X, W, K, K2, P1, P2, FR, pending):
+        """`_stage` for larger images on CPU, channels_last throughout: depthwise convs by
+        `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, BatchNorm and pooling on channels_last
+        tensors; the weighted sums on their (B, h, w, channels) views. Returns a (B, n, C, h, w) view."""
+        C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
+        B, _, H, Wd = X.shape
+        MC = M * C
+        cl = torch.channels_last
+        Xc = X.contiguous(memory_format=cl)                                 # (B, SC, H, W) CL
+        R = F.relu(Xc)                                                       # shared ReLU, CL
+        Rr = torch.cat([R] * n, 1) if n > 1 else R                           # (B, MC, H, W) CL, edge-major
+        a3 = dwconv_cl(Rr, K[SEP3][st.i], s, 1, 1)
+        a5 = dwconv_cl(Rr, K[SEP5][st.i], s, 2, 1)
+        d3 = dwconv_cl(Rr, K[DIL3][st.i], s, 2, 2)
+        d5 = dwconv_cl(Rr, K[DIL5][st.i], s, 4, 2)
+        y = torch.cat([a3, a5, d3, d5], 1)                                   # (B, 4MC, h, w) CL
+        h, w = y.shape[-2:]
+        p1 = F.conv2d(y, P1[st.i], None, 1, 0, 1, 4 * M)                     # (B, 4MC, h, w) CL
+        z1 = self._bn(p1, st.bn1, pending)
+        # one split (one gradient buffer in backward; separate slices would each zero-fill one)
+        z3, z5, zd = z1.split([MC, MC, 2 * MC], 1)                           # sep3 | sep5 | dil parts
+        r3, r5 = F.relu(z3), F.relu(z5)                                      # (B, MC, h, w) CL
+        b3 = dwconv_cl(r3, K2[SEP3][st.i], 1, 1, 1)
+        b5 = dwconv_cl(r5, K2[SEP5][st.i], 1, 2, 1)
+        p2 = F.conv2d(torch.cat([b3, b5], 1), P2[st.i], None, 1, 0, 1, 2 * M)   # (B, 2MC, h, w) CL
+        z2 = self._bn(p2, st.bn2, pending)
+        pm = lambda t: t.permute(0, 2, 3, 1)                                 # CL (B, c, h, w) -> (B, h, w, c) view
+        mix = _Mixer(B * h * w, n, S, C)
+        mix(pm(z2), W[SEP3:SEP5 + 1], True)                                  # sep convs (k, j, s, c)
+        mix(pm(zd), W[DIL3:DIL5 + 1], True)                                  # dil convs
+        # pooling: once per stage
+        pp = pools(Xc, s, channels_last=True)                                # (B, 2SC, h, w) CL
+        if self.training:                                                   # shared by the n destinations
+            mix(pm(self._bn(pp, st.pool_bn, pending, st.pool_train_chunks)), W[MAX:AVG + 1], False)
+        else:
+            ppr = pm(pp).reshape(B, h, w, 2, 1, S * C).expand(B, h, w, 2, n, S * C)
+            ppr = ppr.reshape(B, h, w, 2 * MC).permute(0, 3, 1, 2)          # (B, 2MC, h, w) CL
+            mix(pm(self._bn(ppr, st.pool_bn, pending)), W[MAX:AVG + 1], True)
+        # skip_connect: identity at stride 1, FactorizedReduce at stride 2
+        if s == 1:
+            mix(pm(Xc), W[SKIP:SKIP + 1], False)
+        else:
+            Rp = pm(R)                                                       # (B, H, W, SC)
+            if H % 2 or Wd % 2:
+                shifted = F.pad(Rp, (0, 0, 0, 1, 0, 1))[:, 1::2, 1::2]
+            else:
+                shifted = Rp[:, 1::2, 1::2]
+            T = torch.stack([Rp[:, ::2, ::2].reshape(B, h, w, S, C), shifted.reshape(B, h, w, S, C)], 4)
+            T = T.unsqueeze(3).expand(B, h, w, n, S, 2, C).reshape(B, h, w, 2 * MC)   # groups (j, s, parity)
+            fr = F.conv2d(T.permute(0, 3, 1, 2), FR, None, 1, 0, 1, 2 * M)   # (B, MC, h, w) CL
+            mix(pm(self._bn(fr, st.fr_bn, pending)), W[SKIP:SKIP + 1], True)
+        return mix.out.view(B, h, w, n, C).permute(0, 3, 4, 1, 2)            # (B, n, C, h, w) view
 
     def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
         """The four conv ops of every edge, batch-major (B, channels, H, W) tensors."""

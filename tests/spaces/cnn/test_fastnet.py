@@ -254,7 +254,7 @@ def test_larger_images_use_the_conv_formulations(kernels):
         _close(a, b, f"grad {n}")
 
 
-@pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (4, 1), (2, 1), (7, 2), (9, 1), (16, 2)])
+@pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (4, 1), (2, 1), (7, 2), (9, 1), (16, 2), (32, 1), (32, 2)])
 def test_pools_equal_torch_pooling(size, stride):
     from dartsviz.spaces.cnn.fastnet import pools
     g = torch.Generator().manual_seed(size * 10 + stride)
@@ -264,3 +264,86 @@ def test_pools_equal_torch_pooling(size, stride):
     _close(want, got, "pooled")
     gy = torch.randn(want.shape, generator=g, dtype=torch.float64)
     _close(torch.autograd.grad(want, x, gy)[0], torch.autograd.grad(got, x, gy)[0], "grad")
+
+
+# -- CIFAR shape: the channels_last stage formulation (images larger than 8x8 on CPU) --------
+
+def _cifar_pair(C=2, K=1, edge_norm=False, seed=11):
+    """3x32x32 input, 3 cells: a normal cell at 32x32, reductions to 16x16 and 8x8."""
+    torch.manual_seed(seed)
+    kw = dict(alpha_init_std=1.0, partial_channels=K, edge_norm=edge_norm)
+    ref = SearchNetwork(C, 10, 3, 3, **kw).double()
+    fast = FastSearchNetwork(C, 10, 3, 3, **kw).double()
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+@pytest.fixture(params=[64, 0], ids=["mix-matmul", "mix-broadcast"])
+def mixer(request, monkeypatch):
+    """Both formulations of the op-weighted sums of `_stage_cl` (matmul up to MIX_MATMUL_MAX)."""
+    import dartsviz.spaces.cnn.fastnet as fastnet
+    monkeypatch.setattr(fastnet, "MIX_MATMUL_MAX", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("K,edge_norm", [(1, False), (2, True)])
+def test_cifar_shape_outputs_gradients_and_stats_equal(mode, K, edge_norm, mixer):
+    ref, fast = _cifar_pair(C=4 if K > 1 else 2, K=K, edge_norm=edge_norm)
+    if mode == "eval":
+        _randomise_running_stats(ref, fast)
+        ref.eval(), fast.eval()
+    x, y = _batch(B=3, C=3, H=32, seed=12)
+    outs = []
+    for net in (ref, fast):
+        logits = net(x)
+        loss = F.cross_entropy(logits, y) + 0.1 * (logits ** 2).mean()
+        outs.append((logits, torch.autograd.grad(loss, list(net.parameters()))))
+    _close(outs[0][0], outs[1][0], "logits")
+    _assert_fast(fast, calls=1)
+    names = [n for n, _ in ref.named_parameters()]
+    assert {"alpha_normal", "alpha_reduce"} <= set(names)
+    for n, ga, gb in zip(names, outs[0][1], outs[1][1]):
+        _close(ga, gb, f"grad {n}")
+    rs, fs = ref.state_dict(), fast.state_dict()          # running statistics (train mode updates them)
+    for n in rs:
+        if rs[n].is_floating_point():
+            _close(rs[n], fs[n], n)
+        else:
+            assert torch.equal(rs[n], fs[n]), n
+
+
+def test_cifar_shape_exact_hvp_arch_gradient_equal(mixer):
+    # second order with the exact Hessian-vector product: double backward through _stage_cl
+    ref, fast = _cifar_pair(C=2, seed=13)
+    train, val = _batch(B=2, C=3, H=32, seed=14), _batch(B=2, C=3, H=32, seed=15)
+    out = [arch_gradient(net, train, val, order=2, hvp="exact", xi=0.05, momentum=0.9, weight_decay=3e-4)
+           for net in (ref, fast)]
+    _assert_fast(fast)
+    _close(out[0][1], out[1][1], "val loss")
+    for a, b in zip(out[0][0], out[1][0]):
+        _close(a, b, "arch gradient order 2 exact")
+
+
+@pytest.mark.parametrize("H", [5, 16, 32])
+@pytest.mark.parametrize("k,dil", [(3, 1), (5, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_dwconv_cl_equals_conv2d_with_double_backward(H, k, dil, stride):
+    from dartsviz.spaces.cnn.fastnet import dwconv_cl
+    g = torch.Generator().manual_seed(H * 100 + k * 10 + dil + stride)
+    pad = dil * (k - 1) // 2
+    x = torch.randn(2, 3, H, H, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(3, 1, k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    a = F.conv2d(x, w, None, stride, pad, dil, 3)
+    b = dwconv_cl(x, w, stride, pad, dil)
+    _close(a, b, "dwconv_cl")
+    assert b.is_contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(a.shape, generator=g, dtype=torch.float64)
+    ga = torch.autograd.grad(a, (x, w), gy, create_graph=True)
+    gb = torch.autograd.grad(b, (x, w), gy, create_graph=True)
+    for u, v in zip(ga, gb):
+        _close(u, v, "dwconv_cl grad")
+    # double backward: the gradient of <grad_x, v> w.r.t. w (a Hessian-vector product)
+    v = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    _close(torch.autograd.grad((ga[0] * v).sum(), w)[0], torch.autograd.grad((gb[0] * v).sum(), w)[0], "hvp")
