@@ -276,7 +276,7 @@ class Search(StepLoop):
         torch.manual_seed(c.seed)
         with distributed.main_first(c.download):     # torchrun: rank 0 downloads, then the others read
             self.data = data if data is not None else self.space.load_data(c, self.device)
-        self.model = self.space.build(c, self.data).to(self.device, self.dtype)
+        self.model = self.space.build(c, self.data, **self.method.build_options()).to(self.device, self.dtype)
         if c.sync_bn:
             self.model = distributed.sync_batchnorm(self.model, self.device)
         self.w_opt = make_sgd(self.model.weight_parameters(), c)

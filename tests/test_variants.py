@@ -19,7 +19,7 @@ from dartsviz.data import load_data
 from dartsviz.methods import method_names
 from dartsviz.methods.sdarts_rs import perturbed_simplex
 from dartsviz.runs import RunDir
-from dartsviz.spaces.cnn.ops import PRIMITIVES, Identity
+from dartsviz.spaces.cnn.ops import PRIMITIVES, Identity, channel_shuffle
 from dartsviz.spaces.cnn.supernet import MixedOp
 
 VARIANTS = ("darts_minus", "beta_darts", "sdarts_rs")
@@ -67,7 +67,8 @@ def test_a_variant_with_its_knob_at_zero_is_darts_and_with_it_on_is_not(variant,
     darts = _darts_state(order, steps)
     got = _state(zero)
     for k in darts:                                      # alphas, weights, BatchNorm statistics
-        if variant == "sdarts_rs":                       # clip-and-renormalise rounds in the last bit
+        if variant in ("sdarts_rs", "darts_minus"):      # SDARTS: clip-and-renormalise rounds in the last
+            # bit; DARTS-: the gradient norm that clipping divides by runs over the aux skips' zeros too
             torch.testing.assert_close(got[k], darts[k], rtol=1e-12, atol=1e-12, msg=k)
         else:
             assert torch.equal(got[k], darts[k]), k
@@ -82,45 +83,76 @@ def test_a_variant_with_its_knob_at_zero_is_darts_and_with_it_on_is_not(variant,
 
 
 # -- DARTS-: beta_t times the identity on every edge -------------------------------------
-def test_darts_minus_adds_beta_t_on_the_skip_column_in_both_phases():
+def test_darts_minus_appends_beta_t_as_the_auxiliary_skip_weight_in_both_phases():
     method = get_method("darts_minus").bind(_config("darts_minus", epochs=4, variant_options={"beta_0": 0.8}))
     alpha = torch.randn(14, len(PRIMITIVES), dtype=torch.float64)
     for t in range(4):
         for phase in ("arch", "weight"):
-            extra = method.edge_weights(alpha, phase, progress=(t + 0.5) / 4) - F.softmax(alpha, -1)
-            want = torch.zeros_like(extra)
-            want[:, SKIP] = 0.8 * (4 - t) / 4                               # beta_0 (T - t) / T
-            torch.testing.assert_close(extra, want, rtol=0, atol=1e-15)
+            w = method.edge_weights(alpha, phase, progress=(t + 0.5) / 4)
+            assert w.shape == (14, len(PRIMITIVES) + 1)
+            torch.testing.assert_close(w[:, :-1], F.softmax(alpha, -1), rtol=0, atol=0)
+            torch.testing.assert_close(w[:, -1], torch.full((14,), 0.8 * (4 - t) / 4, dtype=torch.float64))
 
 
-def test_darts_minus_edge_output_is_the_mixed_ops_plus_beta_t_times_the_input(monkeypatch):
+@pytest.mark.parametrize("K", [1, 2])
+def test_darts_minus_edge_output_is_the_mixed_ops_plus_beta_t_times_its_own_aux_skip(K):
+    """Each edge adds beta_t * aux(x): the identity at stride 1, and at stride 2 a FactorizedReduce
+    of its own (not the skip op's), as the authors build it. The edge-batched supernet equals a
+    reference whose every MixedOp adds that term explicitly (a slow oracle written here)."""
     torch.manual_seed(0)
     method = get_method("darts_minus").bind(_config("darts_minus", epochs=4))
     beta = 0.75                                                              # epoch 1 of 4
     mix = functools.partial(method.edge_weights, phase="weight", progress=0.3)
-    # one edge: MixedOp(x, softmax + beta e_skip) = MixedOp(x, softmax) + beta x
-    op = MixedOp(4, 1).double()
     x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
     alpha = torch.randn(1, len(PRIMITIVES), dtype=torch.float64)
+    op = MixedOp(4, 1).double()                                              # stride 1: + beta x
     torch.testing.assert_close(op(x, mix(alpha)[0]), op(x, F.softmax(alpha, -1)[0]) + beta * x)
-    # the whole supernet (edge-batched) against a reference whose every edge adds beta * aux(x):
-    # the identity at stride 1, the skip op's own FactorizedReduce at stride 2
-    fast = FastSearchNetwork(4, 10, 3, 1).double()
-    ref = SearchNetwork(4, 10, 3, 1).double()
+    fast = FastSearchNetwork(4, 10, 3, 1, partial_channels=K, aux_skip=True).double()
+    ref = SearchNetwork(4, 10, 3, 1, partial_channels=K, aux_skip=True).double()
     ref.load_state_dict(fast.state_dict())
-    plain = MixedOp.forward
-
-    def with_aux(self, x, weights):
-        aux = x if isinstance(self.ops[SKIP], Identity) else self.ops[SKIP](x)
-        return plain(self, x, weights) + beta * aux
+    reduce_edges = [m for cell in ref.cells for m in cell.mixed if m.stride == 2]
+    assert reduce_edges and all(isinstance(m.aux, type(m.ops[SKIP])) and m.aux is not m.ops[SKIP]
+                                for m in reduce_edges)                      # its own FactorizedReduce
+    assert all(m.aux is None for cell in ref.cells for m in cell.mixed if m.stride == 1)
     images = torch.randn(8, 1, 8, 8, dtype=torch.float64)
-    fast.mixing = mix
+    fast.mixing = ref.mixing = mix
     got = fast(images)
-    without = ref(images)
-    monkeypatch.setattr(MixedOp, "forward", with_aux)
     want = ref(images)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-    assert (got - without).abs().max() > 1e-3
+    # the oracle: the plain supernet with every edge's term added by hand
+    plain = SearchNetwork(4, 10, 3, 1, partial_channels=K, aux_skip=True).double()
+    plain.load_state_dict(fast.state_dict())
+
+    def edge(m, x_, w):
+        C = m.C_op
+        xo = x_[:, :C]
+        out = sum(wk * o(xo) for wk, o in zip(w, m.ops)) + beta * (xo if m.stride == 1 else m.aux(xo))
+        if K == 1:
+            return out
+        xb = x_[:, C:]
+        if m.stride == 2:
+            xb = F.max_pool2d(xb, 2, 2, ceil_mode=True)
+        return channel_shuffle(torch.cat([out, xb], 1), K)
+    for m in (mm for cell in plain.cells for mm in cell.mixed):
+        m.forward = functools.partial(edge, m)
+    torch.testing.assert_close(plain(images), want, rtol=1e-10, atol=1e-10)
+    without = SearchNetwork(4, 10, 3, 1, partial_channels=K, aux_skip=True).double()
+    without.load_state_dict(fast.state_dict())
+    assert (without(images) - got).abs().max() > 1e-3
+    g_fast = torch.autograd.grad(fast(images).sum(), [m.aux.conv_1.weight for cell in fast.cells
+                                                      for m in cell.mixed if m.stride == 2])
+    g_ref = torch.autograd.grad(ref(images).sum(), [m.aux.conv_1.weight for m in reduce_edges])
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_darts_minus_builds_the_aux_skips_after_every_other_parameter():
+    search = _search("darts_minus")
+    darts = _search("darts")
+    want, got = _state(darts), _state(search)
+    extra = sorted(set(got) - set(want))
+    assert extra and all(".aux." in k for k in extra)
+    assert all(torch.equal(want[k], got[k]) for k in want)                    # the rest starts as DARTS'
 
 
 # -- beta-DARTS: the penalty's gradient is autograd of the formula ----------------------------

@@ -125,6 +125,10 @@ class Method:
     def arch_frozen(self, epoch: int, config) -> bool:
         return epoch < config.warmup_epochs
 
+    def build_options(self) -> Dict[str, object]:
+        """Extra arguments of the space's `build` for this variant's supernet (DARTS-: aux_skip)."""
+        return {}
+
     def lr_position(self, epoch: int):
         """(e, E): the weights' cosine schedule is at epoch e of E (P-DARTS restarts it per stage)."""
         return epoch, self.epochs

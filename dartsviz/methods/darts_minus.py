@@ -6,15 +6,13 @@ residual path through, and beta_t = beta_0 * (T - t) / T decays linearly over th
 t = 0 .. T-1 (the authors' `DecayScheduler`, linear, stepped once per epoch, in both the
 weight and the architecture step).
 
-Here aux is the skip op's own column of the mixing: the weights are softmax(alpha) plus
-beta_t on the skip op, and the supernet's sum over ops does the rest. On stride-1 edges
-(all of the normal cell, and the reduction cell's edges between intermediate nodes) the
-skip op is the identity, so this is exactly the authors' aux. On the reduction cell's
-stride-2 edges the skip op is a FactorizedReduce: the authors add a *separate*
-FactorizedReduce with its own weights there (`src/search/model_search.py`), while here
-beta_t scales the skip op's own FactorizedReduce, sharing its weights. Doing it the
-authors' way needs a hook the seam lacks: a term added to each edge's output by a module
-of the method's own (`edge_extra(x, edge, stride)`), in supernet.py and fastnet.py.
+Here the mixing returns one weight more than the ops: softmax(alpha) and, last, beta_t,
+the weight of the edge's auxiliary skip. The supernet adds beta_t * aux(x) to every edge:
+on stride-1 edges (all of the normal cell, and the reduction cell's edges between
+intermediate nodes) aux is the identity; on the reduction cell's stride-2 edges it is a
+FactorizedReduce of its own (`build_options`: aux_skip), as in the authors'
+`src/search/model_search.py`, built after every other parameter so that the rest of the
+supernet starts as DARTS' does.
 """
 from __future__ import annotations
 
@@ -38,14 +36,6 @@ class DartsMinus(Method):
         "paper": {"variant_options": {"beta_0": 1.0}},
         "tiny": {"variant_options": {"beta_0": 1.0}},
     }
-    skip_index = 3                             # the skip op's column (cnn: skip_connect); bind sets it
-
-    def bind(self, config, space=None) -> "DartsMinus":
-        method = super().bind(config, space)
-        if space is not None and getattr(space, "skip_op", None) in getattr(space, "ops", ()):
-            method.skip_index = space.ops.index(space.skip_op)
-        return method
-
     def beta_at(self, epoch: int) -> float:
         """beta_t = beta_0 * (T - t) / T."""
         return self.options["beta_0"] * (self.epochs - epoch) / self.epochs
@@ -53,12 +43,14 @@ class DartsMinus(Method):
     def check_option_values(self, options) -> None:
         self.check_number(options, "beta_0")
 
+    def build_options(self):
+        return {"aux_skip": True}                  # the stride-2 edges' own FactorizedReduce
+
     def edge_weights(self, alpha: torch.Tensor, phase: str = "arch", progress: float = 0.0) -> torch.Tensor:
-        """softmax(alpha) plus beta_t on the skip op's column. alpha: (E, O)."""
+        """[softmax(alpha), beta_t]: the ops' weights and, last, the auxiliary skip's. alpha: (E, O)."""
         probs = softmax_weights(alpha)                                        # (E, O)
-        ops = torch.arange(probs.shape[-1], device=probs.device)              # (O,)
-        aux = (ops == self.skip_index).to(probs.dtype) * self.beta_at(self.epoch_at(progress))   # (O,)
-        return probs + aux                                                    # (E, O)
+        aux = probs.new_full((probs.shape[0], 1), self.beta_at(self.epoch_at(progress)))   # (E, 1)
+        return torch.cat([probs, aux], -1)                                    # (E, O + 1)
 
     def monitors(self, search) -> Dict[str, torch.Tensor]:
         return {"beta_t": torch.tensor(self.beta_at(self.step_epoch(search)), device=search.device)}

@@ -300,6 +300,7 @@ class _BNGroup:
 
 class _Stage:
     def __init__(self, cell: SearchCell, srcs, dsts, offset: int, C: int):
+        self.cell = cell
         self.srcs, self.dsts = srcs, dsts
         self.S, self.n = len(srcs), len(dsts)
         self.M = self.S * self.n
@@ -519,6 +520,10 @@ class FastSearchNetwork(SearchNetwork):
     def _cell(self, plan: _CellPlan, s0, s1, wt, pending, bt=None):
         """One cell; wt: (O, E) op weights and bt: (E,) softmax(beta) or None, stage order."""
         cell = plan.cell
+        aux = None
+        if wt.shape[0] > len(PRIMITIVES):                                    # DARTS-: the auxiliary skip's weight
+            wt, aux = wt[:-1], wt[-1]                                        # (O, E), (E,)
+            w1 = wt.index_add(0, torch.tensor([SKIP], device=wt.device), aux.unsqueeze(0))   # stride 1: identity
         t0 = self._preprocess(cell.preprocess0, s0, pending)                 # (B, C, H, W)
         t1 = self._preprocess(cell.preprocess1, s1, pending)                 # (B, C, H, W)
         # per-edge kernels stacked once per cell, split per stage (one SplitBackward each)
@@ -539,7 +544,12 @@ class FastSearchNetwork(SearchNetwork):
                 X = nodes[-1]                                                # node st.srcs[0], shuffled
             if plan.K > 1:
                 X, bypass = self._split_partial(plan, st, X)                 # (B, S*C/K, H, W), (B, S, C-C/K, h, w)
-            out = self._stage(plan, st, X, wt, K, K2, P1, P2, FR, pending)  # (B, n, C/K, h, w)
+            if aux is None:
+                out = self._stage(plan, st, X, wt, K, K2, P1, P2, FR, pending)  # (B, n, C/K, h, w)
+            elif st.stride == 1:                                             # aux = identity: one more skip weight
+                out = self._stage(plan, st, X, w1, K, K2, P1, P2, FR, pending)
+            else:
+                out = self._stage(plan, st, X, wt, K, K2, P1, P2, FR, pending) + self._aux_skip(st, X, aux)
             if plan.K > 1:
                 out = torch.cat([out, self._bypass_sum(st, bypass, bt)], 2)  # (B, n, C, h, w), unshuffled
             if acc is None:
@@ -549,6 +559,18 @@ class FastSearchNetwork(SearchNetwork):
             node = acc[:, 0]                                                 # node st.srcs[-1] + 1
             nodes.append(node if plan.K == 1 else channel_shuffle(node, plan.K))
         return torch.cat(nodes[-cell.multiplier:], dim=1)                   # (B, multiplier*C, h, w)
+
+    @staticmethod
+    def _aux_skip(st: _Stage, X, aux):
+        """DARTS-' auxiliary skip of a stride-2 stage: per destination j, the sum over sources s
+        of aux[edge] * (the edge's own FactorizedReduce of source s); X (B, S*C_op, H, W),
+        aux (E,) in stage order; returns (B, n, C_op, h, w)."""
+        B, _, H, W = X.shape
+        xs = X.view(B, st.S, -1, H, W)                                       # (B, S, C_op, H, W)
+        a = aux[st.e]                                                        # (M,), edge m = j * S + s
+        mods = [st.cell.mixed[e].aux_skip for e in st.edges]
+        return torch.stack([sum(a[j * st.S + k] * mods[j * st.S + k](xs[:, k]) for k in range(st.S))
+                            for j in range(st.n)], 1)                        # (B, n, C_op, h, w)
 
     @staticmethod
     def _split_partial(plan, st: _Stage, X):

@@ -92,9 +92,10 @@ class CNNSpace(SearchSpace):
         return load_data(config.dataset, config.data_dir, config.download, device,
                          getattr(config, "train_portion", 0.5))   # a TrainConfig has none: all its data trains
 
-    def build(self, config, data, op_masks: Optional[dict] = None):
+    def build(self, config, data, op_masks: Optional[dict] = None, aux_skip: bool = False):
         """The supernet of `config`; `op_masks` (cell type -> (edges, ops) bool, P-DARTS) builds
-        only the kept ops of every edge, on the reference implementation."""
+        only the kept ops of every edge, on the reference implementation; `aux_skip` (DARTS-)
+        gives every stride-2 edge its own FactorizedReduce for the auxiliary skip."""
         from .fastnet import FastSearchNetwork
         from .supernet import SearchNetwork
         net_cls = FastSearchNetwork if config.impl == "fast" else SearchNetwork
@@ -103,6 +104,8 @@ class CNNSpace(SearchSpace):
             if config.impl == "fast":
                 raise ValueError("per-edge op sets (P-DARTS) run on the reference supernet: use impl='reference'")
             extra["op_masks"] = op_masks
+        if aux_skip:
+            extra["aux_skip"] = True
         return net_cls(config.channels, data.num_classes, config.layers, data.in_channels, config.nodes,
                        stem_multiplier=config.stem_multiplier, alpha_init_std=config.alpha_init_std,
                        partial_channels=getattr(config, "partial_channels", 1),

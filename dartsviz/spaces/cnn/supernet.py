@@ -6,7 +6,10 @@ then a channel shuffle) and `edge_norm` (one beta per edge, softmax over each no
 incoming edges, scaling the edge's output). Two P-DARTS options (Chen et al., ICCV 2019):
 `op_masks` (each edge builds and mixes only its kept ops; alpha keeps every column, the
 dropped ones masked to weight 0) and `set_skip_dropout(p)` (dropout after the identity
-skip connections in training mode)."""
+skip connections in training mode). One DARTS- option (Chu et al., ICLR 2021): `aux_skip`
+gives every stride-2 edge a FactorizedReduce of its own for the auxiliary skip; a mixing
+that returns one weight more than the ops (the last) adds weight * aux(x) to every edge
+(the identity at stride 1)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -62,6 +65,7 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(make_op(self.primitives[i], self.C_op, stride, affine=False) for i in self.kept)
         skip = [j for j, i in enumerate(self.kept) if self.primitives[i] == "skip_connect" and stride == 1]
         self.skip_at = skip[0] if skip else None          # the identity's place among self.ops
+        self.aux = None                                   # DARTS-: the auxiliary skip's FactorizedReduce (stride 2)
 
     def _mix(self, x, weights):
         # x: (B, C_op, H, W); weights: (O,) over all primitives, of which the kept ones run
@@ -73,15 +77,32 @@ class MixedOp(nn.Module):
             out = out + weights[i] * y
         return out
 
+    def aux_skip(self, x):
+        """DARTS-' auxiliary skip on what the ops see: the identity at stride 1, the edge's own
+        FactorizedReduce `aux` at stride 2 (built by SearchNetwork(aux_skip=True))."""
+        if self.stride == 1:
+            return x
+        if self.aux is None:
+            raise ValueError("an auxiliary skip weight reached a stride-2 edge built without one: "
+                             "build the supernet with aux_skip=True")
+        return self.aux(x)                                             # (B, C_op, H/2, W/2)
+
     def forward(self, x, weights):
-        # x: (B, C, H, W); weights: (O,)
+        # x: (B, C, H, W); weights: (O,), or (O + 1,) with DARTS-' auxiliary skip weight last
+        aux_w = None
+        if weights.shape[-1] > len(self.primitives):
+            weights, aux_w = weights[:-1], weights[-1]
         K = self.partial_channels
         if K == 1:
             if len(self.kept) == len(self.primitives) and not (self.skip_dropout and self.training):
-                return sum(w * op(x) for w, op in zip(weights, self.ops))
-            return self._mix(x, weights)
+                out = sum(w * op(x) for w, op in zip(weights, self.ops))
+            else:
+                out = self._mix(x, weights)
+            return out if aux_w is None else out + aux_w * self.aux_skip(x)
         xo, xb = x[:, :self.C_op], x[:, self.C_op:]                    # (B, C/K, H, W), (B, C-C/K, H, W)
         out = self._mix(xo, weights)                                   # (B, C/K, H', W')
+        if aux_w is not None:
+            out = out + aux_w * self.aux_skip(xo)
         if self.stride == 2:
             xb = F.max_pool2d(xb, 2, 2, ceil_mode=True)                # (B, C-C/K, ceil(H/2), ceil(W/2))
         return channel_shuffle(torch.cat([out, xb], 1), K)             # (B, C, H', W')
@@ -138,7 +159,7 @@ class SearchNetwork(SupernetBase):
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
                  nodes: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
                  alpha_init_std: float = 1e-3, partial_channels: int = 1, edge_norm: bool = False,
-                 op_masks: Optional[Dict[str, torch.Tensor]] = None):
+                 op_masks: Optional[Dict[str, torch.Tensor]] = None, aux_skip: bool = False):
         super().__init__()
         check_partial_channels(C, partial_channels)
         if not isinstance(edge_norm, bool):
@@ -178,6 +199,12 @@ class SearchNetwork(SupernetBase):
                                      f"on every edge, got shape {tuple(m.shape)}")
                 self.register_buffer(f"op_mask_{k}", m, persistent=False)
             self.op_masks = {k: getattr(self, f"op_mask_{k}") for k in CELL_TYPES}
+        self.aux_skip = bool(aux_skip)
+        if aux_skip:                                       # built last: every other parameter stays DARTS'
+            for cell in self.cells:
+                for m in cell.mixed:
+                    if m.stride == 2:
+                        m.aux = FactorizedReduce(m.C_op, m.C_op, affine=False)
 
     ARCH_NAMES = ("alpha_normal", "alpha_reduce")
     BETA_NAMES = ("beta_normal", "beta_reduce")            # edge_norm only
