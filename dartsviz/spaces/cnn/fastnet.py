@@ -17,11 +17,12 @@ what the reference computes, in fewer and larger kernels:
   convs as batched matmuls; kernel taps that only see padding dropped; dilated
   stride-2 convs on the even pixels; dilated stride-1 convs from 16x16 on the four
   pixel-parity sub-images; undilated ones channels_last. Larger images (over 8x8, e.g.
-  CIFAR's 32x32 and 16x16 stages) run a whole stage channels_last (`_stage_cl`): depthwise
-  convs by `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, BatchNorm and pooling on the
-  channels_last tensors, and the op-weighted sums on their (B, h, w, channels) views, as
-  matmuls with a matrix of op weights while a stage's n*C output channels are few
-  (`_Mixer`). Elsewhere plain conv2d;
+  CIFAR's 32x32 and 16x16 stages) run a whole stage channels_last (`_stage_cl`), one conv
+  kind at a time (`CL_PARTS`: its depthwise convs by `dwconv_cl`, its pointwise ones as one
+  grouped 1x1 conv2d, one BatchNorm), pooling on the channels_last tensors, and the
+  op-weighted sums on their (B, h, w, channels) views, as matmuls with a matrix of op weights
+  while a stage's n*C output channels are few (`_Mixer`); a stride-2 stage slices the even
+  pixels its dilated convs and FactorizedReduce read once (`SHARED_EVEN`). Elsewhere plain conv2d;
 - max and avg pooling run once per stage (max pooling channels_last on CPU, small
   average pooling as one matmul); in training mode their BatchNorm (batch
   statistics) gives the same tensor on every edge, so it runs once too;
@@ -168,10 +169,19 @@ def dwconv_cl(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int)
 PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
 DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
 POOL_CL_MIN_PIXELS = 16       # max pooling channels_last from 4x4 up
+# `_stage_cl` runs the conv kinds in these parts (contiguous, increasing ranges of indices into
+# CONV_KINDS; each part one grouped pointwise conv and one BatchNorm): one kind at a time keeps
+# tensors small (glibc's malloc hands allocations of 32 MiB and more back to the system on free,
+# so such a tensor pays its page faults on every use: the 256-channel 1x1 conv at 32x32 took 2.5x
+# as long) and needs no concatenation; ((0, 1, 2, 3),) is the previous single part
+CL_PARTS = ((0,), (1,), (2,), (3,))
+SHARED_EVEN = True            # stride-2 stages: the even pixels sliced once (dilated convs, FactorizedReduce)
+_PAD_DIL = {k: (d * (ks - 1) // 2, d) for k, (ks, d) in CONV_GEOMETRY.items()}   # (padding, dilation)
 CPU_KERNELS = True            # False: CPU tensors take the plain formulation CUDA uses (tests)
 PREPROCESS_MATMUL = True      # ReLUConvBN preprocessing as ReLU, matmul, BatchNorm on CPU
 CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
 CHANNELS_LAST = True          # larger images on CPU: whole stages channels_last (_stage_cl)
+CL_MIN_PIXELS = DENSE_MAX_PIXELS + 1   # stages with at least this many input pixels run `_stage_cl`
 _TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
 
 
@@ -313,6 +323,7 @@ class _Stage:
         bn = lambda kinds, get: _BNGroup([get(o[k]) for k in kinds for o in ops], C)
         self.bn1 = bn(CONV_KINDS, lambda op: _block1(op).bn)
         self.bn2 = bn(SEP_KINDS, lambda op: op.block2.bn)
+        self._parts: Dict[tuple, _BNGroup] = {}
         self.pool_bn = bn(POOL_KINDS, lambda op: op.bn)         # eval: one per edge, (k, j, s)
         # training: the pooled tensor of source s and kind k feeds edge (j, s) for every j
         self.pool_train_chunks = [k * self.S + (m % self.S) for k in range(2) for m in range(self.M)]
@@ -320,6 +331,25 @@ class _Stage:
             self.fr_bn = bn((SKIP,), lambda op: op.bn)
         else:
             self.fr_bn = None
+
+    def bn1_part(self, i0: int, i1: int) -> _BNGroup:
+        """The first BatchNorms of conv kinds CONV_KINDS[i0:i1] (kind-major, edge m = j*S + s)."""
+        return self._part(self.bn1, i0, i1)
+
+    def bn2_part(self, i0: int, i1: int) -> _BNGroup:
+        """The second BatchNorms of sep kinds SEP_KINDS[i0:i1]."""
+        return self._part(self.bn2, i0, i1)
+
+    def _part(self, group: _BNGroup, i0: int, i1: int) -> _BNGroup:
+        key = (id(group), i0, i1)
+        hit = self._parts.get(key)
+        if hit is None:
+            if (i0, i1) == (0, len(group.mods) // self.M):
+                hit = group
+            else:
+                hit = _BNGroup(group.mods[i0 * self.M:i1 * self.M], group.C)
+            self._parts[key] = hit
+        return hit
 
 
 class _CellPlan:
@@ -602,7 +632,7 @@ class FastSearchNetwork(SearchNetwork):
         B, _, H, Wd = X.shape
         MC = M * C
         W = wt[:, st.e]                                                      # (O, M) op weights
-        if _cpu_kernels(X) and H * Wd > DENSE_MAX_PIXELS and CHANNELS_LAST:
+        if _cpu_kernels(X) and H * Wd >= CL_MIN_PIXELS and CHANNELS_LAST:
             return self._stage_cl(plan, st, X, W, K, K2, P1, P2, FR, pending)
         R = F.relu(X)                                                        # shared ReLU
         if _cpu_kernels(X) and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
@@ -635,9 +665,10 @@ class FastSearchNetwork(SearchNetwork):
         return out.view(B, n, C, h, w) + conv
 
     def _stage_cl(self, plan, st: _Stage, X, W, K, K2, P1, P2, FR, pending):
-        """`_stage` for larger images on CPU, channels_last throughout: depthwise convs by
-        `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, BatchNorm and pooling on channels_last
-        tensors; the weighted sums on their (B, h, w, channels) views. Returns a (B, n, C, h, w) view."""
+        """`_stage` for larger images on CPU, channels_last throughout: the conv kinds in the parts of
+        `CL_PARTS` (depthwise convs by `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, one
+        BatchNorm per part), pooling on channels_last tensors; the weighted sums on their
+        (B, h, w, channels) views. Returns a (B, n, C, h, w) view."""
         C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
         B, _, H, Wd = X.shape
         MC = M * C
@@ -645,25 +676,39 @@ class FastSearchNetwork(SearchNetwork):
         Xc = X.contiguous(memory_format=cl)                                 # (B, SC, H, W) CL
         R = F.relu(Xc)                                                       # shared ReLU, CL
         Rr = torch.cat([R] * n, 1) if n > 1 else R                           # (B, MC, H, W) CL, edge-major
-        a3 = dwconv_cl(Rr, K[SEP3][st.i], s, 1, 1)
-        a5 = dwconv_cl(Rr, K[SEP5][st.i], s, 2, 1)
-        d3 = dwconv_cl(Rr, K[DIL3][st.i], s, 2, 2)
-        d5 = dwconv_cl(Rr, K[DIL5][st.i], s, 4, 2)
-        y = torch.cat([a3, a5, d3, d5], 1)                                   # (B, 4MC, h, w) CL
-        h, w = y.shape[-2:]
-        p1 = F.conv2d(y, P1[st.i], None, 1, 0, 1, 4 * M)                     # (B, 4MC, h, w) CL
-        z1 = self._bn(p1, st.bn1, pending)
-        # one split (one gradient buffer in backward; separate slices would each zero-fill one)
-        z3, z5, zd = z1.split([MC, MC, 2 * MC], 1)                           # sep3 | sep5 | dil parts
-        r3, r5 = F.relu(z3), F.relu(z5)                                      # (B, MC, h, w) CL
-        b3 = dwconv_cl(r3, K2[SEP3][st.i], 1, 1, 1)
-        b5 = dwconv_cl(r5, K2[SEP5][st.i], 1, 2, 1)
-        p2 = F.conv2d(torch.cat([b3, b5], 1), P2[st.i], None, 1, 0, 1, 2 * M)   # (B, 2MC, h, w) CL
-        z2 = self._bn(p2, st.bn2, pending)
+        Re = Rre = None
+        if s == 2 and SHARED_EVEN:
+            # the dilated stride-2 convs (and FactorizedReduce) read only the even pixels: slice
+            # them once per stage, before repeating (one small slice gradient, not one per conv)
+            Re = R[:, :, ::2, ::2]                                           # (B, SC, h, w) view
+            Rre = torch.cat([Re] * n, 1) if n > 1 else Re.contiguous(memory_format=cl)   # (B, MC, h, w) CL
         pm = lambda t: t.permute(0, 2, 3, 1)                                 # CL (B, c, h, w) -> (B, h, w, c) view
-        mix = _Mixer(B * h * w, n, S, C)
-        mix(pm(z2), W[SEP3:SEP5 + 1], True)                                  # sep convs (k, j, s, c)
-        mix(pm(zd), W[DIL3:DIL5 + 1], True)                                  # dil convs
+        mix = None
+        P1s, P2s = P1[st.i], P2[st.i]                                        # (4MC, C, 1, 1), (2MC, C, 1, 1)
+        for part in CL_PARTS:                                                # indices into CONV_KINDS
+            i0, i1 = part[0], part[-1] + 1
+            ys = [dwconv_cl(Rr, K[CONV_KINDS[i]][st.i], s, *_PAD_DIL[CONV_KINDS[i]]) if Re is None
+                  or CONV_KINDS[i] in SEP_KINDS else                         # dilation 2, stride 2:
+                  dwconv_cl(Rre, K[CONV_KINDS[i]][st.i], 1, _PAD_DIL[CONV_KINDS[i]][0] // 2, 1)   # undilated, even pixels
+                  for i in part]
+            y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]                  # (B, len*MC, h, w) CL
+            h, w = y.shape[-2:]
+            if mix is None:
+                mix = _Mixer(B * h * w, n, S, C)
+            p1 = F.conv2d(y, P1s[i0 * MC:i1 * MC], None, 1, 0, 1, len(part) * M)   # (B, len*MC, h, w) CL
+            z1 = self._bn(p1, st.bn1_part(i0, i1), pending)
+            nsep = sum(1 for i in part if CONV_KINDS[i] in SEP_KINDS)       # sep kinds come first
+            # one split (one gradient buffer in backward; separate slices would each zero-fill one)
+            zs = z1.split([MC] * nsep + ([(len(part) - nsep) * MC] if nsep < len(part) else []), 1)
+            if nsep:
+                bs = [dwconv_cl(F.relu(zs[j]), K2[CONV_KINDS[i0 + j]][st.i], 1, *_PAD_DIL[CONV_KINDS[i0 + j]])
+                      for j in range(nsep)]                                  # (B, MC, h, w) CL each
+                b = torch.cat(bs, 1) if nsep > 1 else bs[0]
+                p2 = F.conv2d(b, P2s[i0 * MC:(i0 + nsep) * MC], None, 1, 0, 1, nsep * M)   # (B, nsep*MC, h, w) CL
+                z2 = self._bn(p2, st.bn2_part(i0, i0 + nsep), pending)
+                mix(pm(z2), W[CONV_KINDS[i0]:CONV_KINDS[i0] + nsep], True)   # sep convs (k, j, s, c)
+            if nsep < len(part):
+                mix(pm(zs[-1]), W[CONV_KINDS[i0 + nsep]:CONV_KINDS[i1 - 1] + 1], True)   # dil convs
         # pooling: once per stage
         pp = pools(Xc, s, channels_last=True)                                # (B, 2SC, h, w) CL
         if self.training:                                                   # shared by the n destinations
@@ -681,7 +726,8 @@ class FastSearchNetwork(SearchNetwork):
                 shifted = F.pad(Rp, (0, 0, 0, 1, 0, 1))[:, 1::2, 1::2]
             else:
                 shifted = Rp[:, 1::2, 1::2]
-            T = torch.stack([Rp[:, ::2, ::2].reshape(B, h, w, S, C), shifted.reshape(B, h, w, S, C)], 4)
+            even = Rp[:, ::2, ::2] if Re is None else pm(Re)                # (B, h, w, SC)
+            T = torch.stack([even.reshape(B, h, w, S, C), shifted.reshape(B, h, w, S, C)], 4)
             T = T.unsqueeze(3).expand(B, h, w, n, S, 2, C).reshape(B, h, w, 2 * MC)   # groups (j, s, parity)
             fr = F.conv2d(T.permute(0, 3, 1, 2), FR, None, 1, 0, 1, 2 * M)   # (B, MC, h, w) CL
             mix(pm(self._bn(fr, st.fr_bn, pending)), W[SKIP:SKIP + 1], True)

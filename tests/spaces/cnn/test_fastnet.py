@@ -299,11 +299,16 @@ def test_cifar_shape_outputs_gradients_and_stats_equal(mode, K, edge_norm, mixer
         logits = net(x)
         loss = F.cross_entropy(logits, y) + 0.1 * (logits ** 2).mean()
         outs.append((logits, torch.autograd.grad(loss, list(net.parameters()))))
-    _close(outs[0][0], outs[1][0], "logits")
-    _assert_fast(fast, calls=1)
     names = [n for n, _ in ref.named_parameters()]
     assert {"alpha_normal", "alpha_reduce"} <= set(names)
-    for n, ga, gb in zip(names, outs[0][1], outs[1][1]):
+    _assert_step_equal(ref, fast, outs)
+
+
+def _assert_step_equal(ref, fast, outs):
+    """outs: [(logits, grads)] of ref then fast; logits, every gradient and the running statistics agree."""
+    _close(outs[0][0], outs[1][0], "logits")
+    _assert_fast(fast, calls=1)
+    for (n, _), ga, gb in zip(ref.named_parameters(), outs[0][1], outs[1][1]):
         _close(ga, gb, f"grad {n}")
     rs, fs = ref.state_dict(), fast.state_dict()          # running statistics (train mode updates them)
     for n in rs:
@@ -315,8 +320,13 @@ def test_cifar_shape_outputs_gradients_and_stats_equal(mode, K, edge_norm, mixer
 
 def test_cifar_shape_exact_hvp_arch_gradient_equal(mixer):
     # second order with the exact Hessian-vector product: double backward through _stage_cl
-    ref, fast = _cifar_pair(C=2, seed=13)
-    train, val = _batch(B=2, C=3, H=32, seed=14), _batch(B=2, C=3, H=32, seed=15)
+    _assert_exact_hvp_equal(H=32, seed=13)
+
+
+def _assert_exact_hvp_equal(H, seed):
+    """The second-order arch gradient with the exact HVP (double backward) agrees at H x H inputs."""
+    ref, fast = _cifar_pair(C=2, seed=seed)
+    train, val = _batch(B=2, C=3, H=H, seed=seed + 1), _batch(B=2, C=3, H=H, seed=seed + 2)
     out = [arch_gradient(net, train, val, order=2, hvp="exact", xi=0.05, momentum=0.9, weight_decay=3e-4)
            for net in (ref, fast)]
     _assert_fast(fast)
@@ -347,3 +357,44 @@ def test_dwconv_cl_equals_conv2d_with_double_backward(H, k, dil, stride):
     # double backward: the gradient of <grad_x, v> w.r.t. w (a Hessian-vector product)
     v = torch.randn(x.shape, generator=g, dtype=torch.float64)
     _close(torch.autograd.grad((ga[0] * v).sum(), w)[0], torch.autograd.grad((gb[0] * v).sum(), w)[0], "hvp")
+
+
+# -- `_stage_cl` in parts (CL_PARTS) and the shared even pixels of stride-2 stages (SHARED_EVEN) --
+
+@pytest.fixture(params=[(((0,), (1,), (2,), (3,)), True), (((0, 1), (2, 3)), True),
+                        (((0,), (1, 2), (3,)), False), (((0, 1, 2, 3),), False)],
+                ids=["each-kind-even", "pairs-even", "mixed-part", "one-part"])
+def cl_parts(request, monkeypatch):
+    """The conv kinds of a channels_last stage in several part layouts, with and without the
+    once-sliced even pixels of stride-2 stages."""
+    import dartsviz.spaces.cnn.fastnet as fastnet
+    parts, even = request.param
+    monkeypatch.setattr(fastnet, "CL_PARTS", parts)
+    monkeypatch.setattr(fastnet, "SHARED_EVEN", even)
+    return request.param
+
+
+@pytest.mark.parametrize("H,K,edge_norm,aux", [(32, 1, False, False), (30, 2, True, False), (30, 1, False, True)],
+                         ids=["32", "30-pc-edge-norm", "30-aux-skip"])
+def test_cl_parts_outputs_gradients_and_stats_equal(H, K, edge_norm, aux, cl_parts):
+    # H=30: the reduction from 15x15 takes odd sizes through the shared even-pixel slice
+    torch.manual_seed(17)
+    kw = dict(alpha_init_std=1.0, partial_channels=K, edge_norm=edge_norm, aux_skip=aux)
+    C = 4 if K > 1 else 2
+    ref = SearchNetwork(C, 10, 3, 3, **kw).double()
+    fast = FastSearchNetwork(C, 10, 3, 3, **kw).double()
+    fast.load_state_dict(ref.state_dict())
+    x, y = _batch(B=3, C=3, H=H, seed=18)
+    outs = []
+    for net in (ref, fast):
+        logits = net(x)
+        loss = F.cross_entropy(logits, y) + 0.1 * (logits ** 2).mean()
+        ps = list(net.parameters())                       # (DARTS-' aux weight of an unused row: no gradient)
+        gs = torch.autograd.grad(loss, ps, allow_unused=True)
+        outs.append((logits, [torch.zeros_like(p) if g is None else g for p, g in zip(ps, gs)]))
+    _assert_step_equal(ref, fast, outs)
+
+
+def test_cl_parts_exact_hvp_arch_gradient_equal(cl_parts):
+    # double backward through every part layout, at a size with a stride-2 stage on odd pixels
+    _assert_exact_hvp_equal(H=30, seed=19)
