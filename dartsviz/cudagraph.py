@@ -298,21 +298,14 @@ class GraphStep:
         """The device work of one step, reading the static inputs and self.lr and writing the
         static output: what is captured, and what the warm-up steps run eagerly."""
         s = self.search
-        c, model, method, space = s.config, s.model, s.method, s.space
+        c, model, method = s.config, s.model, s.method
         train_batch, val_batch = tuple(self._train), tuple(self._val)
         progress = s.progress                   # darts and pc_darts: unused by their hooks
         s._mixing("arch")
         if phase == "arch":
             with self._autocast():
                 grads, val_loss, val_out = arch_gradient(model, train_batch, val_batch, order=1)
-            params = model.arch_parameters()
-            alphas = list(model.alpha_of().values()) if hasattr(model, "alpha_of") else params
-            penalty = method.arch_penalty(alphas, progress)
-            if penalty is not None:
-                extra = torch.autograd.grad(penalty, params, allow_unused=True, materialize_grads=True)
-                grads = [g + p for g, p in zip(grads, extra)]
-            for a, g in zip(params, grads):
-                a.grad = g
+            s._set_arch_grads(grads)
             s.a_opt.step()
             s.a_opt.zero_grad(set_to_none=True)
         else:
@@ -328,17 +321,8 @@ class GraphStep:
         objective.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
         s.w_opt.step()
+        values, metrics, monitors = s._step_values(loss, val_loss, out, val_out, train_batch, val_batch)
         with torch.no_grad():
-            metrics = {f"train_{k}": v for k, v in space.metrics(out.detach(), train_batch).items()}
-            metrics.update({f"val_{k}": v for k, v in space.metrics(val_out, val_batch).items()})
-            arch_probs = model.probs()
-            values = {"losses": torch.stack([loss.detach().float(), val_loss.float()]),
-                      "metrics": torch.stack([v.float() for v in metrics.values()]),
-                      **{f"probs/{k}": p for k, p in arch_probs.items()},
-                      **{f"edge_probs/{k}": p for k, p in (getattr(arch_probs, "edge_probs", None) or {}).items()}}
-            monitors = method.monitors(s)
-            if monitors:
-                values["monitors"] = torch.stack([m.float() for m in monitors.values()])
             packed = torch.cat([v.reshape(-1).float() for v in values.values()])
             if self._out is None:                   # the first (eager) run sizes the static output
                 self._out = torch.empty_like(packed)

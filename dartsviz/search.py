@@ -276,12 +276,7 @@ class Search(StepLoop):
         torch.manual_seed(c.seed)
         with distributed.main_first(c.download):     # torchrun: rank 0 downloads, then the others read
             self.data = data if data is not None else self.space.load_data(c, self.device)
-        self.model = self.space.build(c, self.data, **self.method.build_options()).to(self.device, self.dtype)
-        if c.sync_bn:
-            self.model = distributed.sync_batchnorm(self.model, self.device)
-        self.w_opt = make_sgd(self.model.weight_parameters(), c)
-        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=c.arch_lr, betas=c.arch_betas,
-                                      weight_decay=c.arch_weight_decay)
+        self._adopt(self.space.build(c, self.data, **self.method.build_options()))
         self.train_stream, self.val_stream = self.space.streams(self.data, c, self.dtype)
         self._data_parallel()
         # fp16: one gradient scaler per optimiser; a step whose scaled gradients overflow is skipped
@@ -303,8 +298,12 @@ class Search(StepLoop):
         """Search `model` from now on (P-DARTS' next stage): moved to the device and dtype,
         with fresh optimisers of the config's settings; the gradient scalers, streams and
         step counter carry on."""
-        c = self.config
         self.flush()
+        self._adopt(model)
+
+    def _adopt(self, model) -> None:
+        """`model` on the device and dtype (SyncBatchNorm with sync_bn) and fresh optimisers."""
+        c = self.config
         self.model = model.to(self.device, self.dtype)
         if c.sync_bn:
             self.model = distributed.sync_batchnorm(self.model, self.device)
@@ -467,14 +466,7 @@ class Search(StepLoop):
                     momentum_buffers=buffers, eps_scale=c.eps_scale,
                     unrolled_clip=c.grad_clip if space.clip_unrolled else None, loss_scale=scale,
                     reduce=self._reduce)
-            params = model.arch_parameters()            # the alphas, then (PC-DARTS) the betas
-            alphas = list(model.alpha_of().values()) if hasattr(model, "alpha_of") else params
-            penalty = method.arch_penalty(alphas, self.progress)
-            if penalty is not None:                     # a penalty on the alphas only: zero for the betas
-                extra = torch.autograd.grad(penalty, params, allow_unused=True, materialize_grads=True)
-                grads = [g + (p if scale is None else p * scale) for g, p in zip(grads, extra)]
-            for a, g in zip(params, grads):
-                a.grad = g
+            self._set_arch_grads(grads, scale)
             self.a_scaler.step(self.a_opt)             # fp16: unscales, skips the step on inf/NaN
             self.a_scaler.update()
             self.a_opt.zero_grad(set_to_none=True)
@@ -496,19 +488,7 @@ class Search(StepLoop):
         self.w_scaler.step(self.w_opt)                 # fp16: skipped on inf/NaN; else w_opt.step()
         self.w_scaler.update()
         self.step_count += 1
-        with torch.no_grad():                         # stays on the device until flush()
-            metrics = {f"train_{k}": v for k, v in space.metrics(out.detach(), train_batch).items()}
-            metrics.update({f"val_{k}": v for k, v in space.metrics(val_out, val_batch).items()})
-            arch_probs = model.probs()
-            values = {"losses": torch.stack([loss.detach().float(), val_loss.float()]),
-                      "metrics": torch.stack([v.float() for v in metrics.values()]),
-                      **{f"probs/{k}": p for k, p in arch_probs.items()},
-                      **{f"edge_probs/{k}": p for k, p in (getattr(arch_probs, "edge_probs", None) or {}).items()}}
-            if self._reduce is not None:              # data parallel: the whole batch's losses and metrics
-                values["losses"], values["metrics"] = self._reduce([values["losses"], values["metrics"]])
-            monitors = method.monitors(self)
-            if monitors:
-                values["monitors"] = torch.stack([m.float() for m in monitors.values()])
+        values, metrics, monitors = self._step_values(loss, val_loss, out, val_out, train_batch, val_batch)
         base = {"step": self.step_count, "epoch": epoch, "order": c.order,
                 "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
                 "lr": lr, "arch_lr": c.arch_lr, "_metric_names": list(metrics), "_monitor_names": list(monitors)}
@@ -518,6 +498,39 @@ class Search(StepLoop):
             base.update(lambda_max=eig.value, lambda_iters=eig.iters, lambda_seconds=eig.seconds)
             monitor_seconds = eig.seconds
         return self._defer(base, values, time.perf_counter() - t0 - monitor_seconds)
+
+    def _set_arch_grads(self, grads, scale=None) -> None:
+        """Set the architecture parameters' .grad: the bilevel gradient `grads` plus the method's
+        penalty on the alphas (zero for PC-DARTS' betas), times the fp16 loss `scale` if any."""
+        model = self.model
+        params = model.arch_parameters()            # the alphas, then (PC-DARTS) the betas
+        alphas = list(model.alpha_of().values()) if hasattr(model, "alpha_of") else params
+        penalty = self.method.arch_penalty(alphas, self.progress)
+        if penalty is not None:
+            extra = torch.autograd.grad(penalty, params, allow_unused=True, materialize_grads=True)
+            grads = [g + (p if scale is None else p * scale) for g, p in zip(grads, extra)]
+        for a, g in zip(params, grads):
+            a.grad = g
+
+    def _step_values(self, loss, val_loss, out, val_out, train_batch, val_batch):
+        """The step's numbers as device tensors, no host read: (values, metric names, monitors)
+        with values {"losses", "metrics", "probs/<cell>", "edge_probs/<cell>", ["monitors"]};
+        under data parallelism the losses and metrics of the whole batch."""
+        with torch.no_grad():
+            space = self.space
+            metrics = {f"train_{k}": v for k, v in space.metrics(out.detach(), train_batch).items()}
+            metrics.update({f"val_{k}": v for k, v in space.metrics(val_out, val_batch).items()})
+            arch_probs = self.model.probs()
+            values = {"losses": torch.stack([loss.detach().float(), val_loss.float()]),
+                      "metrics": torch.stack([v.float() for v in metrics.values()]),
+                      **{f"probs/{k}": p for k, p in arch_probs.items()},
+                      **{f"edge_probs/{k}": p for k, p in (getattr(arch_probs, "edge_probs", None) or {}).items()}}
+            if self._reduce is not None:
+                values["losses"], values["metrics"] = self._reduce([values["losses"], values["metrics"]])
+            monitors = self.method.monitors(self)
+            if monitors:
+                values["monitors"] = torch.stack([m.float() for m in monitors.values()])
+        return values, metrics, monitors
 
     def _probs_of(self, values) -> Dict[str, torch.Tensor]:
         return {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("probs/")}
