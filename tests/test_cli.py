@@ -60,6 +60,8 @@ def test_search_with_bf16_and_deferred_records_writes_every_step(tmp_path):
     (["search", "--resume", "/nonexistent/run"], "no checkpoint", 1),
     (["search", "--precision", "fp8"], "invalid choice", 2),
     (["search", "--sync-every", "0"], "--sync-every must be positive", 1),
+    (["search", "--nodes", "0"], "--nodes must be positive", 1),
+    (["search", "--space", "rnn", "--nodes", "3"], "the recurrent cell has 8 nodes", 1),
     (["search", "--cuda-graphs", "--device", "cpu"], "cuda_graphs needs a CUDA device", 1),
     (["search", "--cuda-graphs", "--device", "cuda", "--order", "2"], "first-order step only", 1),
     (["frobnicate"], "invalid choice", 2),
@@ -174,6 +176,18 @@ def test_search_with_space_cnn_and_variant_darts_works(tmp_path, capsys):
     steps = [r for r in RunDir(out).read_records() if r.kind == "step"]
     assert [r.step for r in steps] == [1, 2] and {(r.space, r.variant) for r in steps} == {("cnn", "darts")}
     assert set(steps[0].metrics) == {"train_acc", "val_acc"} and set(steps[0].losses) == {"train", "val"}
+
+
+def test_nodes_flag_builds_cells_of_that_many_nodes_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    assert main(["search", "--nodes", "3", "--steps", "2", "--out", str(out), *FAST]) == 0
+    assert json.loads((out / "config.json").read_text())["nodes"] == 3
+    steps = [r for r in RunDir(out).read_records() if r.kind == "step"]
+    assert steps[-1].probs["normal"].shape == (2 + 3 + 4, 8)           # edges into nodes 2, 3, 4
+    g = RunDir(out).read_genotype()
+    assert tuple(g.normal_concat) == (2, 3, 4) and len(g.normal) == 3
+    assert main(["search", "--resume", str(out), "--steps", "1", "--no-plots", "--quiet"]) == 0
+    assert [r.step for r in RunDir(out).read_records() if r.kind == "step"] == [1, 2, 3]
 
 
 def test_space_and_variant_flags_list_the_registries(capsys):

@@ -254,3 +254,15 @@ def test_scale_and_projector_toggle_enlarge_everything(data):
     assert "zoom: 1;" in style() and not d.projector.value
     with pytest.raises(ValueError):
         d.set_scale(0)
+
+
+@pytest.mark.parametrize("nodes", [2, 5])
+def test_cells_of_other_node_counts_draw_and_step(data, nodes):
+    from dartsviz.viz.dashboard import Dashboard
+    d = Dashboard(Search(SearchConfig.preset("tiny", **SMALL, nodes=nodes), data=data))
+    before = d.images["weights"].value
+    d.step_button.click()
+    assert d.search.step_count == 1 and "error" not in d.status.value
+    assert d.images["weights"].value != before and len(d.graph.value) > 1000
+    g = d.search.space.parse_genotype(d.genotype_text.value)
+    assert tuple(g.normal_concat) == tuple(range(2, 2 + nodes))

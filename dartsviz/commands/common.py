@@ -16,7 +16,7 @@ from ..text import TEXT_DATASETS
 # the config fields add_run_flags sets (flag destination = field name)
 RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "layers", "channels",
               "sync_every", "sync_bn")
-POSITIVE = ("epochs", "batch_size", "layers", "channels", "steps", "sync_every", "threads")
+POSITIVE = ("epochs", "batch_size", "layers", "channels", "nodes", "steps", "sync_every", "threads")
 
 
 def add_run_flags(p, what: str) -> None:

@@ -19,6 +19,8 @@ def add_parser(sub):
     p.add_argument("--order", type=int, choices=ORDERS, help="1 = first order, 2 = second order")
     p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
     p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
+    p.add_argument("--nodes", type=int, metavar="N",
+                   help="intermediate nodes per convolutional cell (default 4, the paper's); all are concatenated")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16 or fp16: autocast forward passes (fp16 with gradient scalers, for T4s; alphas stay fp32)")
     p.add_argument("--cuda-graphs", action="store_true", default=None,
@@ -45,7 +47,7 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
-    out = run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every",
+    out = run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every", "nodes",
                                "early_stop", "early_stop_window", "early_stop_ratio", "early_stop_smooth",
                                "early_stop_start", "cuda_graphs"))
     if getattr(args, "variant_option", None):

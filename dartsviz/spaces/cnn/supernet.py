@@ -157,7 +157,7 @@ class SearchNetwork(SupernetBase):
     """
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
-                 nodes: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
+                 nodes: int = 4, multiplier: Optional[int] = None, stem_multiplier: int = 3,
                  alpha_init_std: float = 1e-3, partial_channels: int = 1, edge_norm: bool = False,
                  op_masks: Optional[Dict[str, torch.Tensor]] = None, aux_skip: bool = False):
         super().__init__()
@@ -166,6 +166,7 @@ class SearchNetwork(SupernetBase):
             raise ValueError(f"edge_norm must be True or False, got {edge_norm!r}")
         self.C, self.num_classes, self.layers, self.nodes = C, num_classes, layers, nodes
         self.partial_channels, self.edge_norm = partial_channels, edge_norm
+        multiplier = nodes if multiplier is None else multiplier   # DARTS: every intermediate node is output
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(C_curr))

@@ -14,11 +14,12 @@ import math
 from typing import Dict, List
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from ...text import TextData, TextStream, check_text_dataset, load_text, segments
 from .. import SearchSpace, register_space
-from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, RNNGenotype, derive, edges_of, parse_genotype,
+from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, STEPS, RNNGenotype, derive, edges_of, parse_genotype,
                        random_genotype, steps_for_edges)
 from .model import RNNSearchModel
 
@@ -53,8 +54,12 @@ class RNNSpace(SearchSpace):
     # -- config and data -------------------------------------------------------------
     def check_config(self, config) -> None:
         """The data set must be a text corpus (the fields nhid ... vocab_size are checked by
-        SearchConfig itself, whatever the space)."""
+        SearchConfig itself, whatever the space); `nodes` is the convolutional cell's: the
+        recurrent cell has its 8."""
         check_text_dataset(config.dataset)
+        if config.nodes != 4:
+            raise ValueError(f"nodes sets the convolutional cell's node count; the recurrent cell has {STEPS} "
+                             f"nodes (got nodes={config.nodes} with space='rnn')")
 
     def load_data(self, config, device) -> TextData:
         data = load_text(config.dataset, config.data_dir, config.vocab_size, device, download=config.download)
@@ -84,19 +89,34 @@ class RNNSpace(SearchSpace):
                  autocast=contextlib.nullcontext) -> Dict[str, float]:
         """Per-token NLL and perplexity of a whole split in eval mode (no dropout, running
         batch-norm statistics), `data.eval_batch_size` columns, the hidden state carried
-        from segment to segment, one host sync."""
+        from segment to segment, one host sync.
+
+        A supernet whose BatchNorm has seen no training batch yet (running statistics still
+        the initial 0 and 1, under which the search cell's sums over predecessors grow node
+        after node and step after step until they overflow) is normalised with each time
+        step's own batch statistics instead (eval batches of more than one column), leaving its
+        running statistics untouched."""
         tokens = getattr(data, split)
         was_training = model.training
         model.eval()
+        fresh = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats and int(m.num_batches_tracked) == 0] if data.eval_batch_size > 1 else []
+        for m in fresh:                                   # batch statistics, running ones left alone
+            m.train()
+            m.track_running_stats = False
         total, count, hidden = None, 0, None
-        for x, y in segments(tokens, data.eval_batch_size, EVAL_BPTT):
-            with autocast():
-                log_probs, hidden = model(x, hidden)                              # (T, B, V), (B, H)
-            nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).to(torch.float64), y.reshape(-1),
-                             reduction="sum")
-            total = nll if total is None else total + nll
-            count += y.numel()
-        model.train(was_training)
+        try:
+            for x, y in segments(tokens, data.eval_batch_size, EVAL_BPTT):
+                with autocast():
+                    log_probs, hidden = model(x, hidden)                          # (T, B, V), (B, H)
+                nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).to(torch.float64), y.reshape(-1),
+                                 reduction="sum")
+                total = nll if total is None else total + nll
+                count += y.numel()
+        finally:
+            for m in fresh:
+                m.track_running_stats = True
+            model.train(was_training)
         if total is None:
             return {}
         loss = float(total) / count

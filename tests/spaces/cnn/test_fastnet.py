@@ -398,3 +398,16 @@ def test_cl_parts_outputs_gradients_and_stats_equal(H, K, edge_norm, aux, cl_par
 def test_cl_parts_exact_hvp_arch_gradient_equal(cl_parts):
     # double backward through every part layout, at a size with a stride-2 stage on odd pixels
     _assert_exact_hvp_equal(H=30, seed=19)
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3])
+def test_fewer_nodes_equal_reference(nodes, kernels):
+    ref, fast = _pair(C=4, layers=3, nodes=nodes, seed=5)
+    x, y = _batch(H=8)
+    la, lb = ref(x), fast(x)
+    _close(la, lb, "logits")
+    _assert_fast(fast, calls=1)
+    ga = torch.autograd.grad(F.cross_entropy(la, y), list(ref.parameters()))
+    gb = torch.autograd.grad(F.cross_entropy(lb, y), list(fast.parameters()))
+    for (n, _), a, b in zip(ref.named_parameters(), ga, gb):
+        _close(a, b, f"grad {n}")

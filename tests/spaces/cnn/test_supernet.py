@@ -66,3 +66,21 @@ def test_reduction_cell_uses_alpha_reduce_and_normal_cell_alpha_normal():
     net2 = SearchNetwork(C=4, num_classes=10, layers=2, in_channels=1)   # two reduction cells only
     net2(torch.randn(4, 1, 8, 8)).sum().backward()
     assert net2.alpha_normal.grad is None or net2.alpha_normal.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3, 5])
+def test_any_number_of_nodes_concatenates_them_all_like_the_derived_cell(nodes):
+    from dartsviz.spaces.cnn.network import NetworkEval
+    torch.manual_seed(0)
+    C, layers = 4, 3
+    net = SearchNetwork(C=C, num_classes=10, layers=layers, in_channels=1, nodes=nodes)
+    assert net.alpha_normal.shape == (len(edges_of(nodes)), len(PRIMITIVES))
+    assert all(c.multiplier == nodes for c in net.cells)
+    assert net.classifier.in_features == nodes * C * 4               # two reductions double C twice
+    out = net(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 10)
+    g = net.genotype()
+    assert tuple(g.normal_concat) == tuple(g.reduce_concat) == tuple(range(2, 2 + nodes))
+    evaluated = NetworkEval(g, C=C, num_classes=10, layers=layers, auxiliary=False, in_channels=1, image_size=8)
+    assert evaluated.classifier.in_features == net.classifier.in_features   # the same cell outputs
+    assert evaluated.eval()(torch.randn(2, 1, 8, 8)).shape == (2, 10)

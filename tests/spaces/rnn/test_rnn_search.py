@@ -152,3 +152,36 @@ def test_the_collapse_preset_is_tiny_rnn_with_lambda_max_at_each_epochs_end():
             SearchConfig.preset("collapse", space="rnn", variant=variant)
     with pytest.raises(ValueError, match="unknown preset 'collapse'"):
         SearchConfig.preset("collapse")                 # no convolutional collapse preset: digits does not collapse
+
+
+def test_a_fresh_supernet_evaluates_with_batch_statistics_and_keeps_its_buffers(small):
+    # with the initial running statistics (0, 1) the search cell's sums grow without bound in
+    # eval mode; before any training step the evaluation normalises with batch statistics
+    search = Search(_config(nhid=16), data=small)
+    model = search.model
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if torch.is_tensor(v)}
+    fresh = search.evaluate("test")
+    assert math.isfinite(fresh["loss"]) and fresh["ppl"] < 2 * 300        # about uniform over 300 words
+    assert model.training and model.cell.bn.training and model.cell.bn.track_running_stats
+    assert all(torch.equal(buffers[k], v) for k, v in model.state_dict().items() if torch.is_tensor(v))
+    # the oracle: the same evaluation written out with a BatchNorm that uses batch statistics
+    from dartsviz.spaces.rnn.space import EVAL_BPTT
+    from dartsviz.text import segments
+    model.eval()
+    model.cell.bn.train()
+    model.cell.bn.track_running_stats = False
+    total, count, hidden = 0.0, 0, None
+    with torch.no_grad():
+        for x, y in segments(small.test, small.eval_batch_size, EVAL_BPTT):
+            log_probs, hidden = model(x, hidden)
+            total += torch.nn.functional.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).double(),
+                                                  y.reshape(-1), reduction="sum").item()
+            count += y.numel()
+    model.cell.bn.track_running_stats = True
+    model.train()
+    assert fresh["loss"] == pytest.approx(total / count, rel=1e-9)
+    # once a step has run, the running statistics are used (a different number)
+    search.step()
+    assert int(model.cell.bn.num_batches_tracked) > 0
+    after = search.evaluate("test")
+    assert math.isfinite(after["loss"]) and after["loss"] != fresh["loss"]
