@@ -46,7 +46,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from dartsviz.data import load_data                    # noqa: E402
-from dartsviz.search import Search, SearchConfig       # noqa: E402
+from dartsviz.search import PRECISIONS, Search, SearchConfig   # noqa: E402
 
 PAPER_DATA = "synthetic:3x32x32"
 PAPER_TEXT = dict(vocab=10000, tokens=256 * 35 * 40)      # PTB's vocabulary, 40 segments of the paper's shape
@@ -133,7 +133,8 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--hvp", choices=["finite", "exact"], default="finite")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="autocast precision (fp16: with a gradient scaler per optimiser)")
     p.add_argument("--sync-every", type=int, default=1, help="steps whose records are read together")
     p.add_argument("--dataset", help="data set (e.g. synthetic:3x32x32); default: the preset's")
     p.add_argument("--layers", type=int, help="cells; default: the preset's")

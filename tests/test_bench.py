@@ -1,0 +1,73 @@
+"""The benchmark scripts run: bench/step.py on the CPU, and every command of bench/gpu_check.sh
+parses (on a machine without CUDA each stops at the one-line 'CUDA is not available')."""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_CHECK = ROOT / "bench" / "gpu_check.sh"
+
+
+def _gpu_check_commands():
+    """(name, argv) of each `run NAME COMMAND...` line of gpu_check.sh, $STEP expanded."""
+    text = GPU_CHECK.read_text()
+    step = shlex.split(re.search(r'^STEP="(.*)"$', text, re.M).group(1))
+    out = []
+    for line in text.splitlines():
+        if line.startswith("run "):
+            name, *argv = shlex.split(line)[1:]
+            argv = [a for x in argv for a in (step if x == "$STEP" else [x])]
+            out.append((name, argv))
+    return out
+
+
+def test_gpu_check_covers_the_tests_and_every_benchmark():
+    names = [n for n, _ in _gpu_check_commands()]
+    assert names[0] == "cuda_tests" and len(names) == len(set(names)) >= 8
+    argvs = [" ".join(a) for _, a in _gpu_check_commands()]
+    for needle in ("--precision bf16", "--precision fp16", '"cuda_graphs": true', "--orders 1 2",
+                   "variants_memory.py --device cuda"):
+        assert any(needle in a for a in argvs), needle
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA these commands would run for minutes")
+@pytest.mark.parametrize("name,argv", [c for c in _gpu_check_commands() if c[1][:2] != ["python", "-m"]],
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_gpu_check_commands_parse(name, argv):
+    p = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr.strip() == "CUDA is not available on this machine", p.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the script runs for many minutes")
+def test_gpu_check_records_every_command_and_goes_on_after_failures(tmp_path):
+    env = {**os.environ, "LIMIT": "240", "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(["bash", str(GPU_CHECK), str(tmp_path / "res")], capture_output=True, text=True,
+                       timeout=900, env=env)
+    assert p.returncode == 0, p.stderr
+    summary = (tmp_path / "res" / "summary.txt").read_text()
+    for name, _ in _gpu_check_commands():
+        log = (tmp_path / "res" / f"{name}.txt").read_text()
+        assert f"== {name}: " in summary and re.search(r"^rc=\d+$", log, re.M), name
+    assert "rc=0" in (tmp_path / "res" / "cuda_tests.txt").read_text()          # cuda tests skip here
+    assert "CUDA is not available" in (tmp_path / "res" / "step_fp32.txt").read_text()
+    assert summary.rstrip().splitlines()[-1].startswith("done ")
+
+
+def test_step_bench_times_both_implementations_on_the_cpu():
+    p = subprocess.run([sys.executable, "bench/step.py", "--device", "cpu", "--preset", "tiny", "--orders", "1",
+                        "--steps", "2", "--warmup", "1", "--threads", "1", "--no-memory"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("# bench/step.py  preset=tiny")
+    ref = [l for l in lines if l.startswith("reference order 1:")]
+    fast = [l for l in lines if l.startswith("fast      order 1:")]
+    assert len(ref) == len(fast) == 1 and "speed-up" in fast[0]
+    ms = [float(re.search(r"([\d.]+) ms/step", l).group(1)) for l in ref + fast]
+    assert all(m > 0 for m in ms)
