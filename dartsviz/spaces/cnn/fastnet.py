@@ -553,7 +553,7 @@ class FastSearchNetwork(SearchNetwork):
         aux = None
         if wt.shape[0] > len(PRIMITIVES):                                    # DARTS-: the auxiliary skip's weight
             wt, aux = wt[:-1], wt[-1]                                        # (O, E), (E,)
-            w1 = wt.index_add(0, torch.tensor([SKIP], device=wt.device), aux.unsqueeze(0))   # stride 1: identity
+            w1 = torch.cat([wt[:SKIP], (wt[SKIP] + aux).unsqueeze(0), wt[SKIP + 1:]])   # stride 1: identity
         t0 = self._preprocess(cell.preprocess0, s0, pending)                 # (B, C, H, W)
         t1 = self._preprocess(cell.preprocess1, s1, pending)                 # (B, C, H, W)
         # per-edge kernels stacked once per cell, split per stage (one SplitBackward each)
