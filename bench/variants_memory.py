@@ -87,10 +87,8 @@ def make_search(cfg: SearchConfig, variant: str, data) -> Search:
         stage = int(variant[-1]) - 1
         gen = torch.Generator().manual_seed(0)
         m = s.method
-        m.stage = stage
-        m.masks = {k: keep_strongest(torch.rand(14, 8, generator=gen), m.ops_kept(stage))
-                   for k in ("normal", "reduce")}
-        s.replace_model(m._build(s))
+        m.enter_stage(s, stage, {k: keep_strongest(torch.rand(14, 8, generator=gen), m.ops_kept(stage))
+                                 for k in ("normal", "reduce")})
     return s
 
 

@@ -151,6 +151,12 @@ class PDarts(Method):
         config = dataclasses.replace(search.config, layers=self.layers_at(search.config, self.stage))
         return search.space.build(config, search.data, op_masks=self.masks)
 
+    def enter_stage(self, search, stage: int, masks) -> None:
+        """Search stage `stage` (0-based) from here on: a fresh supernet of its depth with the op
+        sets `masks` (cell type -> (edges, ops) bool, True where an op is kept)."""
+        self.stage, self.masks = stage, masks
+        search.replace_model(self._build(search))
+
     def on_epoch_start(self, search, epoch: int) -> None:
         """Entering a stage: keep each edge's strongest ops by the last stage's alphas and
         search a fresh, deeper supernet of them. Every epoch: set the skip dropout rate."""
@@ -158,9 +164,7 @@ class PDarts(Method):
         if s > self.stage:
             probs = search.model.probs()
             keep = self.ops_kept(s)
-            self.masks = {k: keep_strongest(probs[k].cpu(), keep) for k in search.model.CELL_TYPES}
-            self.stage = s
-            search.replace_model(self._build(search))
+            self.enter_stage(search, s, {k: keep_strongest(probs[k].cpu(), keep) for k in search.model.CELL_TYPES})
         self.skip_dropout = self.dropout_at(epoch, search.config)
         search.model.set_skip_dropout(self.skip_dropout)
 
@@ -195,11 +199,13 @@ class PDarts(Method):
                 "masks": None if self.masks is None else {k: m.clone() for k, m in self.masks.items()}}
 
     def load_state_dict(self, search, state: dict) -> None:
-        self.stage = int(state.get("stage", 0))
+        stage = int(state.get("stage", 0))
         masks = state.get("masks")
-        self.masks = None if masks is None else {k: torch.as_tensor(m, dtype=torch.bool) for k, m in masks.items()}
-        if self.stage > 0:
-            search.replace_model(self._build(search))
+        masks = None if masks is None else {k: torch.as_tensor(m, dtype=torch.bool) for k, m in masks.items()}
+        if stage > 0:
+            self.enter_stage(search, stage, masks)
+        else:
+            self.stage, self.masks = stage, masks
         self.skip_dropout = float(state.get("skip_dropout", 0.0))
         search.model.set_skip_dropout(self.skip_dropout)
 
