@@ -99,8 +99,10 @@ class RNNSpace(SearchSpace):
         tokens = getattr(data, split)
         was_training = model.training
         model.eval()
-        fresh = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                 and m.track_running_stats and int(m.num_batches_tracked) == 0] if data.eval_batch_size > 1 else []
+        def untrained(m) -> bool:      # not SyncBatchNorm: in training mode it would wait for the other ranks
+            return (isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+                    and m.track_running_stats and int(m.num_batches_tracked) == 0)
+        fresh = [m for m in model.modules() if untrained(m)] if data.eval_batch_size > 1 else []
         for m in fresh:                                   # batch statistics, running ones left alone
             m.train()
             m.track_running_stats = False
