@@ -10,9 +10,9 @@ from dartsviz.spaces.cnn.fastnet import FastSearchNetwork
 from dartsviz.spaces.cnn.supernet import SearchNetwork, edge_weights
 
 
-def _batch(seed, B=16):
+def _batch(seed, B=16, H=8):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(B, 1, 8, 8, generator=g), torch.randint(0, 10, (B,), generator=g)
+    return torch.randn(B, 1, H, H, generator=g), torch.randint(0, 10, (B,), generator=g)
 
 
 def test_edge_weights_ignore_autocast():
@@ -25,11 +25,12 @@ def test_edge_weights_ignore_autocast():
     assert not torch.equal(rounded.float(), w)        # what bf16 would have made of them
 
 
+@pytest.mark.parametrize("H", [8, 16])       # 16x16: the fast path's channels_last stages
 @pytest.mark.parametrize("cls", [SearchNetwork, FastSearchNetwork])
-def test_bf16_forward_and_alpha_gradient_track_fp32(cls):
+def test_bf16_forward_and_alpha_gradient_track_fp32(cls, H):
     torch.manual_seed(0)
     net = cls(8, 10, 3, 1)
-    x, y = _batch(1)
+    x, y = _batch(1, H=H)
     g32 = torch.autograd.grad(F.cross_entropy(net(x), y), net.arch_parameters())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = net(x)
@@ -39,6 +40,11 @@ def test_bf16_forward_and_alpha_gradient_track_fp32(cls):
     assert all(g.dtype == torch.float32 for g in g16)
     for a, b in zip(g16, g32):
         assert F.cosine_similarity(a.flatten(), b.flatten(), 0) > 0.95
+    net.eval()                                         # running statistics (fp32) on bf16 inputs
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ev16 = net(x)
+    ev32 = net(x)
+    assert F.cosine_similarity(ev16.float().flatten(), ev32.flatten(), 0) > 0.99
 
 
 def test_finite_difference_terms_are_not_rounded_by_an_outer_autocast():

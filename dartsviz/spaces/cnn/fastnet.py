@@ -21,7 +21,9 @@ what the reference computes, in fewer and larger kernels:
   kind at a time (`CL_PARTS`: its depthwise convs by `dwconv_cl`, its pointwise ones as one
   grouped 1x1 conv2d, one BatchNorm), pooling on the channels_last tensors, and the
   op-weighted sums on their (B, h, w, channels) views, as matmuls with a matrix of op weights
-  while a stage's n*C output channels are few (`_Mixer`); a stride-2 stage slices the even
+  while a stage's n*C output channels are few (`_Mixer`), except that each conv op's (and
+  FactorizedReduce's) weight scales its last BatchNorm inside the BatchNorm kernel, as a
+  per-channel affine weight, so that its share is a plain sum (`FOLD_WEIGHTS`); a stride-2 stage slices the even
   pixels its dilated convs and FactorizedReduce read once (`SHARED_EVEN`). Elsewhere plain conv2d;
 - max and avg pooling run once per stage (max pooling channels_last on CPU, small
   average pooling as one matmul); in training mode their BatchNorm (batch
@@ -175,6 +177,10 @@ POOL_CL_MIN_PIXELS = 16       # max pooling channels_last from 4x4 up
 # so such a tensor pays its page faults on every use: the 256-channel 1x1 conv at 32x32 took 2.5x
 # as long) and needs no concatenation; ((0, 1, 2, 3),) is the previous single part
 CL_PARTS = ((0,), (1,), (2,), (3,))
+# `_stage_cl`: a conv op's weight scales its last BatchNorm's output inside the BatchNorm kernel (a
+# per-channel affine weight, no bias), so the op-weighted sum is a plain sum: exact, the same
+# products; for parts without sep kinds, or the sep kinds' second BatchNorm
+FOLD_WEIGHTS = True
 SHARED_EVEN = True            # stride-2 stages: the even pixels sliced once (dilated convs, FactorizedReduce)
 _PAD_DIL = {k: (d * (ks - 1) // 2, d) for k, (ks, d) in CONV_GEOMETRY.items()}   # (padding, dilation)
 CPU_KERNELS = True            # False: CPU tensors take the plain formulation CUDA uses (tests)
@@ -290,6 +296,43 @@ class _Mixer:
             y = (z.view(P, K, 1, S, C) * W.view(K, n, S, 1)).sum((1, 3))      # (P, n, C)
         y = y.view(P, n * C)
         self.out = y if self.out is None else self.out + y
+
+    def add_scaled(self, z: torch.Tensor) -> None:
+        """Accumulates op outputs already scaled by their op weights (`FOLD_WEIGHTS`): z (P rows,
+        channels (k, j, s, c)) summed over kinds k and sources s."""
+        P, n, S, C = self.P, self.n, self.S, self.C
+        z = z.reshape(P, -1, n, S, C)                                        # (P, K, n, S, C)
+        y = z.view(P, n * C) if z.shape[1] * S == 1 else _SumKS.apply(z).view(P, n * C)
+        self.out = y if self.out is None else self.out + y
+
+
+class _SumKS(torch.autograd.Function):
+    """z (P, K, n, S, C) summed over K and S, (P, n, C): forward as adds of strided slices (no
+    copy; about twice as fast as z.sum((1, 3)) here), backward the gradient expanded (no
+    zero-filled slice gradients). Twice differentiable (the backward is an expand)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        ctx.shape = z.shape
+        terms = [z[:, k, :, s] for k in range(z.shape[1]) for s in range(z.shape[3])]   # (P, n, C) each
+        y = terms[0] + terms[1]
+        for t in terms[2:]:
+            y += t
+        return y
+
+    @staticmethod
+    def backward(ctx, g):                                                    # g (P, n, C)
+        P, K, n, S, C = ctx.shape
+        return g.unsqueeze(1).unsqueeze(3).expand(P, K, n, S, C)
+
+
+def _channel_scale(W: torch.Tensor, C: int, like: torch.Tensor) -> torch.Tensor:
+    """Op weights W (K, M) as a per-channel scale ((k, m, c) order: K*M*C,), for a BatchNorm of
+    `like`: in like's dtype, but fp32 for bf16/fp16 inputs (BatchNorm's mixed-type form, which
+    keeps the weights and their gradients fp32, as the running statistics are)."""
+    dtype = torch.float32 if like.dtype in (torch.bfloat16, torch.float16) else like.dtype
+    W = W.to(dtype)
+    return W.unsqueeze(-1).expand(*W.shape, C).contiguous().view(-1)          # (K*M*C,)
 
 
 def _stages_of(nodes: int) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
@@ -460,8 +503,19 @@ class FastSearchNetwork(SearchNetwork):
             self._perm_cache[device] = t
         return t
 
-    def _bn(self, x, group: _BNGroup, pending, chunks=None):
-        """Non-affine BatchNorm over stacked channels; training stats are queued in `pending`."""
+    def _bn(self, x, group: _BNGroup, pending, chunks=None, scale=None):
+        """Non-affine BatchNorm over stacked channels; training stats are queued in `pending`.
+        `scale` (channels,): multiply each normalised channel by it, inside the BatchNorm kernel
+        (batch-major x only; the statistics are those of the unscaled BatchNorm)."""
+        if scale is not None:
+            if self.training:
+                out, mean, invstd = torch.native_batch_norm(x, scale, None, None, None, True,
+                                                            self._bn_momentum, self._bn_eps)
+                pending.append((mean, invstd, x.numel() // x.shape[1], group, chunks))
+                return out
+            rm = _cat([m.running_mean for m in group.mods])
+            rv = _cat([m.running_var for m in group.mods])
+            return F.batch_norm(x, rm, rv, scale, None, False, 0.0, self._bn_eps)
         if self.training:
             n = x.numel() // x.shape[1]
             if x.dim() == 3 and x.shape[0] == 1 and _cpu_kernels(x):
@@ -696,8 +750,13 @@ class FastSearchNetwork(SearchNetwork):
             if mix is None:
                 mix = _Mixer(B * h * w, n, S, C)
             p1 = F.conv2d(y, P1s[i0 * MC:i1 * MC], None, 1, 0, 1, len(part) * M)   # (B, len*MC, h, w) CL
-            z1 = self._bn(p1, st.bn1_part(i0, i1), pending)
             nsep = sum(1 for i in part if CONV_KINDS[i] in SEP_KINDS)       # sep kinds come first
+            if FOLD_WEIGHTS and nsep == 0:                                  # dil convs: scaled by their weights
+                k0, k1 = CONV_KINDS[i0], CONV_KINDS[i1 - 1] + 1
+                z1 = self._bn(p1, st.bn1_part(i0, i1), pending, scale=_channel_scale(W[k0:k1], C, p1))
+                mix.add_scaled(pm(z1))
+                continue
+            z1 = self._bn(p1, st.bn1_part(i0, i1), pending)
             # one split (one gradient buffer in backward; separate slices would each zero-fill one)
             zs = z1.split([MC] * nsep + ([(len(part) - nsep) * MC] if nsep < len(part) else []), 1)
             if nsep:
@@ -705,8 +764,13 @@ class FastSearchNetwork(SearchNetwork):
                       for j in range(nsep)]                                  # (B, MC, h, w) CL each
                 b = torch.cat(bs, 1) if nsep > 1 else bs[0]
                 p2 = F.conv2d(b, P2s[i0 * MC:(i0 + nsep) * MC], None, 1, 0, 1, nsep * M)   # (B, nsep*MC, h, w) CL
-                z2 = self._bn(p2, st.bn2_part(i0, i0 + nsep), pending)
-                mix(pm(z2), W[CONV_KINDS[i0]:CONV_KINDS[i0] + nsep], True)   # sep convs (k, j, s, c)
+                Wsep = W[CONV_KINDS[i0]:CONV_KINDS[i0] + nsep]                 # (nsep, M)
+                if FOLD_WEIGHTS:                                             # scaled by their weights
+                    mix.add_scaled(pm(self._bn(p2, st.bn2_part(i0, i0 + nsep), pending,
+                                               scale=_channel_scale(Wsep, C, p2))))
+                else:
+                    z2 = self._bn(p2, st.bn2_part(i0, i0 + nsep), pending)
+                    mix(pm(z2), Wsep, True)                                  # sep convs (k, j, s, c)
             if nsep < len(part):
                 mix(pm(zs[-1]), W[CONV_KINDS[i0 + nsep]:CONV_KINDS[i1 - 1] + 1], True)   # dil convs
         # pooling: once per stage
@@ -730,7 +794,10 @@ class FastSearchNetwork(SearchNetwork):
             T = torch.stack([even.reshape(B, h, w, S, C), shifted.reshape(B, h, w, S, C)], 4)
             T = T.unsqueeze(3).expand(B, h, w, n, S, 2, C).reshape(B, h, w, 2 * MC)   # groups (j, s, parity)
             fr = F.conv2d(T.permute(0, 3, 1, 2), FR, None, 1, 0, 1, 2 * M)   # (B, MC, h, w) CL
-            mix(pm(self._bn(fr, st.fr_bn, pending)), W[SKIP:SKIP + 1], True)
+            if FOLD_WEIGHTS:                                                 # scaled by their weights
+                mix.add_scaled(pm(self._bn(fr, st.fr_bn, pending, scale=_channel_scale(W[SKIP:SKIP + 1], C, fr))))
+            else:
+                mix(pm(self._bn(fr, st.fr_bn, pending)), W[SKIP:SKIP + 1], True)
         return mix.out.view(B, h, w, n, C).permute(0, 3, 4, 1, 2)            # (B, n, C, h, w) view
 
     def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):

@@ -283,11 +283,14 @@ def _cifar_pair(C=2, K=1, edge_norm=False, seed=11):
     return ref, fast
 
 
-@pytest.fixture(params=[64, 0], ids=["mix-matmul", "mix-broadcast"])
+@pytest.fixture(params=[(64, True), (0, True), (64, False), (0, False)],
+                ids=["mix-matmul", "mix-broadcast", "mix-matmul-unfolded", "mix-broadcast-unfolded"])
 def mixer(request, monkeypatch):
-    """Both formulations of the op-weighted sums of `_stage_cl` (matmul up to MIX_MATMUL_MAX)."""
+    """Both formulations of the op-weighted sums of `_stage_cl` (matmul up to MIX_MATMUL_MAX),
+    with the conv ops' weights folded into their last BatchNorm (FOLD_WEIGHTS) and without."""
     import dartsviz.spaces.cnn.fastnet as fastnet
-    monkeypatch.setattr(fastnet, "MIX_MATMUL_MAX", request.param)
+    monkeypatch.setattr(fastnet, "MIX_MATMUL_MAX", request.param[0])
+    monkeypatch.setattr(fastnet, "FOLD_WEIGHTS", request.param[1])
     return request.param
 
 
@@ -366,16 +369,19 @@ def test_dwconv_cl_equals_conv2d_with_double_backward(H, k, dil, stride):
 
 # -- `_stage_cl` in parts (CL_PARTS) and the shared even pixels of stride-2 stages (SHARED_EVEN) --
 
-@pytest.fixture(params=[(((0,), (1,), (2,), (3,)), True), (((0, 1), (2, 3)), True),
-                        (((0,), (1, 2), (3,)), False), (((0, 1, 2, 3),), False)],
-                ids=["each-kind-even", "pairs-even", "mixed-part", "one-part"])
+@pytest.fixture(params=[(((0,), (1,), (2,), (3,)), True, True), (((0, 1), (2, 3)), True, True),
+                        (((0,), (1, 2), (3,)), False, True), (((0, 1, 2, 3),), False, True),
+                        (((0,), (1,), (2,), (3,)), True, False)],
+                ids=["each-kind-even", "pairs-even", "mixed-part", "one-part", "each-kind-unfolded"])
 def cl_parts(request, monkeypatch):
     """The conv kinds of a channels_last stage in several part layouts, with and without the
-    once-sliced even pixels of stride-2 stages."""
+    once-sliced even pixels of stride-2 stages, with and without the op weights folded into
+    the BatchNorms (FOLD_WEIGHTS)."""
     import dartsviz.spaces.cnn.fastnet as fastnet
-    parts, even = request.param
+    parts, even, fold = request.param
     monkeypatch.setattr(fastnet, "CL_PARTS", parts)
     monkeypatch.setattr(fastnet, "SHARED_EVEN", even)
+    monkeypatch.setattr(fastnet, "FOLD_WEIGHTS", fold)
     return request.param
 
 
