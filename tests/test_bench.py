@@ -1,5 +1,5 @@
-"""The benchmark scripts run: bench/step.py on the CPU, and every command of bench/gpu_check.sh
-parses (on a machine without CUDA each stops at the one-line 'CUDA is not available')."""
+"""The benchmark scripts run: bench/step.py and bench/cells.py on the CPU, and every command of
+bench/gpu_check.sh parses (on a machine without CUDA each stops at the one-line 'CUDA is not available')."""
 import os
 import re
 import shlex
@@ -64,3 +64,17 @@ def test_step_bench_times_both_implementations_on_the_cpu():
     assert len(ref) == len(fast) == 1 and "speed-up" in fast[0]
     ms = [float(re.search(r"([\d.]+) ms/step", l).group(1)) for l in ref + fast]
     assert all(m > 0 for m in ms)
+
+
+def test_cells_bench_times_each_cell_of_both_implementations():
+    p = subprocess.run([sys.executable, "bench/cells.py", "--size", "8", "--layers", "4", "--channels", "4",
+                        "--batch-size", "4", "--repeats", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [l.split() for l in p.stdout.splitlines()[2:]]
+    # 4 cells: reductions at layers // 3 = 1 and 2 * layers // 3 = 2; the input halves after each
+    assert [r[:2] for r in rows[:4]] == [["0", "normal"], ["1", "reduction"], ["2", "reduction"], ["3", "normal"]]
+    assert [r[-5] for r in rows[:4]] == ["8,", "8,", "4,", "2,"]           # the input's height
+    assert rows[4][:2] == ["all", "cells"]
+    ref, fast = (float(r[-3]) for r in rows[4:]), (float(r[-2]) for r in rows[4:])
+    assert all(t > 0 for t in list(ref) + list(fast))
