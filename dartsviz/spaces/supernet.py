@@ -18,6 +18,19 @@ def softmax_weights(alpha: torch.Tensor) -> torch.Tensor:
         return F.softmax(alpha, dim=-1)
 
 
+@contextmanager
+def running_stats_untouched(mods: List[nn.Module]) -> Iterator[None]:
+    """Inside, the BatchNorms `mods` (in training mode) normalise with batch statistics and
+    leave their running statistics and `num_batches_tracked` alone; restored on exit."""
+    for m in mods:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in mods:
+            m.track_running_stats = True
+
+
 class ArchProbs(dict):
     """softmax(alpha) per cell type, each (edges, ops), plus `edge_probs`: softmax(beta)
     per cell type, each (edges,), when the supernet normalises edges (else None)."""
@@ -79,12 +92,9 @@ class SupernetBase(nn.Module):
             self.__dict__["_bn_modules"] = [m for m in self.modules()
                                             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         mods = [m for m in self.__dict__["_bn_modules"] if m.track_running_stats]
-        for m in mods:
-            m.track_running_stats = False
         self._stats_frozen = True
         try:
-            yield
+            with running_stats_untouched(mods):
+                yield
         finally:
             self._stats_frozen = False
-            for m in mods:
-                m.track_running_stats = True

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ...text import TextData, TextStream, check_text_dataset, load_text, segments
 from .. import SearchSpace, register_space
+from ..supernet import running_stats_untouched
 from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, STEPS, RNNGenotype, derive, edges_of, parse_genotype,
                        random_genotype, steps_for_edges)
 from .model import RNNSearchModel
@@ -105,19 +106,17 @@ class RNNSpace(SearchSpace):
         fresh = [m for m in model.modules() if untrained(m)] if data.eval_batch_size > 1 else []
         for m in fresh:                                   # batch statistics, running ones left alone
             m.train()
-            m.track_running_stats = False
         total, count, hidden = None, 0, None
         try:
-            for x, y in segments(tokens, data.eval_batch_size, EVAL_BPTT):
-                with autocast():
-                    log_probs, hidden = model(x, hidden)                          # (T, B, V), (B, H)
-                nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).to(torch.float64), y.reshape(-1),
-                                 reduction="sum")
-                total = nll if total is None else total + nll
-                count += y.numel()
+            with running_stats_untouched(fresh):
+                for x, y in segments(tokens, data.eval_batch_size, EVAL_BPTT):
+                    with autocast():
+                        log_probs, hidden = model(x, hidden)                      # (T, B, V), (B, H)
+                    nll = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).to(torch.float64),
+                                     y.reshape(-1), reduction="sum")
+                    total = nll if total is None else total + nll
+                    count += y.numel()
         finally:
-            for m in fresh:
-                m.track_running_stats = True
             model.train(was_training)
         if total is None:
             return {}
