@@ -250,8 +250,10 @@ def test_compare_memory_means_something_and_no_label_is_cut(runs):
     else:                                                       # the growth over the idle process's RSS
         base = a.steps[0].mem_baseline_mb
         assert base > 0 and all(r.mem_baseline_mb == base for r in a.steps)
-        assert what == "peak RSS growth over the idle process" and mem == max(peaks) - base
-        assert 0 < mem < max(peaks)
+        assert what == "peak RSS growth over the idle process" and mem == max(0.0, max(peaks) - base)
+        assert 0 <= mem < max(peaks)            # the idle process's RSS subtracted (0: nothing grew)
+        low = [dataclasses.replace(r, mem_baseline_mb=max(peaks) + 1.0) for r in a.steps]
+        assert peak_memory(low)[0] == 0.0       # counters a fraction of a MB apart: never negative
         old = [dataclasses.replace(r, mem_baseline_mb=0.0) for r in a.steps]   # files without a baseline
         assert peak_memory(old) == (max(peaks) - peaks[0], "peak RSS growth after step 1")
     fig = draw_compare_cost([a, b])

@@ -437,7 +437,9 @@ def median_seconds(steps: Sequence, order: Optional[int] = None) -> Optional[flo
 def peak_memory(steps: Sequence) -> Tuple[Optional[float], str]:
     """(MB, what they measure) of a run, from its step records: on CUDA the peak allocated
     over the steps; elsewhere the growth of the process's peak RSS over the first step's
-    (MEMORY_CAPTION says why). (None, "no steps") without step records."""
+    (MEMORY_CAPTION says why), never below 0: the kernel's peak-RSS and current-RSS counters can
+    disagree by a fraction of a MB, so a run that grew nothing could read slightly negative.
+    (None, "no steps") without step records."""
     steps = step_records(steps)
     if not steps:
         return None, "no steps"
@@ -446,7 +448,7 @@ def peak_memory(steps: Sequence) -> Tuple[Optional[float], str]:
         return max(peaks), "CUDA peak allocated"
     base = float(getattr(steps[0], "mem_baseline_mb", 0.0) or 0.0)
     if base > 0:
-        return max(peaks) - base, "peak RSS growth over the idle process"
+        return max(0.0, max(peaks) - base), "peak RSS growth over the idle process"
     return max(peaks) - peaks[0], "peak RSS growth after step 1"
 
 
