@@ -416,3 +416,14 @@ def test_fewer_nodes_equal_reference(nodes, kernels):
     ref, fast = _pair(C=4, layers=3, nodes=nodes, seed=5)
     x, y = _batch(H=8)
     _assert_logits_and_grads_equal(ref, fast, x, y)
+
+
+@pytest.mark.parametrize("K,S", [(1, 2), (2, 1), (2, 2), (4, 2)])
+def test_sum_over_kinds_and_sources_equals_sum_with_its_derivatives(K, S):
+    # _SumKS (the folded op weights' plain sum) against torch's sum; gradcheck and gradgradcheck
+    from dartsviz.spaces.cnn.fastnet import _SumKS
+    g = torch.Generator().manual_seed(K * 10 + S)
+    z = torch.randn(5, K, 3, S, 2, generator=g, dtype=torch.float64, requires_grad=True)   # (P, K, n, S, C)
+    _close(_SumKS.apply(z), z.sum((1, 3)), "sum")
+    assert torch.autograd.gradcheck(_SumKS.apply, (z,))
+    assert torch.autograd.gradgradcheck(_SumKS.apply, (z,))
