@@ -514,31 +514,31 @@ class FastSearchNetwork(SearchNetwork):
         """Non-affine BatchNorm over stacked channels; training stats are queued in `pending`.
         `scale` (channels,): multiply each normalised channel by it, inside the BatchNorm kernel
         (batch-major x only; the statistics are those of the unscaled BatchNorm)."""
-        if scale is not None:
-            if self.training:
-                out, mean, invstd = torch.native_batch_norm(x, scale, None, None, None, True,
-                                                            self._bn_momentum, self._bn_eps)
-                pending.append((mean, invstd, x.numel() // x.shape[1], group, chunks))
-                return out
-            rm = _cat([m.running_mean for m in group.mods])
-            rv = _cat([m.running_var for m in group.mods])
-            return F.batch_norm(x, rm, rv, scale, None, False, 0.0, self._bn_eps)
         if self.training:
             n = x.numel() // x.shape[1]
-            if x.dim() == 3 and x.shape[0] == 1 and _cpu_kernels(x):
+            if scale is None and x.dim() == 3 and x.shape[0] == 1 and _cpu_kernels(x):
                 # channel-major (1, channels, L): per-row LayerNorm is the same normalisation,
                 # about twice as fast as BatchNorm on this layout on CPU
                 out, mean, invstd = torch.native_layer_norm(x.view(x.shape[1], n), [n], None, None,
                                                             self._bn_eps)
                 pending.append((mean.view(-1), invstd.view(-1), n, group, chunks))
                 return out.view_as(x)
-            out, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True,
+            out, mean, invstd = torch.native_batch_norm(x, scale, None, None, None, True,
                                                         self._bn_momentum, self._bn_eps)
             pending.append((mean, invstd, n, group, chunks))
             return out
         rm = _cat([m.running_mean for m in group.mods])
         rv = _cat([m.running_var for m in group.mods])
-        return F.batch_norm(x, rm, rv, None, None, False, 0.0, self._bn_eps)
+        return F.batch_norm(x, rm, rv, scale, None, False, 0.0, self._bn_eps)
+
+    def _bn_mixed(self, mix: "_Mixer", x, group: _BNGroup, W, pending) -> None:
+        """x's BatchNorm (channels_last, channels (k, j, s, c), one destination each) weighted by
+        the op weights W (K, M) into `mix`: inside the BatchNorm (`FOLD_WEIGHTS`) or by `mix`."""
+        if FOLD_WEIGHTS:
+            z = self._bn(x, group, pending, scale=_channel_scale(W, mix.C, x))
+            mix.add_scaled(z.permute(0, 2, 3, 1))                            # (B, h, w, channels)
+        else:
+            mix(self._bn(x, group, pending).permute(0, 2, 3, 1), W, True)
 
     @torch.no_grad()
     def _update_running_stats(self, pending) -> None:
@@ -758,10 +758,8 @@ class FastSearchNetwork(SearchNetwork):
                 mix = _Mixer(B * h * w, n, S, C)
             p1 = F.conv2d(y, P1s[i0 * MC:i1 * MC], None, 1, 0, 1, len(part) * M)   # (B, len*MC, h, w) CL
             nsep = sum(1 for i in part if CONV_KINDS[i] in SEP_KINDS)       # sep kinds come first
-            if FOLD_WEIGHTS and nsep == 0:                                  # dil convs: scaled by their weights
-                k0, k1 = CONV_KINDS[i0], CONV_KINDS[i1 - 1] + 1
-                z1 = self._bn(p1, st.bn1_part(i0, i1), pending, scale=_channel_scale(W[k0:k1], C, p1))
-                mix.add_scaled(pm(z1))
+            if FOLD_WEIGHTS and nsep == 0:                                  # dil convs: their only BatchNorm
+                self._bn_mixed(mix, p1, st.bn1_part(i0, i1), W[CONV_KINDS[i0]:CONV_KINDS[i1 - 1] + 1], pending)
                 continue
             z1 = self._bn(p1, st.bn1_part(i0, i1), pending)
             # one split (one gradient buffer in backward; separate slices would each zero-fill one)
@@ -771,13 +769,8 @@ class FastSearchNetwork(SearchNetwork):
                       for j in range(nsep)]                                  # (B, MC, h, w) CL each
                 b = torch.cat(bs, 1) if nsep > 1 else bs[0]
                 p2 = F.conv2d(b, P2s[i0 * MC:(i0 + nsep) * MC], None, 1, 0, 1, nsep * M)   # (B, nsep*MC, h, w) CL
-                Wsep = W[CONV_KINDS[i0]:CONV_KINDS[i0] + nsep]                 # (nsep, M)
-                if FOLD_WEIGHTS:                                             # scaled by their weights
-                    mix.add_scaled(pm(self._bn(p2, st.bn2_part(i0, i0 + nsep), pending,
-                                               scale=_channel_scale(Wsep, C, p2))))
-                else:
-                    z2 = self._bn(p2, st.bn2_part(i0, i0 + nsep), pending)
-                    mix(pm(z2), Wsep, True)                                  # sep convs (k, j, s, c)
+                self._bn_mixed(mix, p2, st.bn2_part(i0, i0 + nsep), W[CONV_KINDS[i0]:CONV_KINDS[i0] + nsep],
+                               pending)                                      # sep convs (k, j, s, c)
             if nsep < len(part):
                 mix(pm(zs[-1]), W[CONV_KINDS[i0 + nsep]:CONV_KINDS[i1 - 1] + 1], True)   # dil convs
         # pooling: once per stage
@@ -801,10 +794,7 @@ class FastSearchNetwork(SearchNetwork):
             T = torch.stack([even.reshape(B, h, w, S, C), shifted.reshape(B, h, w, S, C)], 4)
             T = _tile(T, 3, n).view(B, h, w, 2 * MC)                          # groups (j, s, parity)
             fr = F.conv2d(T.permute(0, 3, 1, 2), FR, None, 1, 0, 1, 2 * M)   # (B, MC, h, w) CL
-            if FOLD_WEIGHTS:                                                 # scaled by their weights
-                mix.add_scaled(pm(self._bn(fr, st.fr_bn, pending, scale=_channel_scale(W[SKIP:SKIP + 1], C, fr))))
-            else:
-                mix(pm(self._bn(fr, st.fr_bn, pending)), W[SKIP:SKIP + 1], True)
+            self._bn_mixed(mix, fr, st.fr_bn, W[SKIP:SKIP + 1], pending)
         return mix.out.view(B, h, w, n, C).permute(0, 3, 4, 1, 2)            # (B, n, C, h, w) view
 
     def _convs(self, plan, st: _Stage, R, W, K, K2, P1, P2, pending):
