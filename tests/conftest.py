@@ -68,3 +68,49 @@ def _hvp_entry_by_differences(model, batch, v, alpha, idx, h=1e-6):
 @pytest.fixture
 def hvp_entry_oracle():
     return _hvp_entry_by_differences
+
+
+def _eval_cell_params(genotype, C_pp, C_p, C, reduction, reduction_prev):
+    """The parameters of one evaluation cell, from the layer shapes of the authors' code."""
+    bn = lambda c: 2 * c                                   # affine BatchNorm: weight and bias
+    n = C_pp * C + bn(C)       # preprocess0: a 1x1 conv, or FactorizedReduce's two C_pp x C/2 convs: the same count
+    n += C_p * C + bn(C)                                   # preprocess1: 1x1 conv
+    nodes = genotype.reduce if reduction else genotype.normal
+    for op, src in (edge for node in nodes for edge in node):
+        stride = 2 if reduction and src < 2 else 1
+        k = int(op[-1]) if "conv" in op else 0
+        if op.startswith("sep_conv"):
+            n += 2 * (C * k * k + C * C + bn(C))           # two (depthwise, pointwise, BN) blocks
+        elif op.startswith("dil_conv"):
+            n += C * k * k + C * C + bn(C)
+        elif op == "skip_connect" and stride == 2:
+            n += C * C + bn(C)                             # FactorizedReduce(C, C)
+        # none, pooling and the identity have no parameters
+    return n
+
+
+def _cells_params(genotype, C_stem, C, layers, reduction_prev):
+    C_pp = C_p = C_stem
+    total = 0
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        C = 2 * C if reduction else C
+        total += _eval_cell_params(genotype, C_pp, C_p, C, reduction, reduction_prev)
+        reduction_prev = reduction
+        C_pp, C_p = C_p, len(genotype.concat("reduce" if reduction else "normal")) * C
+    return total, C_p
+
+
+@pytest.fixture
+def shape_count():
+    """Parameters of NetworkEval (`imagenet=False`) or NetworkImageNet, counted from layer shapes
+    (no auxiliary head): an oracle independent of the modules."""
+    def count(genotype, C, layers, num_classes, imagenet=False, in_channels=3):
+        if imagenet:   # stem0: conv 3->C/2, BN, conv C/2->C, BN; stem1: conv C->C, BN
+            stem = in_channels * (C // 2) * 9 + C + (C // 2) * C * 9 + 2 * C + C * C * 9 + 2 * C
+            cells, C_final = _cells_params(genotype, C, C, layers, reduction_prev=True)
+        else:          # stem: conv 3->3C, BN
+            stem = in_channels * 3 * C * 9 + 2 * 3 * C
+            cells, C_final = _cells_params(genotype, 3 * C, C, layers, reduction_prev=False)
+        return stem + cells + C_final * num_classes + num_classes
+    return count

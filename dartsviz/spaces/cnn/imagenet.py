@@ -15,10 +15,8 @@ Drop-path is NetworkEval's: the `drop_path_prob` attribute, active only in train
 
 Size of DARTS_V2 at C=48, 14 cells, 1000 classes (auxiliary head excluded):
 
-- parameters: 4,721,632, the paper's 4.7M within 0.5 %. The reference code prints
-  4,718,752: its evaluation ops have no BatchNorm after max pooling, while dartsviz keeps
-  the search's PoolBN in `make_op`; the 5 max-pool edges of the two reduction cells carry
-  2 x (96 + 192) x 5 = 2,880 BatchNorm parameters (on CIFAR the same gap is 2,160).
+- parameters: 4,718,752, the count the authors' train_imagenet.py prints and the paper's
+  4.7M (the evaluation ops have no BatchNorm after pooling, as in the authors' code).
 - multiply-adds from `count_macs` at 1x3x224x224: 529,911,552 (530M), 7.7 % under the
   paper's 574M. `count_macs` counts Conv2d (output elements x C_in/groups x k x k) and
   Linear (in x out) only: 446.2M in the 1x1 convolutions, 56.9M in the stems' 3x3

@@ -3,6 +3,8 @@
 Every op maps (B, C, H, W) to (B, C, H, W) at stride 1 and to
 (B, C, ceil(H/2), ceil(W/2)) at stride 2. In the search phase every
 BatchNorm is ``affine=False``; the evaluation network passes ``affine=True``.
+As in the authors' code, only the search network's pooling ops end in a
+(non-affine) BatchNorm; the evaluation network's pooling ops have none.
 """
 from __future__ import annotations
 
@@ -157,11 +159,12 @@ class PoolBN(nn.Sequential):
 
 
 def _pool(kind: str, C: int, stride: int, affine: bool) -> nn.Module:
+    """The search op (affine=False) is pool + non-affine BN, the evaluation op (affine=True) the bare pool."""
     if kind == "max":
         pool = nn.MaxPool2d(3, stride=stride, padding=1)
     else:
         pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-    return PoolBN(pool, nn.BatchNorm2d(C, affine=affine))
+    return pool if affine else PoolBN(pool, nn.BatchNorm2d(C, affine=False))
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]

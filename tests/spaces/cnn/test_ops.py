@@ -43,3 +43,14 @@ def test_sep_conv_strides_only_its_first_depthwise_conv():
 def test_unknown_op_raises_a_clear_error():
     with pytest.raises(ValueError, match="unknown op 'conv_7x7'"):
         make_op("conv_7x7", 4, 1, False)
+
+
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3"])
+def test_pooling_ends_in_a_batchnorm_in_the_search_network_only(name):
+    # the authors' MixedOp appends BatchNorm2d(affine=False) to pooling; their evaluation ops are bare pools
+    bns = lambda op: [m for m in op.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    search, evaluation = make_op(name, 4, 1, affine=False), make_op(name, 4, 1, affine=True)
+    assert len(bns(search)) == 1 and not bns(search)[0].affine
+    assert bns(evaluation) == [] and sum(p.numel() for p in evaluation.parameters()) == 0
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(evaluation(x), search.pool(x))
