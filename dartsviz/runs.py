@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
-import zipfile
 import pickle
+import tempfile
+import warnings
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -61,26 +61,41 @@ def save_checkpoint(path: PathLike, state: dict, kind: str = "search") -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _why_unreadable(path: Path, error: BaseException) -> str:
+    """Our own words for a file torch.load refused; torch's text (which advises an unsafe
+    `weights_only=False`) and pickle internals are never passed on."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if not head:
+        return "is empty, not a dartsviz checkpoint"
+    if head == b"PK\x03\x04":                        # torch.save's zip format
+        if isinstance(error, pickle.UnpicklingError):
+            return ("holds objects that a safe load refuses, so it is not a dartsviz checkpoint "
+                    "(it may come from an untrusted source); dartsviz will not load it")
+        return "is damaged (a cut-short or corrupt checkpoint)"
+    if head[:1] == b"\x80":                           # a pickle stream
+        return ("is a plain pickle, not a checkpoint written by dartsviz; "
+                "dartsviz loads checkpoints only in torch's safe mode")
+    return "is not a checkpoint (not a file that torch.save wrote)"
+
+
 def load_checkpoint(path: PathLike, map_location="cpu", kind: Optional[str] = None) -> dict:
-    """Load with `weights_only=True`; a missing, corrupt or foreign file raises RunDirError."""
+    """Load with `weights_only=True`; a missing, corrupt, foreign or unsafe file raises
+    RunDirError with one line of our own (never torch's advice to load unsafely)."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise RunDirError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, TypeError, KeyError, IndexError) as e:
-        # torch's message advises weights_only=False: never pass that on, since unpickling a
-        # file that is not ours could run any code; keep only what went wrong
-        text = str(e).strip()
-        if "Unsupported global" in text:
-            raise RunDirError(f"{path} is not a dartsviz checkpoint or comes from an untrusted source: "
-                              "it holds objects that a safe load refuses") from None
-        detail = text.split("WeightsUnpickler error:", 1)[-1].strip() if "Weights only" in text else text
-        first = detail.splitlines()[0] if detail else type(e).__name__
-        raise RunDirError(f"{path} is not a readable dartsviz checkpoint (corrupt or foreign file): {first}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")              # e.g. torch's two lines on the pickle protocol
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:                              # torch raises many kinds; all mean "not ours"
+        raise RunDirError(f"{path} {_why_unreadable(path, e)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} is not a dartsviz checkpoint (foreign file)")
     if kind is not None and state.get("kind") != kind:

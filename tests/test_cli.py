@@ -86,8 +86,48 @@ def test_corrupt_checkpoint_on_resume_is_one_line(tmp_path):
     assert main(["search", "--steps", "1", "--out", str(out), *FAST]) == 0
     (out / "checkpoint.pt").write_bytes(b"garbage")
     p = _run("search", "--resume", str(out))
-    assert p.returncode == 1 and "corrupt or foreign" in p.stderr
+    assert p.returncode == 1 and "not a checkpoint" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+class _Payload:
+    """A pickle that would create a file if it were ever unpickled."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.target}",))
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_a_refused_checkpoint_gets_one_line_of_our_own(tmp_path, capsys, command):
+    import pickle
+    import warnings
+
+    import torch
+    pwned = tmp_path / "pwned"
+    bad = {}
+    for name in ("malicious", "plain_pickle", "notes"):
+        (tmp_path / name).mkdir()
+    torch.save({"format": "dartsviz-checkpoint", "x": _Payload(pwned)}, tmp_path / "malicious" / "checkpoint.pt")
+    bad["malicious"] = tmp_path / "malicious"
+    with open(tmp_path / "plain_pickle" / "checkpoint.pt", "wb") as f:
+        pickle.dump({"format": "dartsviz-checkpoint"}, f)                    # pickle protocol 4: torch warns
+    bad["plain_pickle"] = tmp_path / "plain_pickle"
+    (tmp_path / "notes.txt").write_text("notes of the lesson\n")
+    bad["notes"] = tmp_path / "notes.txt"
+    for name, path in bad.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main([command, "--resume", str(path), "--no-plots", "--quiet"]) == 1, name
+        err = capsys.readouterr().err
+        assert caught == [], (name, [str(w.message) for w in caught])
+        assert len(err.strip().splitlines()) == 1, (name, err)
+        for leak in ("weights_only", "Unsupported", "GLOBAL", "operand", "Weights only"):
+            assert leak not in err, (name, err)
+    assert not pwned.exists()
 
 
 def test_doctor_reports_versions_dot_and_cuda():
