@@ -16,6 +16,7 @@ sees; the averaging is DDP's arithmetic (sum, then divide by W), done where each
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -69,12 +70,12 @@ def init(device=None, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
     (gloo alone where there is no CUDA or `device` is cpu), each collective given up after
     `timeout_s` seconds, and SIGTERM (how torchrun stops the others when a rank dies) turned
     into RankLost. Returns whether it initialised the group (False: not under torchrun, or done)."""
+    if not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise ValueError(f"the process group timeout must be a finite number of seconds above 0, got {timeout_s}")
     if not launched() or initialized():
         return False
     if not dist.is_available():
         raise RankLost("this PyTorch build has no torch.distributed; run on one process")
-    if timeout_s <= 0:
-        raise ValueError(f"the process group timeout must be positive, got {timeout_s}")
     cuda = torch.cuda.is_available() and not str(device or "auto").startswith("cpu")
     if cuda:
         torch.cuda.set_device(local_rank())

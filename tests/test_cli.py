@@ -307,3 +307,19 @@ def test_threads_flag_sets_torchs_threads(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "threads 1" in p.stdout
     assert _run("search", "--threads", "0").returncode == 1
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "0", "-5", "soon"])
+def test_dist_timeout_must_be_finite_seconds_above_zero(command, bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--dist-timeout", bad])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--dist-timeout" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0])
+def test_the_process_group_refuses_a_timeout_that_is_not_finite_seconds(bad):
+    from dartsviz import distributed
+    with pytest.raises(ValueError, match="timeout"):
+        distributed.init("cpu", bad)

@@ -40,8 +40,21 @@ def add_run_flags(p, what: str) -> None:
     # data parallel: `torchrun --nproc_per_node N -m dartsviz search|train ...` (dartsviz.distributed)
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks")
-    p.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+    p.add_argument("--dist-timeout", type=positive_seconds, metavar="SECONDS",
                    help="under torchrun: how long a rank waits for the others before giving up (default 600)")
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0 (nan, inf, 0 and negatives are refused)."""
+    import argparse
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text!r}")
+    return v
 
 
 def run_overrides(args, extra_fields=()) -> dict:
