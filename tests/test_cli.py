@@ -323,3 +323,24 @@ def test_the_process_group_refuses_a_timeout_that_is_not_finite_seconds(bad):
     from dartsviz import distributed
     with pytest.raises(ValueError, match="timeout"):
         distributed.init("cpu", bad)
+
+
+@pytest.mark.parametrize("command,flag,value", [
+    ("search", "--layers", "3"), ("search", "--channels", "8"), ("search", "--impl", "reference"),
+    ("search", "--nodes", "3"), ("train", "--layers", "3"), ("train", "--channels", "8"),
+    ("train", "--no-cutout", None)])
+def test_a_flag_the_rnn_space_does_not_use_is_refused(command, flag, value, tmp_path, capsys):
+    args = [command, "--space", "rnn", flag, *([value] if value else []), "--out", str(tmp_path / "r"), "--steps", "1"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == f"dartsviz {command}: error: {flag} does not apply to the rnn space\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_flags_that_mean_another_thing_in_the_rnn_space_say_so_in_help(capsys):
+    for command in ("search", "train"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "rnn space: parallel columns of the token stream" in text
+        assert "not in the rnn space: one recurrent cell" in text

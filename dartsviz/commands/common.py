@@ -22,7 +22,7 @@ POSITIVE = ("epochs", "batch_size", "layers", "channels", "nodes", "steps", "syn
 def add_run_flags(p, what: str) -> None:
     """Preset, budget, data, device, seed and network-size flags; `what` names the network."""
     p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute), paper (CIFAR-10 settings); with --space rnn: tiny, paper, collapse")
-    p.add_argument("--epochs", type=int, help="number of epochs")
+    p.add_argument("--epochs", type=int, help="number of epochs (rnn space: passes over the training tokens)")
     p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
     p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works); "
                                      f"rnn space: {', '.join(TEXT_DATASETS)}")
@@ -30,9 +30,10 @@ def add_run_flags(p, what: str) -> None:
     p.add_argument("--download", action="store_true", help="download the data set if it is missing")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--layers", type=int, help=f"cells in the {what}")
-    p.add_argument("--channels", type=int, help="initial channels")
+    p.add_argument("--batch-size", type=int,
+                   help="images per batch (rnn space: parallel columns of the token stream, each BPTT tokens long)")
+    p.add_argument("--layers", type=int, help=f"cells in the {what} (not in the rnn space: one recurrent cell)")
+    p.add_argument("--channels", type=int, help="initial channels (not in the rnn space: its width is nhid)")
     p.add_argument("--sync-every", type=int, metavar="N",
                    help="read step records from the GPU N steps at a time (default 1)")
     p.add_argument("--threads", type=int, metavar="N",
@@ -67,6 +68,13 @@ def run_overrides(args, extra_fields=()) -> dict:
     if args.download:
         out["download"] = True
     return out
+
+
+def refuse_unused_flags(args, space, names) -> None:
+    """A flag the chosen space does not use is an error, not silently ignored."""
+    given = [k for k in names if getattr(args, k, None) not in (None, False)]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space.name} space")
 
 
 def fresh_run_dir(args, default: str) -> Path:

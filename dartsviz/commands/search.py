@@ -6,7 +6,8 @@ from ..methods import method_names
 from ..search import PRECISIONS, SearchConfig
 from ..spaces import space_names
 from ..spaces.cnn import IMPLS
-from .common import add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, write_run_plots
+from .common import (add_run_flags, fresh_run_dir, open_loop, refuse_unused_flags, run_loop, run_overrides,
+                     write_run_plots)
 
 
 def add_parser(sub):
@@ -18,7 +19,7 @@ def add_parser(sub):
                    help="a setting of the variant, e.g. --variant-option eps_max=0.1 (repeatable)")
     p.add_argument("--order", type=int, choices=ORDERS, help="1 = first order, 2 = second order")
     p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
-    p.add_argument("--impl", choices=IMPLS, help="supernet implementation (default fast)")
+    p.add_argument("--impl", choices=IMPLS, help="convolutional supernet implementation (default fast; not in the rnn space)")
     p.add_argument("--nodes", type=int, metavar="N",
                    help="intermediate nodes per convolutional cell (default 4, the paper's); all are concatenated")
     p.add_argument("--precision", choices=PRECISIONS,
@@ -47,6 +48,10 @@ def add_parser(sub):
 
 
 def _overrides(args) -> dict:
+    if not args.resume:            # a resumed search keeps its own space (and refuses new sizes)
+        from ..spaces import get_space
+        space = get_space(args.space or SearchConfig.space)
+        refuse_unused_flags(args, space, space.unused_search_flags)
     out = run_overrides(args, ("space", "variant", "order", "hvp", "impl", "precision", "monitor_every", "nodes",
                                "early_stop", "early_stop_window", "early_stop_ratio", "early_stop_smooth",
                                "early_stop_start", "cuda_graphs"))

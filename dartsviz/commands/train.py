@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..spaces import space_names
-from .common import (add_run_flags, fresh_run_dir, open_loop, run_loop, run_overrides, run_steps,
-                     write_run_plots)
+from .common import (add_run_flags, fresh_run_dir, open_loop, refuse_unused_flags, run_loop, run_overrides,
+                     run_steps, write_run_plots)
 
 
 def add_parser(sub):
@@ -36,10 +36,6 @@ def add_parser(sub):
     return p
 
 
-CNN_ONLY = ("layers", "channels", "drop_path_prob", "no_auxiliary", "no_cutout", "workers")
-RNN_ONLY = ("nhid",)
-
-
 def _space(args) -> str:
     """The space trained: --space, else the resumed run directory's, else cnn."""
     if args.resume and not args.space:
@@ -49,13 +45,10 @@ def _space(args) -> str:
     return args.space or "cnn"
 
 
-def _overrides(args, space: str) -> dict:
-    wrong = RNN_ONLY if space == "cnn" else CNN_ONLY
-    given = [k for k in wrong if getattr(args, k, None) not in (None, False)]
-    if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space} space")
+def _overrides(args, space) -> dict:
+    refuse_unused_flags(args, space, space.unused_train_flags)
     out = run_overrides(args, ("lr", "drop_path_prob", "nhid", "workers"))
-    if space == "rnn" and out.get("nhid", 1) <= 0:
+    if out.get("nhid", 1) <= 0:
         raise ValueError(f"--nhid must be positive, got {out['nhid']}")
     if args.no_auxiliary:
         out["auxiliary"] = False
@@ -120,7 +113,7 @@ def run(args) -> int:
     from ..spaces import get_space
     space = get_space(_space(args))
     train_cls, config_cls = space.trainer()
-    overrides = _overrides(args, space.name)
+    overrides = _overrides(args, space)
     if args.random is not None:               # --random excludes --resume (one argparse group)
         return _random_baseline(args, space, config_cls.preset(args.preset, **overrides))
     names = "|".join(space.paper_genotypes)

@@ -73,6 +73,7 @@ class CNNSpace(SearchSpace):
     """Image classification with convolutional cells (DARTS section 2, CIFAR-10 search)."""
 
     name = "cnn"
+    unused_train_flags = ("nhid",)
     cell_types = ("normal", "reduce")
     ops = tuple(PRIMITIVES)
     zero_op = "none"
