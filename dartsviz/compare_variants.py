@@ -29,6 +29,7 @@ import io
 import json
 import math
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -125,12 +126,13 @@ def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed
                      end_to_end: bool = False, train_preset: str = "tiny", train_epochs: Optional[int] = None,
                      space: Optional[str] = None, dataset: Optional[str] = None, data_dir: Optional[str] = None,
                      device: Optional[str] = None, isolate: Optional[bool] = None,
-                     log: Optional[Callable[[str], None]] = None) -> dict:
+                     log: Optional[Callable[[str], None]] = None, overwrite: bool = False) -> dict:
     """Search with each variant on the same data and seed, train the cells with
     `end_to_end`, write the report into `out` (see the module's docstring). `isolate`: each
     search in a fresh process (default: on a CPU). Returns {"settings", "rows", "report"}:
     one row per variant (`variant_row`, plus the trained cell's `trained_test_<metric>`,
-    `params` and `train_seconds` with `end_to_end`)."""
+    `params` and `train_seconds` with `end_to_end`). A run already in `out` is refused, or with
+    `overwrite` replaced (what a notebook run a second time wants)."""
     common = {"dataset": dataset, "data_dir": data_dir, "device": device, "space": space}
     configs = variant_configs(variants, preset, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
                               monitor_every=monitor_every, monitor_iters=monitor_iters, **common)
@@ -149,7 +151,12 @@ def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed
     runs = {v: out / "runs" / v for v in configs}
     for path in runs.values():
         if (path / "config.json").exists() or (path / "checkpoint.pt").exists():
-            raise ValueError(f"{path} already holds a run; choose another --out")
+            if not overwrite:
+                raise ValueError(f"{path} already holds a run; choose another --out")
+    if overwrite:                                       # only this experiment's run directories go
+        for path in [*runs.values(), *(out / "runs" / f"train-{v}" for v in configs)]:
+            if path.is_dir():
+                shutil.rmtree(path)
     say = log or (lambda msg: None)
     data_cache: Dict[tuple, object] = {}
     rows, memory_reset = [], True
