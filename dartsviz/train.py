@@ -186,7 +186,10 @@ def resolve_genotype(spec, space=None):
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"cannot read genotype file {path}: {e}") from None
-        return _from_json(space, text) if text.lstrip().startswith("{") else space.parse_genotype(text)
+        try:
+            return _from_json(space, text) if text.lstrip().startswith("{") else space.parse_genotype(text)
+        except ValueError as e:                     # the file's name first: the user knows which one
+            raise ValueError(f"{path}: {e}") from None
     if "/" in s or "\\" in s or s.endswith((".json", ".txt")) or s.startswith("."):
         raise RunDirError(f"run directory or genotype file {s} does not exist")
     raise ValueError(f"genotype {s!r} is not a run directory, a file, {names}, "

@@ -344,3 +344,34 @@ def test_flags_that_mean_another_thing_in_the_rnn_space_say_so_in_help(capsys):
         text = " ".join(capsys.readouterr().out.split())
         assert "rnn space: parallel columns of the token stream" in text
         assert "not in the rnn space: one recurrent cell" in text
+
+
+@pytest.mark.parametrize("space", ["cnn", "rnn"])
+@pytest.mark.parametrize("name,text", [("notes.txt", "notes of the lesson\n"), ("cell.json", '{"a": 1}\n')])
+def test_a_genotype_file_that_does_not_parse_is_named_in_the_error(space, name, text, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["train", "--space", space, "--genotype", str(path), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dartsviz train: error: {path}: genotype ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("init,ops", [
+    ('raise RuntimeError("operator torchvision::nms does not exist")', None),   # built for another torch
+    ('__version__ = "0.0"', 'def nms(*a):\n    raise RuntimeError("Couldn\'t load custom C++ ops")')])
+def test_doctor_runs_a_torchvision_op_and_says_in_one_line_how_to_fix_it(init, ops, tmp_path):
+    pkg = tmp_path / "torchvision"                 # a broken torchvision ahead of the real one
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(init + "\n")
+    if ops:
+        (pkg / "ops.py").write_text(ops + "\n")
+    import os
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "dartsviz.cli", "doctor"], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 1
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dartsviz doctor: error: torchvision does not work with torch")
+    assert "reinstall torch and torchvision together" in err[0]
+    assert "torch+torchvision    broken:" in p.stdout

@@ -20,6 +20,35 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+FIX_TORCH_PAIR = ("reinstall torch and torchvision together, as a matching pair from one index "
+                  "(e.g. pip install --force-reinstall torch torchvision)")
+
+
+def check_torch_pair() -> tuple:
+    """(ok, one line): import torch and torchvision and run one torchvision op (nms), which
+    fails when torchvision was built for another torch, as version numbers alone do not show."""
+    try:
+        import torch
+    except Exception as e:  # doctor must report, not crash
+        return False, f"broken: torch does not import ({type(e).__name__}: {_first_line(e)}); {FIX_TORCH_PAIR}"
+    try:
+        import torchvision
+        from torchvision.ops import nms
+        boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])     # (2, 4)
+        kept = nms(boxes, torch.tensor([1.0, 0.5]), 0.5)
+        if kept.tolist() != [0]:
+            return False, f"broken: torchvision's nms gave {kept.tolist()}, not [0]; {FIX_TORCH_PAIR}"
+    except Exception as e:
+        return False, (f"broken: torchvision does not work with torch {torch.__version__} "
+                       f"({type(e).__name__}: {_first_line(e)}); {FIX_TORCH_PAIR}")
+    return True, f"works: torch {torch.__version__} with torchvision {torchvision.__version__} (nms check)"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
+
+
 def report() -> list:
     lines = [("python", platform.python_version())]
     for dist in ("dartsviz", "torch", "torchvision", "numpy", "ipywidgets", "jupyterlab_widgets",
@@ -49,6 +78,12 @@ def report() -> list:
 
 
 def run(args) -> int:
+    ok, pair = check_torch_pair()       # first: a broken pair would break the CUDA check too
     for name, value in report():
         print(f"{name:20s} {value}")
+    print(f"{'torch+torchvision':20s} {pair}")
+    if not ok:
+        import sys
+        sys.stderr.write(f"dartsviz doctor: error: {pair[len('broken: '):]}\n")
+        return 1
     return 0
