@@ -294,7 +294,7 @@ class StepLoop:
         a resume never starts from an empty history and overwrites the saved one."""
         if not (run_dir.path / "history.jsonl").is_file():
             return []
-        return run_dir.read_history()
+        return run_dir.read_records()
 
     def _restore_history(self, history: List[Record]) -> None:
         """The saved records up to the checkpoint's step (a later, unsaved tail is dropped)."""

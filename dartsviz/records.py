@@ -49,6 +49,7 @@ class _Record:
     """What both record types share: flat read access, JSON lines, equality by value."""
 
     kind: ClassVar[str] = ""
+    run: ClassVar[str] = "search"               # what emitted it: "search" or "train"
     _PLAIN: ClassVar[tuple] = ()                # fields written to JSON as they are
 
     # -- the flat view: record["val_loss"], record["val_acc"], record["kind"] ---------
@@ -58,7 +59,7 @@ class _Record:
             v = getattr(self, f.name)
             if f.name == "losses":
                 out.update({f"{k}_loss": x for k, x in v.items()})
-            elif f.name in ("metrics", "monitors"):
+            elif f.name in ("metrics", "monitors", "extras"):
                 out.update(v)
             else:
                 out[f.name] = v
@@ -71,7 +72,7 @@ class _Record:
             return getattr(self, key)
         if key.endswith("_loss") and key[:-5] in self.losses:
             return self.losses[key[:-5]]
-        for extra in ("metrics", "monitors"):
+        for extra in ("metrics", "monitors", "extras"):
             d = getattr(self, extra, {})
             if key in d:
                 return d[key]
@@ -99,6 +100,8 @@ class _Record:
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict: arrays as nested lists, the genotype as its text."""
         d = {"schema": SCHEMA, "kind": self.kind}
+        if self.run != "search":
+            d["run"] = self.run
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name in ("probs", "edge_probs") and v is not None:
@@ -243,15 +246,103 @@ def _upgrade(d: dict) -> dict:
     return out
 
 
-def record_from_dict(d: dict, parse: Parser = _default_parser):
-    """A StepRecord or EpochRecord from a JSON dict; anything else (e.g. a training's
-    records) is returned as the dict it is."""
+@dataclass(eq=False, repr=False)
+class TrainStepRecord(_Record):
+    """One SGD step of a training from scratch: losses and metrics of the training batch."""
+
+    kind: ClassVar[str] = "step"
+    run: ClassVar[str] = "train"
+
+    step: int
+    epoch: int
+    space: str
+    genotype: Any = None                       # the genotype being trained
+    losses: Dict[str, float] = field(default_factory=dict)    # "train"
+    metrics: Dict[str, float] = field(default_factory=dict)   # "train_acc" | "train_ppl"
+    lr: float = 0.0
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0
+    device: str = "cpu"
+    extras: Dict[str, Any] = field(default_factory=dict)     # the space's trainer's own: drop_path_prob, seq_len, ...
+
+    @classmethod
+    def from_dict(cls, d: dict, parse: Parser = _default_parser, space: str = LEGACY_SPACE) -> "TrainStepRecord":
+        return _train_record(cls, d, parse, space)
+
+
+@dataclass(eq=False, repr=False)
+class TrainEpochRecord(_Record):
+    """One epoch of a training from scratch: step means, and the held-out splits."""
+
+    kind: ClassVar[str] = "epoch"
+    run: ClassVar[str] = "train"
+
+    step: int
+    epoch: int
+    space: str
+    genotype: Any = None
+    losses: Dict[str, float] = field(default_factory=dict)    # "train", "val", "test"
+    metrics: Dict[str, float] = field(default_factory=dict)   # "train_acc", "test_acc" | "val_ppl", ...
+    lr: float = 0.0                            # the epoch's learning rate (its last step's)
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0
+    extras: Dict[str, Any] = field(default_factory=dict)     # params, macs; optimizer, switched_to_asgd, ...
+
+    @classmethod
+    def from_dict(cls, d: dict, parse: Parser = _default_parser, space: str = LEGACY_SPACE) -> "TrainEpochRecord":
+        return _train_record(cls, d, parse, space)
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def _train_record(cls, d: dict, parse: Parser, space: str):
+    """A training record from `to_dict()` output, or from a flat dict of the files written
+    before training records were typed (`space` names the run's space: they did not)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    if "schema" not in d:                      # flat: train_loss, test_acc, drop_path_prob, ...
+        kw = {"space": d.get("space", space), "losses": {}, "metrics": {}, "extras": {}}
+        for k, v in d.items():
+            split, _, name = k.partition("_")
+            if k in names and k not in ("losses", "metrics", "extras", "genotype"):
+                kw[k] = v
+            elif split in _SPLITS and name == "loss":
+                kw["losses"][split] = v
+            elif split in _SPLITS and name and isinstance(v, (int, float)) and not isinstance(v, bool):
+                kw["metrics"][k] = v
+            elif k not in ("kind", "run", "genotype"):
+                kw["extras"][k] = v
+        d = {**kw, "genotype": d.get("genotype")}
+    kw = {k: v for k, v in d.items() if k in names}
+    if isinstance(kw.get("genotype"), str):
+        kw["genotype"] = parse(kw["space"], kw["genotype"])
+    return cls(**kw)
+
+
+def numbers_by_split(r) -> Dict[str, Dict[str, float]]:
+    """A record's losses and metrics by split, losses first: {"train": {"loss": .., "acc": ..}, ...}."""
+    out: Dict[str, Dict[str, float]] = {}
+    for split, v in r.losses.items():
+        out.setdefault(split, {})["loss"] = v
+    for key, v in r.metrics.items():
+        split, _, name = key.partition("_")
+        if split in _SPLITS and name:
+            out.setdefault(split, {})[name] = v
+    return out
+
+
+def record_from_dict(d: dict, parse: Parser = _default_parser, space: str = LEGACY_SPACE):
+    """The typed record of a JSON dict, whichever loop wrote it: StepRecord, EpochRecord,
+    TrainStepRecord or TrainEpochRecord. Lines of older files load too: a search's flat
+    schema-1 records, and a training's flat records (whose space is `space`)."""
     kind = d.get("kind")
-    if kind == "step" and ("probs" in d):
-        return StepRecord.from_dict(d, parse)
-    if kind == "epoch" and "genotype" in d:
-        return EpochRecord.from_dict(d, parse)
-    return d
+    if kind not in ("step", "epoch"):
+        raise ValueError(f"a record's kind is 'step' or 'epoch', got {kind!r}")
+    training = d.get("run") == "train" or ("schema" not in d and (
+        (kind == "step" and "probs" not in d) or (kind == "epoch" and "genotype" not in d)))
+    if training:
+        return (TrainStepRecord if kind == "step" else TrainEpochRecord).from_dict(d, parse, space)
+    return (StepRecord if kind == "step" else EpochRecord).from_dict(d, parse)
 
 
 def record_to_dict(r) -> dict:

@@ -227,9 +227,28 @@ class RunDir:
             return LEGACY_SPACE
 
     def read_records(self) -> list:
-        """The history as StepRecord / EpochRecord objects (a training's records stay dicts)."""
+        """The history as typed records, a search's or a training's (files of earlier
+        versions too): the one way to load a history file."""
         from .records import record_from_dict
-        return [record_from_dict(r) for r in self.read_history()]
+        space = self.space_name
+        return [record_from_dict(r, space=space) for r in self.read_history()]
+
+    @property
+    def loop(self) -> str:
+        """"search" or "train": what wrote this run directory. Told by its first record,
+        else by its checkpoint; "search" when nothing tells."""
+        try:
+            first = self.read_records()[:1]
+        except RunDirError:
+            first = []
+        if first:
+            return first[0].run
+        if self.checkpoint_path.is_file():
+            try:
+                return self.load_checkpoint().get("kind", "search")
+            except RunDirError:
+                pass
+        return "search"
 
     def read_genotype(self):
         """The saved genotype, as the run's space's genotype object."""

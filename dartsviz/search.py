@@ -679,5 +679,5 @@ class Search(StepLoop):
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         search = cls(config, out=run_dir.path, callbacks=callbacks, data=data)
         search.load_state_dict(state)
-        search._restore_history([record_from_dict(r) for r in history])
+        search._restore_history(history)
         return search

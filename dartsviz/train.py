@@ -5,9 +5,9 @@
     train.run()                    # or train.step(), train.run(epochs=1)
     train.test_acc                 # accuracy on the held-out test split after the last epoch
 
-Records are plain dicts like the search's: `kind == "step"` (loss, accuracy, lr,
-drop-path probability, seconds, peak memory) and `kind == "epoch"` (means over the epoch
-and the test loss and accuracy). Training uses the whole training set: the weight half
+Records are `TrainStepRecord` (loss and accuracy of the batch, lr, seconds, peak memory;
+`extras`: the drop-path probability) and `TrainEpochRecord` (means over the epoch and the
+test loss and accuracy; `extras`: parameters and multiply-adds). Training uses the whole training set: the weight half
 and the alpha half of the search split together.
 
 `dataset="imagenet"` (presets `imagenet`, `imagenet_tiny`) trains `NetworkImageNet` on
@@ -38,6 +38,7 @@ from .spaces.cnn.genotype import Genotype, parse_genotype
 from .spaces.cnn.space import check_even_channels
 from . import distributed
 from .loop import Record, TrainingLoop, rng_state
+from .records import TrainEpochRecord, TrainStepRecord
 from .runs import RunDir, RunDirError
 from .search import resolve_device
 
@@ -308,24 +309,30 @@ class Train(TrainingLoop):
         torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
         self.optimizer.step()
         self.step_count += 1
-        base = {"kind": "step", "step": self.step_count, "epoch": epoch,
-                "lr": lr, "drop_path_prob": model.drop_path_prob}
+        base = {"step": self.step_count, "epoch": epoch, "lr": lr, "drop_path_prob": model.drop_path_prob}
         with torch.no_grad():                                    # stays on the device until flush()
             values = {"train_loss": loss.detach(), "train_acc": (logits.argmax(1) == y).float().mean()}
             if self._shard is not None:                          # data parallel: the whole batch's numbers
                 values = dict(zip(values, distributed.all_reduce_mean(list(values.values()))))
         return self._defer(base, values, time.perf_counter() - t0)
 
-    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> Record:
-        return {**base, **{k: float(v) for k, v in values.items()},
-                "seconds": seconds, "peak_mem_mb": peak_mem_mb, "device": self.device.type}
+    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> TrainStepRecord:
+        return TrainStepRecord(step=base["step"], epoch=base["epoch"], space="cnn", genotype=self.genotype,
+                               losses={"train": float(values["train_loss"])},
+                               metrics={"train_acc": float(values["train_acc"])}, lr=base["lr"],
+                               seconds=seconds, peak_mem_mb=peak_mem_mb, device=self.device.type,
+                               extras={"drop_path_prob": base["drop_path_prob"]})
 
-    def _epoch_record(self, epoch: int, steps) -> Record:
+    def _epoch_record(self, epoch: int, steps) -> TrainEpochRecord:
         test_loss, test_acc = self.evaluate("test")
-        means = {k: sum(r[k] for r in steps) / max(1, len(steps)) for k in ("train_loss", "train_acc")}
-        return {"kind": "epoch", "step": self.step_count, "epoch": epoch, **means,
-                "test_loss": test_loss, "test_acc": test_acc,
-                "seconds": sum(r["seconds"] for r in steps), "params": self.params, "macs": self.macs}
+        n = max(1, len(steps))
+        return TrainEpochRecord(
+            step=self.step_count, epoch=epoch, space="cnn", genotype=self.genotype,
+            losses={"train": sum(r.losses["train"] for r in steps) / n, "test": test_loss},
+            metrics={"train_acc": sum(r.metrics["train_acc"] for r in steps) / n, "test_acc": test_acc},
+            lr=steps[-1].lr if steps else self.lr_at(epoch), seconds=sum(r.seconds for r in steps),
+            peak_mem_mb=max((r.peak_mem_mb for r in steps), default=0.0),
+            extras={"params": self.params, "macs": self.macs})
 
     def evaluate(self, split: str = "test"):
         """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head);

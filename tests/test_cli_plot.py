@@ -104,8 +104,8 @@ def training(tmp_path_factory):
 
 def test_plot_draws_a_training_run_dir(training, runs, tmp_path, capsys):
     from PIL import Image
-    from dartsviz.viz.export import run_kind
-    assert run_kind(training) == "train" and run_kind(runs[0]) == "search"
+    from dartsviz.runs import RunDir
+    assert RunDir(training).loop == "train" and RunDir(runs[0]).loop == "search"
     out = tmp_path / "tp"
     assert main(["plot", str(training), "--out", str(out)]) == 0
     assert "training curves" in capsys.readouterr().out
@@ -120,7 +120,7 @@ def test_plot_draws_a_training_run_dir(training, runs, tmp_path, capsys):
 def test_training_curves_show_loss_accuracy_test_and_lr(training):
     from dartsviz.runs import RunDir
     from dartsviz.viz.export import draw_training_curves
-    records = RunDir(training).read_history()
+    records = RunDir(training).read_records()
     fig = draw_training_curves(records)
     titles = [ax.get_title() for ax in fig.axes[:3]]
     assert titles == ["loss", "accuracy", "learning rate"]

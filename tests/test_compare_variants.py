@@ -138,7 +138,7 @@ def test_variants_end_to_end_trains_each_derived_cell(tmp_path):
     assert [r["variant"] for r in res["rows"]] == ["darts", "sdarts_rs"] and not res["settings"]["isolated"]
     for row in res["rows"]:
         train = RunDir(tmp_path / "e2e" / "runs" / f"train-{row['variant']}")
-        last = [r for r in train.read_history() if r["kind"] == "epoch"][-1]
+        last = [r for r in train.read_records() if r.kind == "epoch"][-1]
         assert row["trained_test_acc"] == last["test_acc"] and row["params"] > 0
         assert train.read_genotype().to_text() == row["genotype"]                 # the searched cell
     assert "trained cell test acc" in format_variants_table(res["rows"])

@@ -51,8 +51,34 @@ def test_schema_1_lines_still_load():
     assert step.space == "cnn" and step.genotype == DARTS_V1 and step.losses == {"train": 0.9, "val": 1.1}
     assert step.metrics == {"train_acc": 0.7, "val_acc": 0.6} and step.lr == 0.05
     assert epoch.losses["test"] == 1.2 and epoch.metrics["test_acc"] == 0.55 and epoch.genotype == DARTS_V2
-    training = {"kind": "step", "step": 1, "train_loss": 2.0}          # a training's record: left a dict
-    assert record_from_dict(training) is training
+
+
+def test_a_trainings_flat_lines_of_earlier_versions_load_as_training_records(tmp_path):
+    from dartsviz.records import TrainEpochRecord, TrainStepRecord
+    cnn_step = {"kind": "step", "step": 1, "epoch": 0, "lr": 0.05, "drop_path_prob": 0.0, "train_loss": 2.0,
+                "train_acc": 0.3, "seconds": 0.1, "peak_mem_mb": 100.0, "device": "cpu"}
+    cnn_epoch = {"kind": "epoch", "step": 3, "epoch": 0, "train_loss": 1.9, "train_acc": 0.35, "test_loss": 1.7,
+                 "test_acc": 0.4, "seconds": 0.3, "params": 1234, "macs": 5678}
+    rnn_step = {"kind": "step", "step": 1, "epoch": 0, "lr": 20.0, "seq_len": 35, "optimizer": "sgd",
+                "train_loss": 5.0, "train_ppl": 148.4, "seconds": 0.2, "peak_mem_mb": 90.0, "device": "cpu"}
+    step, epoch = record_from_dict(cnn_step), record_from_dict(cnn_epoch)
+    assert isinstance(step, TrainStepRecord) and isinstance(epoch, TrainEpochRecord) and step.space == "cnn"
+    assert step.losses == {"train": 2.0} and step.metrics == {"train_acc": 0.3} and step.lr == 0.05
+    assert step.extras == {"drop_path_prob": 0.0} and step["drop_path_prob"] == 0.0 and step["train_acc"] == 0.3
+    assert epoch.losses == {"train": 1.9, "test": 1.7} and epoch.metrics == {"train_acc": 0.35, "test_acc": 0.4}
+    assert epoch.extras == {"params": 1234, "macs": 5678}
+    r = record_from_dict(rnn_step, space="rnn")
+    assert r.space == "rnn" and r.metrics == {"train_ppl": 148.4} and r.extras == {"seq_len": 35, "optimizer": "sgd"}
+    # a new line carries its loop, and reads back equal
+    assert record_from_dict(r.to_dict()) == r and r.to_dict()["run"] == "train"
+    # an old run directory: its config names the space (rnn) or none (cnn); one function reads both kinds
+    old = tmp_path / "old_rnn"
+    old.mkdir()
+    (old / "config.json").write_text('{"space": "rnn", "epochs": 1}')
+    (old / "history.jsonl").write_text(json.dumps(rnn_step) + "\n")
+    assert RunDir(old).read_records() == [r] and RunDir(old).loop == "train"
+    with pytest.raises(ValueError, match="kind"):
+        record_from_dict({"kind": "stage", "step": 1})
 
 
 def test_the_snapshot_is_the_state_before_the_next_step(tiny_overrides):

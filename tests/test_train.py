@@ -82,7 +82,10 @@ def test_records_subscribers_and_summary(digits):
     assert [r["kind"] for r in got] == ["step"] * 3 + ["epoch"]
     epoch = got[-1]
     assert 0 <= epoch["test_acc"] <= 1 and epoch["params"] == t.params and epoch["macs"] == t.macs
-    json.dumps(got)                                       # plain records
+    from dartsviz.records import TrainEpochRecord, TrainStepRecord, record_from_dict
+    assert [type(r) for r in got] == [TrainStepRecord] * 3 + [TrainEpochRecord]
+    assert [record_from_dict(json.loads(r.to_json())) for r in got] == got      # JSON round trip
+    assert got[0].losses.keys() == {"train"} and epoch.losses.keys() == {"train", "test"}
     s = t.summary()
     assert s["test_acc"] == epoch["test_acc"] and s["steps"] == 3 and s["genotype"] == random_genotype(1).to_text()
 

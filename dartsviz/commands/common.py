@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from ..data import DATASETS
+from ..records import numbers_by_split
 from ..text import TEXT_DATASETS
 
 # the config fields add_run_flags sets (flag destination = field name)
@@ -19,9 +20,10 @@ RUN_FIELDS = ("epochs", "dataset", "data_dir", "device", "seed", "batch_size", "
 POSITIVE = ("epochs", "batch_size", "layers", "channels", "nodes", "steps", "sync_every", "threads")
 
 
-def add_run_flags(p, what: str) -> None:
-    """Preset, budget, data, device, seed and network-size flags; `what` names the network."""
-    p.add_argument("--preset", default="tiny", help="tiny (digits, CPU, about a minute), paper (CIFAR-10 settings); with --space rnn: tiny, paper, collapse")
+def add_run_flags(p, what: str, presets: str) -> None:
+    """Preset, budget, data, device, seed and network-size flags; `what` names the network,
+    `presets` is the --preset help (each command has its own presets)."""
+    p.add_argument("--preset", default="tiny", help=presets)
     p.add_argument("--epochs", type=int, help="number of epochs (rnn space: passes over the training tokens)")
     p.add_argument("--steps", type=int, help="stop after this many steps (a budget for quick checks)")
     p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (synthetic:CxHxW also works); "
@@ -70,11 +72,12 @@ def run_overrides(args, extra_fields=()) -> dict:
     return out
 
 
-def refuse_unused_flags(args, space, names) -> None:
-    """A flag the chosen space does not use is an error, not silently ignored."""
-    given = [k for k in names if getattr(args, k, None) not in (None, False)]
+def refuse_unused_flags(args, space, unused: Dict[str, str]) -> None:
+    """A flag the chosen space does not use (`unused`: dest name -> why) is an error, not ignored."""
+    given = [k for k in unused if getattr(args, k, None) not in (None, False)]
     if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space.name} space")
+        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to the {space.name} space "
+                         f"({unused[given[0]]})")
 
 
 def fresh_run_dir(args, default: str) -> Path:
@@ -197,32 +200,11 @@ def open_loop(args, cls, config_cls, overrides: dict, make: Callable):
     return make(config_cls.preset(args.preset, **overrides))
 
 
-SPLITS = ("train", "val", "test")
-
-
-def record_numbers(r) -> Dict[str, Dict[str, float]]:
-    """A record's numbers by split, losses first: {"train": {"loss": ..., "acc": ...}, "val": ...}.
-
-    A search's records carry `losses` (by split) and `metrics` (`SPLIT_NAME`, the name the
-    space's: `val_acc`, `val_ppl`, ...); a training's records are flat dicts with the same
-    `SPLIT_NAME` keys (`train_loss`, `test_acc`)."""
-    if hasattr(r, "losses"):
-        flat = {**{f"{k}_loss": v for k, v in r.losses.items()}, **r.metrics}
-    else:
-        flat = r
-    out: Dict[str, Dict[str, float]] = {}
-    for key, v in flat.items():
-        split, _, name = key.partition("_")
-        if split in SPLITS and name and isinstance(v, (int, float)) and not isinstance(v, bool):
-            out.setdefault(split, {})[name] = v
-    return out
-
-
 def step_postfix(r, extra: Optional[Callable] = None) -> Dict[str, object]:
     """The progress bar's numbers for a step record: epoch, the train split's loss and
     metrics unprefixed, the others prefixed (val_loss, val_acc), then `extra(r)`."""
     out: Dict[str, object] = {"ep": r["epoch"]}
-    for split, numbers in record_numbers(r).items():
+    for split, numbers in numbers_by_split(r).items():
         for name, v in numbers.items():
             out[name if split == "train" else f"{split}_{name}"] = f"{v:.3f}" if name == "loss" else f"{v:.2f}"
     out.update(extra(r) if extra else {})
@@ -231,7 +213,7 @@ def step_postfix(r, extra: Optional[Callable] = None) -> Dict[str, object]:
 
 def epoch_line(r) -> str:
     """One line per epoch record: its metrics by split (losses left out), and its seconds."""
-    parts = [f"{split} {name} {v:.3f}" for split, numbers in record_numbers(r).items()
+    parts = [f"{split} {name} {v:.3f}" for split, numbers in numbers_by_split(r).items()
              for name, v in numbers.items() if name != "loss"]
     return f"epoch {r['epoch']}: {'  '.join(parts)}  {r['seconds']:.1f}s"
 

@@ -28,7 +28,8 @@ def _list(text: str) -> tuple:
 
 
 def run(args) -> int:
-    from ..viz.export import export_run, run_kind
+    from ..runs import RunDir
+    from ..viz.export import export_run
     from .common import dot_hint
     if args.frames <= 0 or args.dpi <= 0:
         raise ValueError("--frames and --dpi must be positive")
@@ -37,7 +38,7 @@ def run(args) -> int:
     paths = export_run(args.run_dir, out=args.out, formats=_list(args.formats), animation=_list(args.animation),
                        max_frames=args.frames, dpi=args.dpi)
     folder = Path(args.out) if args.out else Path(args.run_dir) / "plots"
-    what = "training curves and cells" if run_kind(args.run_dir) == "train" else "search panels"
+    what = "training curves and cells" if RunDir(args.run_dir).loop == "train" else "search panels"
     print(f"wrote {len(paths)} files ({what}) to {folder}")
     dot_hint()
     return 0
@@ -48,8 +49,7 @@ def finished(run_dir) -> bool:
     from ..runs import RunDir
     d = RunDir(run_dir)
     epochs = d.read_config().get("epochs")
-    return epochs is not None and any(r.get("kind") == "epoch" and r.get("epoch") == epochs - 1
-                                      for r in d.read_history())
+    return epochs is not None and any(r.kind == "epoch" and r.epoch == epochs - 1 for r in d.read_records())
 
 
 def follow(args) -> int:

@@ -12,7 +12,9 @@ from .common import (add_run_flags, fresh_run_dir, open_loop, refuse_unused_flag
 
 def add_parser(sub):
     p = sub.add_parser("search", help="run a DARTS search (digits, tiny preset by default)")
-    add_run_flags(p, "supernet")
+    add_run_flags(p, "supernet", "tiny (digits on a CPU, the default), classroom (CIFAR-10 on a Colab GPU in a "
+                                 "lesson), paper (the paper's CIFAR-10 search); with --space rnn: tiny (the "
+                                 "embedded corpus), paper (PTB), collapse (a longer search that collapses)")
     p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default {SearchConfig.space})")
     p.add_argument("--variant", help=f"method: {', '.join(method_names())} (default {SearchConfig.variant})")
     p.add_argument("--variant-option", action="append", metavar="KEY=VALUE", dest="variant_option",

@@ -17,7 +17,10 @@ def add_parser(sub):
     g.add_argument("--random", type=int, metavar="N",
                    help="random baseline: train N random cells (seeded by --seed), report mean ± std")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the training saved in RUN_DIR")
-    add_run_flags(p, "network")
+    add_run_flags(p, "network", "tiny (digits on a CPU, the default), paper (the paper's CIFAR-10 evaluation: "
+                                "20 cells, 36 channels, 600 epochs), imagenet (the paper's ImageNet transfer; "
+                                "--dataset imagenet picks it), imagenet_tiny; with --space rnn: tiny (the embedded "
+                                "corpus), paper (PTB)")
     p.add_argument("--space", choices=space_names(),
                    help="the space of the genotype: cnn (default; an image classifier) or rnn (a language "
                         "model; --preset tiny trains on the embedded corpus); a run directory names its own")

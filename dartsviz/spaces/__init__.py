@@ -43,8 +43,8 @@ class SearchSpace:
     higher_is_better: bool = True          # for `metric`
     clip_unrolled: bool = False            # second order: clip the virtual step's gradient to grad_clip
     default_dataset: str = ""                # what SearchConfig(space=NAME) searches when no dataset is named
-    unused_search_flags: Tuple[str, ...] = ()  # `dartsviz search` flags (dest names) that mean nothing here: refused
-    unused_train_flags: Tuple[str, ...] = ()   # the same for `dartsviz train`
+    unused_search_flags: Dict[str, str] = {}   # `dartsviz search` flags (dest name -> why) that mean nothing here
+    unused_train_flags: Dict[str, str] = {}    # the same for `dartsviz train`; both refused in one line
     paper_genotypes: Dict[str, Any] = {}
 
     def __repr__(self):

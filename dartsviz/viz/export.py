@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from .cellgraph import cell_dot, cell_png, cell_svg, soft_cell_png, soft_cell_svg
 from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
                       new_figure, to_png, to_svg)
-from ..runs import RunDir, RunDirError
-from .records import METRIC_LIMITS, metric_title, probs_series, step_records
+from ..runs import RunDir
+from .records import METRIC_LIMITS, metric_title, probs_series, step_records, training_metric
 from .rundata import load_run
 from .spaceof import space_of
 
@@ -53,38 +53,11 @@ def _check_formats(formats: Sequence[str], animation: Sequence[str]) -> None:
         raise ValueError(f"unknown format(s) {', '.join(bad)}; formats: png, svg; animations: gif, html")
 
 
-def run_kind(path) -> str:
-    """"search" or "train": what wrote the run directory `path`. Told by its step records
-    (a search's carry softmax weights, a training's a training loss and none), else by its
-    config (a training's has a drop-path probability and no architecture learning rate),
-    else by its checkpoint's kind; "search" when nothing tells."""
-    run_dir = RunDir(path)
-    try:
-        history = run_dir.read_history()
-    except RunDirError:
-        history = []
-    for r in history:
-        if r.get("kind") == "step":
-            return "train" if ("probs" not in r and "train_loss" in r) else "search"
-    try:
-        config = run_dir.read_config()
-    except RunDirError:
-        config = {}
-    if config:
-        return "train" if ("drop_path_prob" in config and "arch_lr" not in config) else "search"
-    if run_dir.checkpoint_path.is_file():
-        try:
-            return "train" if run_dir.load_checkpoint().get("kind") == "train" else "search"
-        except RunDirError:
-            pass
-    return "search"
-
-
 def _is_training(run) -> bool:
     """A training run directory (path or RunDir) or a live training (a loop with no supernet)."""
     if isinstance(run, (str, PathLike, RunDir)):
         path = run.path if isinstance(run, RunDir) else Path(run)
-        return path.is_dir() and run_kind(path) == "train"
+        return path.is_dir() and RunDir(path).loop == "train"
     return getattr(run, "CHECKPOINT_KIND", None) == "train"
 
 
@@ -141,12 +114,6 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
 
 
 # -- a training from scratch -------------------------------------------------------------
-
-def training_metric(steps: Sequence[dict]) -> Optional[str]:
-    """The metric a training's step records hold besides the loss (`train_<metric>`), e.g. "acc"."""
-    names = [k[len("train_"):] for k in (steps[0] if steps else ()) if k.startswith("train_") and k != "train_loss"]
-    return names[0] if names else None
-
 
 def draw_training_curves(records: Sequence[dict], fig: Optional[Figure] = None, title: str = "",
                          dpi: int = 100) -> Figure:
@@ -218,7 +185,7 @@ def export_training(run, out=None, formats: Sequence[str] = ("png", "svg"), dpi:
     from ..spaces import get_space
     if isinstance(run, (str, PathLike, RunDir)):
         run_dir = (run if isinstance(run, RunDir) else RunDir(run)).require()
-        records, genotype = run_dir.read_history(), run_dir.read_genotype()
+        records, genotype = run_dir.read_records(), run_dir.read_genotype()
         space = get_space(run_dir.space_name)
     else:                                                  # a live Train
         run.flush()

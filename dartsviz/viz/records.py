@@ -169,3 +169,8 @@ def last_lambda(records: Sequence) -> Optional[Tuple[int, float]]:
         if r.lambda_max is not None:
             return r.step, float(r.lambda_max)
     return None
+
+
+def training_metric(steps: Sequence) -> Optional[str]:
+    """The quality metric a training's step records hold besides the loss (`train_<metric>`), e.g. "acc"."""
+    return next((k[len("train_"):] for k in (steps[0].metrics if steps else ()) if k.startswith("train_")), None)

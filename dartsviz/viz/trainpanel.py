@@ -17,15 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _margins, display_width, panel_svg
-from .records import METRIC_LIMITS, metric_title
+from .records import METRIC_LIMITS, metric_title, training_metric
 from .spaceof import space_of
 from .view import WidgetView
-
-
-def training_metric(steps: Sequence[dict]) -> Optional[str]:
-    """The quality metric a training's step records hold besides the loss (`train_<metric>`)."""
-    names = [k[len("train_"):] for k in (steps[0] if steps else ()) if k.startswith("train_") and k != "train_loss"]
-    return names[0] if names else None
 
 
 TRAINING_SIZE = (PANEL_WIDTH, 3.0)     # inches, shown at 72 px per inch like the dashboard's panels

@@ -73,7 +73,7 @@ class CNNSpace(SearchSpace):
     """Image classification with convolutional cells (DARTS section 2, CIFAR-10 search)."""
 
     name = "cnn"
-    unused_train_flags = ("nhid",)
+    unused_train_flags = {"nhid": "its width is --channels"}
     cell_types = ("normal", "reduce")
     ops = tuple(PRIMITIVES)
     zero_op = "none"

@@ -49,8 +49,11 @@ class RNNSpace(SearchSpace):
     metric = "ppl"
     higher_is_better = False
     clip_unrolled = True        # the reference clips the virtual step's gradient (lr 20 otherwise throws w' away)
-    unused_search_flags = ("layers", "channels", "nodes", "impl")     # one cell, its width is nhid
-    unused_train_flags = ("layers", "channels", "drop_path_prob", "no_auxiliary", "no_cutout", "workers")
+    unused_search_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
+                           "nodes": f"the recurrent cell has {STEPS} nodes", "impl": "one implementation"}
+    unused_train_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
+                          "drop_path_prob": "no drop-path", "no_auxiliary": "no auxiliary head",
+                          "no_cutout": "no cutout", "workers": "text needs no loader workers"}
     paper_genotypes = {f"{k}_RNN" if k == "ENAS" else f"DARTS_RNN_{k[6:]}": v for k, v in GENOTYPES.items()
                        if k != "DARTS"}      # DARTS_RNN_V1, DARTS_RNN_V2, ENAS_RNN
 

@@ -14,9 +14,9 @@ running mean of the iterates from the switch on), and from then on evaluations u
 averaged weights. The reported test perplexity is the one at the best validation epoch
 (the reference keeps the best model and tests it at the end).
 
-Records are plain dicts, like the convolutional training's: `kind == "step"` (train loss
-and perplexity, lr, segment length, optimiser) and `kind == "epoch"` (means, validation
-and test loss and perplexity, whether ASGD is on).
+Records are `TrainStepRecord` (train loss and perplexity, lr; `extras`: segment length,
+optimiser) and `TrainEpochRecord` (means, validation and test loss and perplexity;
+`extras`: optimiser, whether ASGD began, parameters).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import torch
 
 from ...config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
 from ...loop import Record, TrainingLoop, rng_state
+from ...records import TrainEpochRecord, TrainStepRecord
 from ...text import TextData, TextStream, check_text_dataset, load_text
 from .genotype import GENOTYPES, RNNGenotype
 from .model import FINAL_DROPOUTS, TAR_BETA, RNNModel
@@ -183,14 +184,16 @@ class RNNTrain(TrainingLoop):
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
         self.optimizer.step()
         self.step_count += 1
-        base = {"kind": "step", "step": self.step_count, "epoch": epoch, "lr": lr, "seq_len": seq_len,
+        base = {"step": self.step_count, "epoch": epoch, "lr": lr, "seq_len": seq_len,
                 "optimizer": self.optimiser_name}
         return self._defer(base, {"train_loss": loss.detach()}, time.perf_counter() - t0)
 
-    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> Record:
+    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> TrainStepRecord:
         loss = float(values["train_loss"])
-        return {**base, "train_loss": loss, "train_ppl": math.exp(min(loss, 700.0)),
-                "seconds": seconds, "peak_mem_mb": peak_mem_mb, "device": self.device.type}
+        return TrainStepRecord(step=base["step"], epoch=base["epoch"], space="rnn", genotype=self.genotype,
+                               losses={"train": loss}, metrics={"train_ppl": math.exp(min(loss, 700.0))},
+                               lr=base["lr"], seconds=seconds, peak_mem_mb=peak_mem_mb, device=self.device.type,
+                               extras={"seq_len": base["seq_len"], "optimizer": base["optimizer"]})
 
     @contextlib.contextmanager
     def averaged(self):
@@ -217,15 +220,18 @@ class RNNTrain(TrainingLoop):
         with self.averaged():
             return self.space.evaluate(self.model, self.data, split, self.dtype)
 
-    def _epoch_record(self, epoch: int, steps) -> Record:
+    def _epoch_record(self, epoch: int, steps) -> TrainEpochRecord:
         val, test = self.evaluate("val"), self.evaluate("test")
         switched = self._maybe_switch(val["loss"])
         n = max(1, len(steps))
-        train_loss = sum(r["train_loss"] for r in steps) / n
-        return {"kind": "epoch", "step": self.step_count, "epoch": epoch, "train_loss": train_loss,
-                "train_ppl": math.exp(min(train_loss, 700.0)), "val_loss": val["loss"], "val_ppl": val["ppl"],
-                "test_loss": test["loss"], "test_ppl": test["ppl"], "optimizer": self.optimiser_name,
-                "switched_to_asgd": switched, "seconds": sum(r["seconds"] for r in steps), "params": self.params}
+        train_loss = sum(r.losses["train"] for r in steps) / n
+        return TrainEpochRecord(
+            step=self.step_count, epoch=epoch, space="rnn", genotype=self.genotype,
+            losses={"train": train_loss, "val": val["loss"], "test": test["loss"]},
+            metrics={"train_ppl": math.exp(min(train_loss, 700.0)), "val_ppl": val["ppl"], "test_ppl": test["ppl"]},
+            lr=steps[-1].lr if steps else self.lr_at(epoch), seconds=sum(r.seconds for r in steps),
+            peak_mem_mb=max((r.peak_mem_mb for r in steps), default=0.0),
+            extras={"optimizer": self.optimiser_name, "switched_to_asgd": switched, "params": self.params})
 
     def _maybe_switch(self, val_loss: float) -> bool:
         """The reference's rule: on SGD, switch to ASGD once the validation loss is worse than
