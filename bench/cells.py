@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from dartsviz.spaces.cnn import fastnet                      # noqa: E402
+from dartsviz.spaces.cnn import fast_kernels                 # noqa: E402
 from dartsviz.spaces.cnn.fastnet import FastSearchNetwork   # noqa: E402
 from dartsviz.spaces.cnn.supernet import SearchNetwork      # noqa: E402
 
@@ -78,9 +78,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-fold", action="store_true",
-                   help="op weights applied after the BatchNorms (fastnet.FOLD_WEIGHTS = False)")
+                   help="op weights applied after the BatchNorms (fast_kernels.FOLD_WEIGHTS = False)")
     a = p.parse_args(argv)
-    fastnet.FOLD_WEIGHTS = not a.no_fold
+    fast_kernels.FOLD_WEIGHTS = not a.no_fold
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     ref = SearchNetwork(a.channels, 10, a.layers, a.in_channels)

@@ -21,10 +21,11 @@ import random as _random
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .distributed import resolve_device
 from .runs import atomic_write_bytes, atomic_write_text
-from .search import Search, SearchConfig, resolve_device
+from .search import Search, SearchConfig
 from .spaces import get_space
 from .train import Train, TrainConfig
 
@@ -35,7 +36,6 @@ PAPER = {"cnn": ("paper CIFAR-10 error (%)", {"DARTS (first order)": "3.00 ± 0.
                                               "DARTS (second order)": "2.76 ± 0.09",
                                               "random": "3.29 ± 0.15"}),
          "rnn": ("paper PTB test perplexity", {"DARTS (first order)": "57.6", "DARTS (second order)": "55.7"})}
-PAPER_ERROR = PAPER["cnn"][1]
 
 
 def load_training_data(space, config):
@@ -61,7 +61,7 @@ def random_baseline(n: int, config=None, seed: int = 0, data=None,
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"the random baseline needs a positive number of genotypes, got {n!r}")
     space = get_space(space) if isinstance(space, str) else space
-    train_cls, config_cls = space.trainer()
+    train_cls, config_cls = Train, space.trainer().config_class
     config = config if config is not None else config_cls.preset("tiny")
     key = f"test_{space.metric}"
     rng = _random.Random(seed)
@@ -98,7 +98,7 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
         raise ValueError(f"orders must be 1 and/or 2, got {list(orders)}")
     s_base = (search_config or SearchConfig.preset("tiny")).to_dict()
     space = get_space(s_base["space"])
-    train_cls, config_cls = space.trainer()
+    train_cls, config_cls = Train, space.trainer().config_class
     t_base = (train_config or config_cls.preset("tiny")).to_dict()
     if search_epochs is not None:
         s_base["epochs"] = search_epochs
@@ -116,10 +116,9 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
     say = log or (lambda msg: None)
     out = Path(out) if out is not None else None
     key = f"test_{space.metric}"
-    if data is None and space.name == "cnn":
-        device = resolve_device(t_base["device"])
-        data = space.load_data(SearchConfig.from_dict(s_base), device)
-    train_data = data if space.name == "cnn" else load_training_data(space, t_config)
+    train_data = data if data is not None else load_training_data(space, t_config)   # loaded once for all cells
+    if data is None:
+        data = space.load_data(SearchConfig.from_dict(s_base), resolve_device(s_base["device"]))
 
     def run_dir(name):
         return out / "runs" / name if out is not None else None
@@ -160,8 +159,9 @@ def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: S
 
 
 def summarize(runs: List[dict], space: str = "cnn") -> List[dict]:
-    """One row per method: runs, test metric mean ± std (accuracy, or perplexity for the
-    recurrent space), parameters, MACs (convolutional), mean times, the paper's number."""
+    """One row per method: runs, the space's test metric mean ± std (accuracy, perplexity,
+    ...), parameters, multiply-adds where the trainings counted them, mean times, and the
+    paper's number where the paper has one for this space."""
     metric = get_space(space).metric
     paper = PAPER.get(space, ("", {}))[1]
     rows = []
@@ -170,43 +170,48 @@ def summarize(runs: List[dict], space: str = "cnn") -> List[dict]:
         mean, std = _mean_std([r[f"test_{metric}"] for r in rs])
         row = {"method": method, "runs": len(rs), f"test_{metric}_mean": mean, f"test_{metric}_std": std,
                "params_mean": statistics.fmean(r["params"] for r in rs)}
-        if space == "cnn":
+        if all("macs" in r for r in rs):
             row["macs_mean"] = statistics.fmean(r["macs"] for r in rs)
         row.update({"search_seconds_mean": statistics.fmean(r["search_seconds"] for r in rs),
                     "train_seconds_mean": statistics.fmean(r["train_seconds"] for r in rs)})
-        row["paper_cifar10_error" if space == "cnn" else "paper"] = paper.get(method, "")
+        if space in PAPER:
+            row["paper"] = paper.get(method, "")
         rows.append(row)
     return rows
 
 
-def _space_of_rows(rows: List[dict]) -> str:
-    return "cnn" if not rows or "test_acc_mean" in rows[0] else "rnn"
+def _metric_of_rows(rows: List[dict]) -> str:
+    return next((k[5:-5] for k in (rows[0] if rows else {}) if k.startswith("test_") and k.endswith("_mean")), "acc")
 
 
-def _columns(space: str) -> List[str]:
-    if space == "cnn":
-        return ["method", "runs", "test acc (%)", "params", "MACs", "search (s)", "train (s)",
-                PAPER["cnn"][0]]
-    return ["method", "runs", "test perplexity", "params", "search (s)", "train (s)", PAPER["rnn"][0]]
+def _metric_label(metric: str) -> Tuple[str, float]:
+    """(column heading, scale) of a test metric: accuracy in percent, others as they are."""
+    return ("test acc (%)", 100.0) if metric == "acc" else (f"test {'perplexity' if metric == 'ppl' else metric}", 1.0)
 
 
-def _cells(row: dict) -> List[str]:
-    if "test_acc_mean" in row:
-        return [row["method"], str(row["runs"]),
-                f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}",
-                f"{row['params_mean']:,.0f}", f"{row['macs_mean']:,.0f}",
-                f"{row['search_seconds_mean']:.1f}", f"{row['train_seconds_mean']:.1f}",
-                row["paper_cifar10_error"]]
-    return [row["method"], str(row["runs"]), f"{row['test_ppl_mean']:.1f} ± {row['test_ppl_std']:.1f}",
-            f"{row['params_mean']:,.0f}", f"{row['search_seconds_mean']:.1f}",
-            f"{row['train_seconds_mean']:.1f}", row["paper"]]
+def _columns(rows: List[dict], space: str) -> List[Tuple[str, Callable[[dict], str]]]:
+    """(heading, cell of a row) for the columns the rows hold."""
+    metric = _metric_of_rows(rows)
+    heading, scale = _metric_label(metric)
+    digits = 2 if scale == 100.0 else 1
+    cols = [("method", lambda r: r["method"]), ("runs", lambda r: str(r["runs"])),
+            (heading, lambda r: f"{scale * r[f'test_{metric}_mean']:.{digits}f} ± "
+                                f"{scale * r[f'test_{metric}_std']:.{digits}f}"),
+            ("params", lambda r: f"{r['params_mean']:,.0f}")]
+    if rows and all("macs_mean" in r for r in rows):
+        cols.append(("MACs", lambda r: f"{r['macs_mean']:,.0f}"))
+    cols += [("search (s)", lambda r: f"{r['search_seconds_mean']:.1f}"),
+             ("train (s)", lambda r: f"{r['train_seconds_mean']:.1f}")]
+    if rows and all("paper" in r for r in rows):
+        cols.append((PAPER[space][0], lambda r: r["paper"]))
+    return cols
 
 
-def format_table(rows: List[dict]) -> str:
+def format_table(rows: List[dict], space: str = "cnn") -> str:
     """The rows as a markdown table (also readable when printed)."""
-    cols = _columns(_space_of_rows(rows))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    cols = _columns(rows, space)
+    lines = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r) for _, cell in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -228,8 +233,9 @@ def plot_comparison(result: dict):
     from matplotlib.figure import Figure
     runs, rows = result["runs"], result["rows"]
     space = result["settings"].get("space", "cnn")
-    first = (("test_acc", "test accuracy (%)", 100.0) if space == "cnn"
-             else ("test_ppl", "test perplexity (lower is better)", 1.0))
+    sp = get_space(space)
+    heading, scale = _metric_label(sp.metric)
+    first = (f"test_{sp.metric}", heading + ("" if sp.higher_is_better else " (lower is better)"), scale)
     panels = [first, ("search_seconds", "search time (s)", 1.0),
               ("train_seconds", "training time (s)", 1.0), ("params", "parameters", 1.0)]
     fig = Figure(figsize=(13, 3.4), layout="constrained")
@@ -262,7 +268,7 @@ def write_comparison(result: dict, out) -> Dict[str, Path]:
     paths = {"json": out / "results.json", "md": out / "table.md", "csv": out / "table.csv",
              "png": out / "comparison.png"}
     atomic_write_text(paths["json"], json.dumps(result, indent=1) + "\n")
-    atomic_write_text(paths["md"], format_table(result["rows"]) + "\n")
+    atomic_write_text(paths["md"], format_table(result["rows"], result["settings"].get("space", "cnn")) + "\n")
     atomic_write_text(paths["csv"], table_csv(result["rows"]))
     buf = io.BytesIO()
     plot_comparison(result).savefig(buf, format="png", dpi=100)

@@ -37,10 +37,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .baseline import load_training_data
+from .distributed import resolve_device
 from .methods import get_method
 from .runs import RunDir, atomic_write_text
-from .search import Search, SearchConfig, resolve_device
+from .search import Search, SearchConfig
 from .spaces import get_space
+from .summary import collapse_summary, cost_summary
 
 DATA_FIELDS = ("dataset", "data_dir", "train_portion", "device", "dtype")   # configs sharing these share data
 
@@ -100,16 +102,15 @@ def run_isolated(config: dict, out: str) -> dict:
 
 def variant_row(variant: str, path, seconds: float, early_stop: Optional[str] = None) -> dict:
     """One variant's row from its run directory: its derived cell, collapse diagnostics, cost
-    and metrics, all from the records (`viz.compare.cost_summary` / `collapse_summary`)."""
-    from .viz.compare import collapse_summary, cost_summary
-    from .viz.rundata import load_run
-    run = load_run(path, variant)
-    metric = run.space.metric
-    cost, collapse = cost_summary(run), collapse_summary(run)
-    steps = run.steps
-    epochs = [r for r in run.records if r.kind == "epoch"]
-    return {"variant": variant, "seed": run.config.get("seed"), "steps": len(steps),
-            "epochs": run.config.get("epochs"), "param_free_ops": collapse["param_free_ops"],
+    and metrics, all from the records (`summary.cost_summary` / `collapse_summary`)."""
+    run_dir = RunDir(path)
+    records, config = run_dir.read_records(), run_dir.read_config()
+    metric = get_space(run_dir.space_name).metric
+    cost, collapse = cost_summary(records), collapse_summary(records)
+    steps = [r for r in records if r.kind == "step"]
+    epochs = [r for r in records if r.kind == "epoch"]
+    return {"variant": variant, "seed": config.get("seed"), "steps": len(steps),
+            "epochs": config.get("epochs"), "param_free_ops": collapse["param_free_ops"],
             "max_none": collapse["max_none"], "max_skip": collapse["max_skip"],
             "lambda_max": collapse["lambda_max"], "lambda_step": collapse["lambda_step"], "early_stop": early_stop,
             "median_s": cost["median_s"], "seconds_total": cost["seconds_total"], "search_seconds": seconds,
@@ -117,7 +118,7 @@ def variant_row(variant: str, path, seconds: float, early_stop: Optional[str] = 
             f"val_{metric}": steps[-1].metrics.get(f"val_{metric}") if steps else None,
             f"supernet_test_{metric}": epochs[-1].metrics.get(f"test_{metric}") if epochs else None,
             "monitors": dict(steps[-1].monitors) if steps else {},
-            "genotype": RunDir(path).read_genotype().to_text()}
+            "genotype": run_dir.read_genotype().to_text()}
 
 
 def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed: Optional[int] = None,
@@ -142,7 +143,8 @@ def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed
     isolate = dev.type == "cpu" if isolate is None else bool(isolate)
     train_cls = t_config = None
     if end_to_end:                                      # checked before any search runs
-        train_cls, config_cls = sp.trainer()
+        from .train import Train
+        train_cls, config_cls = Train, sp.trainer().config_class
         t_over = {k: v for k, v in dict(dataset=first.dataset, data_dir=data_dir, device=device, seed=first.seed,
                                         steps_per_epoch=steps_per_epoch, epochs=train_epochs).items()
                   if v is not None}

@@ -25,6 +25,17 @@ class WeightOptimFields:
     grad_clip: float = 5.0            # max gradient norm
 
 
+@dataclasses.dataclass
+class RunFields:
+    """The run settings of a training config, whatever its space."""
+
+    steps_per_epoch: Optional[int] = None   # None: one pass over the training data
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"            # float32 | float64 (tests)
+    sync_every: int = 1               # steps whose records are read from the device together
+
+
 class ConfigBase:
     """Mixin for a config dataclass: set PRESETS after the class; TUPLE_FIELDS are tuples
     in the config and lists in JSON."""

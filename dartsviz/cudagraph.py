@@ -39,9 +39,10 @@ captures again (after its own warm-up steps); only one graph is kept at a time.
 What is refused (`check_config`, `check_search`; one-line ValueError): devices other than
 CUDA; second order (the virtual step's learning rate and finite-difference terms are
 host-side scalars there); fp16 (its gradient scalers read the scale to the host to skip
-steps); torchrun with more than one process and SyncBatchNorm (collectives); variants other
-than darts and pc_darts (their schedules depend on the search's progress, a Python number a
-graph would freeze); the rnn space (its batches carry hidden state and vary in length).
+steps); torchrun with more than one process and SyncBatchNorm (collectives); a method or a
+space that says it cannot be captured (`Method.capture_refusal`, `SearchSpace.capture_refusal`:
+the variants whose schedules depend on the search's progress, a Python number a graph would
+freeze; the rnn space, whose batches carry hidden state and vary in length).
 
 Testing without a GPU: the graph is an injectable backend. `CudaGraphs` uses
 `torch.cuda.CUDAGraph`, `torch.cuda.graph` and a side stream; `ReplayGraphs` (tests) stores
@@ -52,17 +53,14 @@ capturable optimisers, static outputs, phases, checkpoints) against the eager st
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from . import distributed
-from .bilevel import arch_gradient, loss_with
 
 WARMUP_STEPS = 3                      # eager steps on a side stream before each capture (torch's recipe)
-VARIANTS = ("darts", "pc_darts")      # the methods whose hooks hold no progress-dependent schedule
 _EAGER_FLAGS = ("foreach", "fused", "capturable")
 
 
@@ -79,12 +77,14 @@ def check_config(config) -> None:
                          "use precision fp32 (or bf16 on GPUs with native bf16)")
     if config.sync_bn:
         raise ValueError("cuda_graphs does not capture SyncBatchNorm's collectives: drop sync_bn or cuda_graphs")
-    if config.space != "cnn":
-        raise ValueError(f"cuda_graphs captures the cnn space only, not {config.space!r} "
-                         "(recurrent batches carry hidden state and vary in length)")
-    if config.variant not in VARIANTS:
-        raise ValueError(f"cuda_graphs captures the darts and pc_darts variants only, not {config.variant!r} "
-                         "(its schedule follows the search's progress, which a captured step would freeze)")
+    from .spaces import get_space
+    refusal = get_space(config.space).capture_refusal
+    if refusal is not None:
+        raise ValueError(f"cuda_graphs cannot capture the {config.space} space: {refusal}")
+    from .methods import get_method
+    refusal = get_method(config.variant).capture_refusal
+    if refusal is not None:
+        raise ValueError(f"cuda_graphs cannot capture the {config.variant} variant: {refusal}")
 
 
 def check_search(device: torch.device) -> None:
@@ -163,7 +163,7 @@ def attach(search, backend=None, warmup_steps: int = WARMUP_STEPS) -> "GraphStep
 
 
 class GraphStep:
-    """`Search.step` with its device work replayed from a captured graph."""
+    """Capture and replay of `Search.device_step`, the one step function `Search.step` runs."""
 
     def __init__(self, search, backend, warmup_steps: int = WARMUP_STEPS):
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
@@ -274,13 +274,6 @@ class GraphStep:
         return (phase, id(s.model), id(s.a_opt), id(s.w_opt), settings(s.a_opt), settings(s.w_opt),
                 c.grad_clip, c.precision, c.dtype)
 
-    def _autocast(self):
-        """Search._autocast without the weight cast cache, which a capture must not keep."""
-        p = self.search.config.precision
-        if p == "bf16":
-            return torch.autocast(self.search.device.type, dtype=torch.bfloat16, cache_enabled=False)
-        return contextlib.nullcontext()
-
     def _load_inputs(self, train_batch, val_batch) -> None:
         """Copy the batches into the static inputs (allocated at the first step)."""
         if self._train is None:
@@ -294,34 +287,10 @@ class GraphStep:
                                        f"after {tuple(dst.shape)}")
                 dst.copy_(src)
 
-    def _run(self, phase: str) -> None:
-        """The device work of one step, reading the static inputs and self.lr and writing the
-        static output: what is captured, and what the warm-up steps run eagerly."""
-        s = self.search
-        c, model, method = s.config, s.model, s.method
-        train_batch, val_batch = tuple(self._train), tuple(self._val)
-        progress = s.progress                   # darts and pc_darts: unused by their hooks
-        s._mixing("arch")
-        if phase == "arch":
-            with self._autocast():
-                grads, val_loss, val_out = arch_gradient(model, train_batch, val_batch, order=1)
-            s._set_arch_grads(grads)
-            s.a_opt.step()
-            s.a_opt.zero_grad(set_to_none=True)
-        else:
-            with torch.no_grad(), self._autocast():
-                val_loss, val_out = loss_with(model, None, val_batch)
-        # weight step
-        s._mixing("weight")
-        weights = model.weight_parameters()
-        with self._autocast():
-            loss, out = model.loss(train_batch)
-            objective = method.weight_loss(loss, model, progress)
-        s.w_opt.zero_grad(set_to_none=True)
-        objective.backward(inputs=weights)
-        torch.nn.utils.clip_grad_norm_(weights, c.grad_clip)
-        s.w_opt.step()
-        values, metrics, monitors = s._step_values(loss, val_loss, out, val_out, train_batch, val_batch)
+    def _run(self, fn, lr: float, arch_updated: bool) -> None:
+        """`fn` (Search.device_step) on the static inputs, its numbers packed into the static
+        output: what is captured, and what the warm-up steps run eagerly."""
+        values, metrics, monitors = fn(tuple(self._train), tuple(self._val), lr, arch_updated)
         with torch.no_grad():
             packed = torch.cat([v.reshape(-1).float() for v in values.values()])
             if self._out is None:                   # the first (eager) run sizes the static output
@@ -330,7 +299,7 @@ class GraphStep:
         self._layout = [(k, v.shape, v.numel()) for k, v in values.items()]
         self._metric_names, self._monitor_names = list(metrics), list(monitors)
 
-    def _device_step(self, phase: str) -> None:
+    def _device_step(self, phase: str, run: Callable[[], None]) -> None:
         """Replay the phase's graph; or, before its capture, a warm-up step; or capture and replay."""
         key = self._key(phase)
         if self.graph is not None and self.graph_key == key:
@@ -341,47 +310,30 @@ class GraphStep:
         if self._warm.get(key, 0) < self.warmup_steps:
             with self.backend.warmup(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*capturable=True.*")   # eager capturable Adam
-                self._run(phase)
+                run()
             self._warm[key] = self._warm.get(key, 0) + 1
             return
         for p in self.search.model.parameters():    # gradients are allocated inside the capture
             p.grad = None
-        self.graph = self.backend.capture(lambda: self._run(phase))
+        self.graph = self.backend.capture(run)
         self.graph_key = key
         self.captures += 1
         self.graph.replay()
 
-    def step(self):
-        """One bilevel step as `Search.step` takes it, its device work replayed from a graph."""
+    def run(self, fn, train_batch, val_batch, lr: float, arch_updated: bool):
+        """`fn(train_batch, val_batch, lr, arch_updated)` (`Search.device_step`, the one step
+        function) with its device work replayed from a graph: the batches copied into static
+        inputs, the weights' lr into the tensor the captured SGD reads. Returns what `fn` does."""
         s = self.search
-        c, method, space = s.config, s.method, s.space
-        if s.early_stopped is not None:
-            return None
-        t0 = time.perf_counter()
-        epoch = s.epoch
-        if s.step_count % s.steps_per_epoch == 0:
-            method.on_epoch_start(s, epoch)
-        s.model.train()
-        train_batch = next(s.train_stream)
-        val_batch = next(s.val_stream)
-        lr = s.lr_at(epoch) * space.lr_scale(train_batch, c)
-        arch_updated = not method.arch_frozen(epoch, c)
         self._prepare()
         self._load_inputs(train_batch, val_batch)
         self.lr.fill_(lr)
         for g in s.w_opt.param_groups:          # the tensor the captured SGD reads
             g["lr"] = self.lr
-        self._device_step("arch" if arch_updated else "frozen")
-        s.step_count += 1
+        count = s.step_count
+        self._device_step("arch" if arch_updated else "frozen", lambda: self._run(fn, lr, arch_updated))
+        s.step_count = count + 1                # the step is counted once, replayed or run
         packed = self._out.clone()              # the next replay overwrites the static output
         values = {name: v.view(shape) for (name, shape, _), v in
                   zip(self._layout, packed.split([n for _, _, n in self._layout]))}
-        base = {"step": s.step_count, "epoch": epoch, "order": c.order, "hvp": None,
-                "arch_updated": arch_updated, "lr": lr, "arch_lr": c.arch_lr,
-                "_metric_names": list(self._metric_names), "_monitor_names": list(self._monitor_names)}
-        monitor_seconds = 0.0
-        if s._monitor_due():                    # lambda_max: eager, outside the graph
-            eig = s.hessian_eigen()
-            base.update(lambda_max=eig.value, lambda_iters=eig.iters, lambda_seconds=eig.seconds)
-            monitor_seconds = eig.seconds
-        return s._defer(base, values, time.perf_counter() - t0 - monitor_seconds)
+        return values, list(self._metric_names), list(self._monitor_names)

@@ -240,3 +240,16 @@ def shielded():
         yield
     finally:
         _shield -= 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device `name` means here; under torchrun with several processes CUDA is cuda:LOCAL_RANK."""
+    if name == "auto":
+        return rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but CUDA is not available (try --device cpu)")
+    return rank_device(dev)

@@ -333,14 +333,17 @@ def _clone_state(obj):
 
 
 class TrainingLoop(StepLoop):
-    """What the trainings from scratch share (`train.Train`, `spaces.rnn.train.RNNTrain`):
-    the summary file and `resume`. Subclasses set CONFIG_CLASS and `_genotype_from_text`."""
+    """What a training from scratch adds to the loop (`train.Train`): the summary file and
+    `resume`. Subclasses provide `_config_from_dict` and `_genotype_from_text`."""
 
     CHECKPOINT_KIND, NOUN = "train", "training"
-    CONFIG_CLASS = None                # the config dataclass a checkpoint's "config" rebuilds
 
-    @staticmethod
-    def _genotype_from_text(text: str):
+    @classmethod
+    def _config_from_dict(cls, d: dict):
+        raise NotImplementedError
+
+    @classmethod
+    def _genotype_from_text(cls, text: str, config=None):
         raise NotImplementedError
 
     def summary(self) -> dict:
@@ -362,8 +365,8 @@ class TrainingLoop(StepLoop):
         state = load_checkpoint(path, map_location="cpu", kind="train")
         history = cls._saved_history(run_dir)     # checked before anything is written
         try:
-            config = cls.CONFIG_CLASS.from_dict({**state["config"], **overrides})
-            genotype = cls._genotype_from_text(state["genotype"])
+            config = cls._config_from_dict({**state["config"], **overrides})
+            genotype = cls._genotype_from_text(state["genotype"], config)
         except (KeyError, TypeError) as e:
             raise RunDirError(f"checkpoint {path} holds no usable config: {e}") from None
         train = cls(genotype, config, out=run_dir.path, callbacks=callbacks, data=data)

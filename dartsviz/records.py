@@ -24,7 +24,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, Iterator, Optional
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ LEGACY_SPACE = "cnn"                # schema-1 files knew only the convolutional
 SCHEMA = 2                          # 1: the flat dicts before this module; 2: these records
 PROB_DIGITS = 6                     # softmax weights are kept to 6 digits (display only)
 
-Parser = Callable[[str, str], Any]  # (space name, genotype text) -> genotype object
+Parser = Callable[..., Any]         # (space name, genotype text) -> genotype object
 
 
 def _rounded(probs) -> Dict[str, np.ndarray]:
@@ -40,9 +40,25 @@ def _rounded(probs) -> Dict[str, np.ndarray]:
     return {k: np.round(np.asarray(v, dtype=np.float64), PROB_DIGITS) for k, v in probs.items()}
 
 
+# space name -> (genotype from its text, genotype from its JSON dict); `spaces.register_space`
+# fills it, so that records and run directories read a space's genotypes without importing spaces
+_GENOTYPE_READERS: Dict[str, Tuple[Parser, Callable[[dict], Any]]] = {}
+
+
+def register_genotype_reader(space: str, parse_text: Parser, from_dict: Callable[[dict], Any]) -> None:
+    """How genotypes of `space` are read (called by `dartsviz.spaces.register_space`)."""
+    _GENOTYPE_READERS[space] = (parse_text, from_dict)
+
+
+def genotype_reader(space: str) -> Tuple[Parser, Callable[[dict], Any]]:
+    """(parse text, from a JSON dict) for genotypes of `space`; an unknown space raises ValueError."""
+    if space not in _GENOTYPE_READERS:
+        raise ValueError(f"unknown search space {space!r}; known spaces: {', '.join(sorted(_GENOTYPE_READERS))}")
+    return _GENOTYPE_READERS[space]
+
+
 def _default_parser(space: str, text: str):
-    from .spaces import get_space            # above this module: imported when first needed
-    return get_space(space).parse_genotype(text)
+    return genotype_reader(space)[0](text)
 
 
 class _Record:

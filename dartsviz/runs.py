@@ -21,7 +21,7 @@ from typing import List, Optional, Union
 
 import torch
 
-from .records import LEGACY_SPACE, record_to_dict
+from .records import LEGACY_SPACE, genotype_reader, record_to_dict
 
 CHECKPOINT_FORMAT = "dartsviz-checkpoint"
 PathLike = Union[str, os.PathLike]
@@ -250,20 +250,23 @@ class RunDir:
                 pass
         return "search"
 
-    def read_genotype(self):
-        """The saved genotype, as the run's space's genotype object."""
-        from .spaces import get_space            # above this module: imported when needed
-        space = get_space(self.space_name)
+    def read_genotype(self, space=None):
+        """The saved genotype, as the genotype object of the run's space (or of `space`, a
+        SearchSpace whose readers to use)."""
+        if space is not None:
+            parse_text, from_dict = space.parse_genotype, space.genotype_from_dict
+        else:
+            parse_text, from_dict = genotype_reader(self.space_name)
         p = self.path / "genotype.json"
         if p.is_file():
             try:
                 d = json.loads(p.read_text())
             except json.JSONDecodeError as e:
                 raise ValueError(f"genotype JSON does not parse: {e}") from None
-            return space.genotype_from_dict(d)
+            return from_dict(d)
         t = self.path / "genotype.txt"
         if t.is_file():
-            return space.parse_genotype(t.read_text())
+            return parse_text(t.read_text())
         raise RunDirError(f"{self.path} has no genotype.json or genotype.txt")
 
     def load_checkpoint(self, map_location="cpu", kind: Optional[str] = None) -> dict:

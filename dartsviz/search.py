@@ -31,7 +31,7 @@ from .diagnostics import (MONITOR_SEED, EarlyStop, collapse_stats, darts_es, hes
                           monitor_batch)
 from .loop import Record, StepLoop, cosine_lr, current_rss_mb, rng_state
 from .methods import get_method
-from .records import EpochRecord, StepRecord, record_from_dict
+from .records import EpochRecord, StepRecord
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
 from .spaces import get_space
 from .spaces.supernet import ArchProbs
@@ -234,19 +234,6 @@ PRESETS: Dict[str, dict] = {
 SearchConfig.PRESETS = PRESETS
 
 
-def resolve_device(name: str) -> torch.device:
-    """The device `name` means here; under torchrun with several processes CUDA is cuda:LOCAL_RANK."""
-    if name == "auto":
-        return distributed.rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but CUDA is not available (try --device cpu)")
-    return distributed.rank_device(dev)
-
-
 class Search(StepLoop):
     """A DARTS search: a space's supernet, a method's hooks, two optimisers, two batch
     streams, a step counter."""
@@ -261,7 +248,7 @@ class Search(StepLoop):
         self.mem_baseline_mb = round(current_rss_mb(), 2)    # before data and supernet exist
         self.space = get_space(c.space)
         self.method = get_method(c.variant).bind(c, self.space)     # this search's copy, options checked
-        self.device = resolve_device(c.device)
+        self.device = distributed.resolve_device(c.device)
         if c.sync_bn:
             distributed.check_sync_bn(self.device)
         if c.cuda_graphs:                             # before any data loads: CUDA, one process
@@ -435,8 +422,6 @@ class Search(StepLoop):
         and records are read and emitted `sync_every` steps at a time (and at the end of
         an epoch, of `run()`, at `save()` and `flush()`); steps in between return None.
         """
-        if getattr(self, "_graphs", None) is not None:    # cuda_graphs: the same step, captured
-            return self._graphs.step()
         c, method, space = self.config, self.method, self.space
         if self.early_stopped is not None:            # DARTS-ES ended the search
             return None
@@ -444,8 +429,7 @@ class Search(StepLoop):
         epoch = self.epoch
         if self.step_count % self.steps_per_epoch == 0:
             method.on_epoch_start(self, epoch)        # P-DARTS may replace the supernet here
-        model = self.model
-        model.train()
+        self.model.train()
         train_batch = next(self.train_stream)
         val_batch = next(self.val_stream)
         if self._shard is not None:                   # data parallel: this rank's rows of the shared batches
@@ -454,6 +438,26 @@ class Search(StepLoop):
         for g in self.w_opt.param_groups:
             g["lr"] = lr
         arch_updated = not method.arch_frozen(epoch, c)
+        if self._graphs is not None:                  # cuda_graphs: the same function, replayed from a capture
+            values, metrics, monitors = self._graphs.run(self.device_step, train_batch, val_batch, lr, arch_updated)
+        else:
+            values, metrics, monitors = self.device_step(train_batch, val_batch, lr, arch_updated)
+        base = {"step": self.step_count, "epoch": epoch, "order": c.order,
+                "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
+                "lr": lr, "arch_lr": c.arch_lr, "_metric_names": list(metrics), "_monitor_names": list(monitors)}
+        monitor_seconds = 0.0
+        if self._monitor_due():                       # reads to the host: the power iteration's tests
+            eig = self.hessian_eigen()
+            base.update(lambda_max=eig.value, lambda_iters=eig.iters, lambda_seconds=eig.seconds)
+            monitor_seconds = eig.seconds
+        return self._defer(base, values, time.perf_counter() - t0 - monitor_seconds)
+
+    def device_step(self, train_batch, val_batch, lr: float, arch_updated: bool):
+        """The step itself, no host read: the architecture step on the alpha half (unless alpha
+        rests), the weight step on the weight half (`w_opt`'s lr is set), the step counted, and
+        its numbers (the method's monitors see the step taken) as device tensors, `(values,
+        metric names, monitor names)`. What `cudagraph` captures and replays."""
+        c, method, space, model = self.config, self.method, self.space, self.model
         self._mixing("arch")
         if arch_updated:
             buffers = self._momentum_buffers() if c.order == 2 else None
@@ -488,16 +492,7 @@ class Search(StepLoop):
         self.w_scaler.step(self.w_opt)                 # fp16: skipped on inf/NaN; else w_opt.step()
         self.w_scaler.update()
         self.step_count += 1
-        values, metrics, monitors = self._step_values(loss, val_loss, out, val_out, train_batch, val_batch)
-        base = {"step": self.step_count, "epoch": epoch, "order": c.order,
-                "hvp": c.hvp if c.order == 2 else None, "arch_updated": arch_updated,
-                "lr": lr, "arch_lr": c.arch_lr, "_metric_names": list(metrics), "_monitor_names": list(monitors)}
-        monitor_seconds = 0.0
-        if self._monitor_due():                       # reads to the host: the power iteration's tests
-            eig = self.hessian_eigen()
-            base.update(lambda_max=eig.value, lambda_iters=eig.iters, lambda_seconds=eig.seconds)
-            monitor_seconds = eig.seconds
-        return self._defer(base, values, time.perf_counter() - t0 - monitor_seconds)
+        return self._step_values(loss, val_loss, out, val_out, train_batch, val_batch)
 
     def _set_arch_grads(self, grads, scale=None) -> None:
         """Set the architecture parameters' .grad: the bilevel gradient `grads` plus the method's
@@ -592,10 +587,11 @@ class Search(StepLoop):
         return record
 
     def _autocast(self):
-        """Autocast for forward passes when precision is bf16 or fp16, else nothing."""
+        """Autocast for forward passes when precision is bf16 or fp16, else nothing (inside a
+        CUDA-graph capture without the weight cast cache, which a capture must not keep)."""
         if self.config.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
-            return torch.autocast(self.device.type, dtype=dtype)
+            return torch.autocast(self.device.type, dtype=dtype, cache_enabled=getattr(self, "_graphs", None) is None)
         return contextlib.nullcontext()
 
     def _momentum_buffers(self) -> Dict[str, torch.Tensor]:

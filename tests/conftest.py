@@ -114,3 +114,67 @@ def shape_count():
             cells, C_final = _cells_params(genotype, 3 * C, C, layers, reduction_prev=False)
         return stem + cells + C_final * num_classes + num_classes
     return count
+
+
+# ---- shared setups: views (test_dashboard, test_dashboard_variants) and run directories
+# (test_cli_plot, test_viz_replay_compare) ----------------------------------------------------
+VIEW_SEARCH = dict(layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=2, warmup_epochs=0)
+RUN_SEARCH = dict(layers=3, channels=4, batch_size=16, steps_per_epoch=2, epochs=2, warmup_epochs=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The digits of a small search, loaded once per module."""
+    from dartsviz.search import Search, SearchConfig
+    return Search(SearchConfig.preset("tiny", **VIEW_SEARCH)).data
+
+
+@pytest.fixture
+def dash(data):
+    """A Dashboard over a fresh small search (3 cells, 4 channels, 3 steps an epoch)."""
+    from dartsviz.search import Search, SearchConfig
+    from dartsviz.viz.dashboard import Dashboard
+    return Dashboard(Search(SearchConfig.preset("tiny", **VIEW_SEARCH), data=data))
+
+
+def widget_tree(w):
+    """Every widget under `w`, `w` first."""
+    yield w
+    for c in getattr(w, "children", ()):
+        yield from widget_tree(c)
+
+
+@pytest.fixture
+def tree():
+    return widget_tree
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Two finished searches written to run directories, first and second order, same seed and data."""
+    from dartsviz.search import Search, SearchConfig
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("viz_runs")
+    a = Search(SearchConfig.preset("tiny", order=1, **RUN_SEARCH), out=root / "o1")
+    a.run()
+    b = Search(SearchConfig.preset("tiny", order=2, **RUN_SEARCH), out=root / "o2", data=a.data)
+    b.run()
+    return root / "o1", root / "o2"
+
+
+def differing_edges(genotypes, space) -> int:
+    """How many (cell type, kept edge) pairs the genotypes do not all keep with the same op."""
+    n = 0
+    for cell in space.cell_types:
+        kept = [{(s, d): op for s, d, op in space.kept_edges(g, cell)} for g in genotypes]
+        n += sum(len({k.get(e) for k in kept}) > 1 for e in set().union(*kept))
+    return n
+
+
+@pytest.fixture
+def expected_differences():
+    """The exact text Compare's differences panel starts with, from the genotypes alone."""
+    def text(genotypes, space):
+        n = differing_edges(genotypes, space)
+        return f"<p><b>{n} kept edge(s) differ</b></p>" if n else "<p><b>The derived cells are identical.</b></p>"
+    return text

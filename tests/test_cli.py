@@ -66,12 +66,26 @@ def test_search_with_bf16_and_deferred_records_writes_every_step(tmp_path):
     (["search", "--cuda-graphs", "--device", "cuda", "--order", "2"], "first-order step only", 1),
     (["frobnicate"], "invalid choice", 2),
 ])
-def test_bad_input_gives_one_line_and_a_non_zero_exit(args, needle, code, tmp_path):
-    p = _run(*args, *(["--out", str(tmp_path / "r")] if args[0] == "search" and "--resume" not in args else []))
-    assert p.returncode == code
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and needle in lines[0], p.stderr
-    assert "Traceback" not in p.stderr
+def test_bad_input_gives_one_line_and_a_non_zero_exit(args, needle, code, tmp_path, capsys):
+    """In-process, as `main` runs them (argparse's errors exit 2 through SystemExit); one
+    subprocess run below shows that the console entry point prints the same."""
+    argv = [*args, *(["--out", str(tmp_path / "r")] if args[0] == "search" and "--resume" not in args else [])]
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == code
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_console_entry_point_prints_the_same_one_line_errors(tmp_path):
+    p = _run("search", "--epochs", "0", "--out", str(tmp_path / "r"))
+    assert p.returncode == 1 and p.stderr == "dartsviz search: error: --epochs must be positive, got 0\n"
+    p = _run("search", "--order", "3")
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "invalid choice" in p.stderr
 
 
 def test_missing_data_set_says_how_to_get_it(tmp_path):

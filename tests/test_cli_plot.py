@@ -3,21 +3,8 @@ import pytest
 import torch
 
 from dartsviz.cli import build_parser, main
-from dartsviz.search import Search, SearchConfig
 
 torch.set_num_threads(1)
-
-SMALL = dict(layers=3, channels=4, batch_size=16, steps_per_epoch=2, epochs=1, warmup_epochs=0)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli_runs")
-    a = Search(SearchConfig.preset("tiny", order=1, **SMALL), out=root / "o1")
-    a.run()
-    b = Search(SearchConfig.preset("tiny", order=2, **SMALL), out=root / "o2", data=a.data)
-    b.run()
-    return root / "o1", root / "o2"
 
 
 def test_plot_writes_panels(runs, tmp_path, capsys):

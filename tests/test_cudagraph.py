@@ -15,7 +15,7 @@ import torch.optim.adam as adam_module
 from dartsviz import cudagraph
 from dartsviz.runs import load_checkpoint
 from dartsviz.search import PRESETS, Search, SearchConfig
-from dartsviz.spaces.cnn import fastnet
+from dartsviz.spaces.cnn import fast_kernels
 
 BASE = dict(dataset="synthetic:3x8x8", layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=3,
             warmup_epochs=1, dtype="float64", device="cpu", seed=0, arch_lr=0.05)
@@ -91,8 +91,8 @@ def test_the_captured_step_takes_the_eager_steps_over_warmup_and_epochs(capturab
 
 
 def test_the_cuda_formulation_of_the_fast_supernet_is_captured_alike(capturable_on_cpu, monkeypatch):
-    """fastnet.CPU_KERNELS = False: CPU tensors take the plain conv2d path a CUDA capture records."""
-    monkeypatch.setattr(fastnet, "CPU_KERNELS", False)
+    """fast_kernels.CPU_KERNELS = False: CPU tensors take the plain conv2d path a CUDA capture records."""
+    monkeypatch.setattr(fast_kernels, "CPU_KERNELS", False)
     eager, graphed, _ = _pair()
     for _ in range(6):
         _assert_same_record(eager.step(), graphed.step())
@@ -186,11 +186,13 @@ def test_warmup_steps_must_be_positive():
     (dict(device="cuda", order=2), "first-order step only"),
     (dict(device="cuda", precision="fp16"), "fp16"),
     (dict(device="cuda", sync_bn=True, impl="reference"), "SyncBatchNorm"),
-    (dict(device="cuda", variant="beta_darts"), "darts and pc_darts variants only"),
-    (dict(device="cuda", space="rnn", dataset="pydoc"), "cnn space only"),
+    (dict(device="cuda", variant="beta_darts"), "cannot capture the beta_darts variant: its regulariser"),
+    (dict(device="cuda", variant="p_darts", impl="reference"), "cannot capture the p_darts variant: its stages"),
+    (dict(device="cuda", space="rnn", dataset="pydoc"), "cannot capture the rnn space: its batches carry hidden"),
     (dict(device="cpu", cuda_graphs="yes"), "cuda_graphs must be True or False"),
 ])
 def test_settings_a_capture_cannot_run_are_refused_in_one_line(overrides, needle):
+    """The method and the space say whether they can be captured (no list of names in cudagraph)."""
     with pytest.raises(ValueError) as e:
         SearchConfig(**{"cuda_graphs": True, **overrides})
     assert needle in str(e.value) and "\n" not in str(e.value)
@@ -254,3 +256,11 @@ def test_the_classroom_preset_validates_and_steps():
     assert len(search.model.cells) == c.layers and search.model.C == c.channels
     record = search.step()
     assert record.step == 1 and record.arch_updated == (c.warmup_epochs == 0)
+
+
+def test_the_methods_and_spaces_say_whether_their_step_can_be_captured():
+    from dartsviz.methods import get_method, method_names
+    from dartsviz.spaces import get_space
+    capturable = {n for n in method_names() if get_method(n).capture_refusal is None}
+    assert capturable == {"darts", "pc_darts"}                 # no schedule that follows the progress
+    assert get_space("cnn").capture_refusal is None and get_space("rnn").capture_refusal

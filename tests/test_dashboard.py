@@ -14,17 +14,6 @@ torch.set_num_threads(1)
 SMALL = dict(layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=2, warmup_epochs=0)
 
 
-@pytest.fixture(scope="module")
-def data():
-    return Search(SearchConfig.preset("tiny", **SMALL)).data
-
-
-@pytest.fixture
-def dash(data):
-    from dartsviz.viz.dashboard import Dashboard
-    return Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data))
-
-
 def test_import_dartsviz_does_not_load_widgets():
     import subprocess
     code = "import sys, dartsviz, dartsviz.viz; print('ipywidgets' in sys.modules)"
@@ -60,7 +49,9 @@ def test_step_buttons_update_images_counter_and_genotype(dash):
     assert dash.images["weights"].value != after1
     text = dash.genotype_text.value
     assert text == dash.search.genotype.to_text() and text != genotype0
-    assert "normal" in dash.cells["derived_normal"].value or "<svg" in dash.cells["derived_normal"].value
+    from dartsviz.viz.cellgraph import as_html, cell_svg
+    _tab(dash, "Cells & genotype")                       # the tab's drawings follow the current step
+    assert dash.cells["derived_normal"].value == as_html(cell_svg(dash.search.genotype, "normal"), hint=False)
     assert "error" not in dash.status.value
 
 
@@ -173,24 +164,18 @@ def test_throttle_limits_redraws_during_run(data):
     assert d.panels.stale == {"curves", "cells", "trajectories", "collapse"}         # hidden: drawn when shown
 
 
-def _tree(w):
-    yield w
-    for c in getattr(w, "children", ()):
-        yield from _tree(c)
-
-
-def test_one_screen_layout_controls_weights_and_graph_on_top_the_rest_in_tabs(dash):
+def test_one_screen_layout_controls_weights_and_graph_on_top_the_rest_in_tabs(dash, tree):
     import ipywidgets as widgets
     top = dash.widget.children
     tabs = top[-1]
     assert isinstance(tabs, widgets.Tab) and tabs is dash.panels.tabs
     titles = [tabs.get_title(i) for i in range(len(tabs.children))]
     assert titles == ["Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training", "Setup"]
-    above = [w for c in top[:-1] for w in _tree(c)]
+    above = [w for c in top[:-1] for w in tree(c)]
     for w in (dash.step_button, dash.step10_button, dash.run_button, dash.pause_button, dash.order, dash.hvp,
               dash.counter, dash.status, dash.projector, dash.panels.cell_type, dash.images["weights"], dash.graph):
         assert any(w is x for x in above), w
-    inside = [w for w in _tree(tabs)]
+    inside = [w for w in tree(tabs)]
     for w in (dash.images["heatmap"], dash.images["trajectories"], dash.images["curves"], dash.images["collapse"],
               dash.genotype_text, dash.train_panel.widget, dash.reset_button, dash.seed, dash.preset):
         assert any(w is x for x in inside), w
@@ -214,11 +199,11 @@ def test_panels_are_svg_at_a_fixed_width_with_text_of_at_least_11_px(dash):
     assert sizes and min(sizes) >= 11
 
 
-def test_no_empty_image_anywhere_before_anything_ran(data):
+def test_no_empty_image_anywhere_before_anything_ran(data, tree):
     import ipywidgets as widgets
     from dartsviz.viz.dashboard import Dashboard
     d = Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data))
-    images = [w for w in _tree(d.widget) if isinstance(w, widgets.Image)]
+    images = [w for w in tree(d.widget) if isinstance(w, widgets.Image)]
     assert len(images) == 6                                       # five panels and the training curves
     for w in images:
         assert len(w.value) > 1000 or w.layout.display == "none"

@@ -9,28 +9,11 @@ import torch
 
 from dartsviz import DARTS_V2, EpochRecord, StepRecord
 from dartsviz.methods import method_names
-from dartsviz.search import Search, SearchConfig
+from dartsviz.search import SearchConfig
 
 torch.set_num_threads(1)
 
 SMALL = dict(layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=2, warmup_epochs=0)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return Search(SearchConfig.preset("tiny", **SMALL)).data
-
-
-@pytest.fixture
-def dash(data):
-    from dartsviz.viz.dashboard import Dashboard
-    return Dashboard(Search(SearchConfig.preset("tiny", **SMALL), data=data))
-
-
-def _tree(w):
-    yield w
-    for c in getattr(w, "children", ()):
-        yield from _tree(c)
 
 
 def _last_step(dash):
@@ -115,10 +98,10 @@ def test_the_quantities_shown_are_the_records_and_a_refused_variant_changes_noth
     assert dash.variant.value == "darts" == dash.search.config.variant
 
 
-def test_the_lambda_setting_in_the_collapse_tab_turns_the_monitor_on(dash):
+def test_the_lambda_setting_in_the_collapse_tab_turns_the_monitor_on(dash, tree):
     tabs = dash.panels.tabs
     collapse = tabs.children[[tabs.get_title(i) for i in range(len(tabs.children))].index("Collapse")]
-    assert any(w is dash.monitor_every for w in _tree(collapse))
+    assert any(w is dash.monitor_every for w in tree(collapse))
     dash.search.set(monitor_iters=3)
     dash.monitor_every.value = 2
     assert dash.search.config.monitor_every == 2 and "every 2 steps" in dash.status.value

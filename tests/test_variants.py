@@ -19,7 +19,7 @@ from dartsviz.data import load_data
 from dartsviz.methods import method_names
 from dartsviz.methods.sdarts_rs import perturbed_simplex
 from dartsviz.runs import RunDir
-from dartsviz.spaces.cnn.ops import PRIMITIVES, Identity, channel_shuffle
+from dartsviz.spaces.cnn.ops import PRIMITIVES, channel_shuffle
 from dartsviz.spaces.cnn.supernet import MixedOp
 
 VARIANTS = ("darts_minus", "beta_darts", "sdarts_rs")

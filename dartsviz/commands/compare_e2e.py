@@ -50,14 +50,14 @@ def run(args) -> int:
               if getattr(args, k, None) is not None}
     space = get_space(getattr(args, "space", None) or "cnn")
     search_config = SearchConfig.preset(args.search_preset, space=space.name, **common)
-    train_config = space.trainer()[1].preset(args.train_preset, **common)
+    train_config = space.trainer().config_class.preset(args.train_preset, **common)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     log = None if getattr(args, "quiet", False) else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = compare_end_to_end(seeds=args.seeds, random=args.random, orders=args.orders,
                                 search_config=search_config, train_config=train_config,
                                 search_epochs=args.search_epochs, train_epochs=args.train_epochs,
                                 out=out, log=log)
-    print(format_table(result["rows"]))
+    print(format_table(result["rows"], result["settings"]["space"]))
     print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'results.json'}, {out / 'comparison.png'}")
     return 0
 

@@ -67,16 +67,16 @@ def _random_baseline(args, space, config) -> int:
         raise ValueError(f"--random must be positive, got {args.random}")
     if args.steps:
         raise ValueError("--steps does not go with --random: every cell trains the full budget (use --epochs)")
-    train_cls, _ = space.trainer()
+    from ..train import Train
     data = load_training_data(space, config)
     rng = random.Random(config.seed)
     metric = f"test_{space.metric}"
     values = []
     for i in range(args.random):
         out = Path(args.out) / f"random{i}" if args.out else None
-        train = train_cls(space.random_genotype(rng), config, out=out, data=data)
+        train = Train(space.random_genotype(rng), config, out=out, data=data)
         if i == 0:
-            print(_network_line(train))
+            print(train.network_line())
         run_steps(train, None, args.quiet, f"random {i + 1}/{args.random}", _lr)
         values.append(train.summary()[metric])
         print(f"random cell {i + 1}: {_metric_words(space)} {values[-1]:.4f}   {train.genotype.to_text()}")
@@ -100,14 +100,6 @@ def _metric_words(space) -> str:
     return "test accuracy" if space.metric == "acc" else f"test {'perplexity' if space.metric == 'ppl' else space.metric}"
 
 
-def _network_line(train) -> str:
-    c = train.config
-    if hasattr(train, "macs"):
-        return (f"network: {c.layers} cells, {c.channels} channels, "
-                f"{train.params:,} parameters, {train.macs:,} multiply-adds")
-    return f"network: {c.nhid} wide, vocabulary {train.data.ntokens:,}, {train.params:,} parameters"
-
-
 def _lr(r) -> dict:
     return {"lr": f"{r['lr']:.4f}"}
 
@@ -115,7 +107,8 @@ def _lr(r) -> dict:
 def run(args) -> int:
     from ..spaces import get_space
     space = get_space(_space(args))
-    train_cls, config_cls = space.trainer()
+    from ..train import Train
+    config_cls = space.trainer().config_class
     overrides = _overrides(args, space)
     if args.random is not None:               # --random excludes --resume (one argparse group)
         return _random_baseline(args, space, config_cls.preset(args.preset, **overrides))
@@ -125,24 +118,22 @@ def run(args) -> int:
         from ..train import resolve_genotype
         if not args.genotype:
             raise ValueError(f"give --genotype RUN_DIR|{names}|TEXT, --random N or --resume RUN_DIR")
-        return train_cls(resolve_genotype(args.genotype, space), config,
+        return Train(resolve_genotype(args.genotype, space), config,
                          out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
 
     def report(train):
         summary = train.summary()
         value = summary.get(f"test_{space.metric}")
         if value is None:
-            value = train.evaluate("test")[space.metric] if space.name != "cnn" else train.evaluate("test")[1]
+            value = train.evaluate("test")[space.metric]
         print(f"{_metric_words(space)}: {value:.4f}")
-        if space.name == "rnn" and summary["val_ppl"] is not None:
-            print(f"validation perplexity {summary['val_ppl']:.2f} at epoch {summary['best_epoch']}; "
-                  + (f"ASGD from epoch {summary['asgd_from_epoch']}" if summary['asgd_from_epoch'] is not None
-                     else "SGD throughout"))
+        for line in train.trainer.report_lines(summary):
+            print(line)
         if not getattr(args, "no_plots", False) and not train.interrupted:
             write_run_plots(train, args)
         print(f"run directory: {train.run_dir.path}")
 
-    train = open_loop(args, train_cls, config_cls, overrides, new)
+    train = open_loop(args, Train, config_cls, overrides, new)
     print(f"genotype: {train.genotype.to_text()}")
-    print(_network_line(train))
+    print(train.network_line())
     return run_loop(train, args, "train", extra=_lr, report=report)

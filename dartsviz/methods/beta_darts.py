@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from . import Method, register_method
+from .darts import Method
 
 
 def logsumexp_penalty(alphas: List[torch.Tensor]) -> torch.Tensor:
@@ -26,6 +26,8 @@ def logsumexp_penalty(alphas: List[torch.Tensor]) -> torch.Tensor:
 
 class BetaDarts(Method):
     """DARTS whose architecture loss adds lambda_t * mean logsumexp(alpha), lambda ramping up."""
+
+    capture_refusal = "its regulariser's weight follows the search's progress, which a captured step would freeze"
 
     name = "beta_darts"
     DEFAULTS = {"lambda_max": 50.0}            # lambda_t = lambda_max * t / T
@@ -50,4 +52,3 @@ class BetaDarts(Method):
         return {"lambda_t": torch.tensor(self.lambda_at(self.step_epoch(search)), device=search.device)}
 
 
-register_method(BetaDarts())

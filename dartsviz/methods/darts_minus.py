@@ -21,11 +21,13 @@ from typing import Dict
 import torch
 
 from ..spaces.supernet import softmax_weights
-from . import Method, register_method
+from .darts import Method
 
 
 class DartsMinus(Method):
     """DARTS with an auxiliary skip beta_t * x on every edge, beta_t decaying linearly to 0."""
+
+    capture_refusal = "its auxiliary skip decays with the search's progress, which a captured step would freeze"
 
     name = "darts_minus"
     DEFAULTS = {"beta_0": 1.0}                 # the authors' --skip_beta, linear decay
@@ -56,4 +58,3 @@ class DartsMinus(Method):
         return {"beta_t": torch.tensor(self.beta_at(self.step_epoch(search)), device=search.device)}
 
 
-register_method(DartsMinus())

@@ -31,7 +31,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from . import Method, register_method
+from .darts import Method
 
 STAGES = 3
 
@@ -67,6 +67,8 @@ def edge_row(dst: int, src: int) -> int:
 
 class PDarts(Method):
     """P-DARTS: progressive depth, op pruning between stages, skip dropout, skip cap."""
+
+    capture_refusal = "its stages replace the supernet and its schedules follow the search's progress"
 
     name = "p_darts"
     SPACES = ("cnn",)                 # cells of convolutional ops and their depth
@@ -210,4 +212,4 @@ class PDarts(Method):
         search.model.set_skip_dropout(self.skip_dropout)
 
 
-P_DARTS = register_method(PDarts())
+P_DARTS = PDarts()

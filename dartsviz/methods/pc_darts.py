@@ -21,7 +21,7 @@ from typing import Dict, Optional
 
 import torch
 
-from . import Method, register_method
+from .darts import Method
 
 PAPER = dict(
     # the authors' train_search.py on CIFAR-10: 8 cells, 16 channels, 50 epochs, seed 2
@@ -75,4 +75,4 @@ class PCDarts(Method):
         return {f"beta_entropy_{k}": edge_entropy(p, model.nodes) for k, p in edge_probs.items()}
 
 
-PC_DARTS = register_method(PCDarts())
+PC_DARTS = PCDarts()

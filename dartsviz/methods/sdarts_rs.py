@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..spaces.supernet import softmax_weights
-from . import Method, register_method
+from .darts import Method
 
 
 def perturbed_simplex(probs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -33,6 +33,8 @@ def perturbed_simplex(probs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 class SdartsRS(Method):
     """DARTS whose weight step mixes the ops with randomly perturbed softmax weights."""
+
+    capture_refusal = "its perturbation follows the search's progress, which a captured step would freeze"
 
     name = "sdarts_rs"
     DEFAULTS = {"eps_min": 0.03, "eps_max": 0.3}
@@ -69,4 +71,3 @@ class SdartsRS(Method):
         return {"eps_t": torch.tensor(self.eps_at(self.step_epoch(search)), device=search.device)}
 
 
-register_method(SdartsRS())

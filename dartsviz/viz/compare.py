@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..bilevel import ORDERS
+from ..summary import arch_steps, collapse_summary, cost_summary, median_seconds, peak_memory, record_series
 from .cellgraph import as_html, cell_svg
-from .figures import (MEMORY_CAPTION, SECONDS_CAPTION, arch_steps, draw_heatmap, early_stops, median_seconds,
-                      new_figure, peak_memory, record_series, to_png, to_svg)
+from .figures import MEMORY_CAPTION, SECONDS_CAPTION, draw_heatmap, early_stops, new_figure, to_png, to_svg
 from .palette import edge_label, op_color
 from .records import METRIC_LIMITS, epoch_records, loss_of, metric_of, metric_title
 from .rundata import RunData, load_run
@@ -98,22 +98,6 @@ def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -
     ax_loss.legend(fontsize=8, frameon=False)
     fig.set_layout_engine("constrained")                  # nothing cut off, whatever the labels
     return fig
-
-
-def cost_summary(run: RunData) -> dict:
-    """Median seconds per step (overall and per order; warm-up steps left out, as everywhere:
-    `figures.median_seconds`), total seconds, memory (`figures.peak_memory`), device."""
-    steps = run.steps
-    memory_mb, memory_what = peak_memory(steps)
-    out = {"steps": len(steps), "warmup_steps": len(steps) - len(arch_steps(steps)),
-           "seconds_total": float(sum(r.seconds for r in steps)),
-           "peak_mem_mb": float(max(r.peak_mem_mb or 0 for r in steps)) if steps else 0.0,
-           "memory_mb": memory_mb, "memory_what": memory_what,
-           "device": steps[-1].device if steps else "?"}
-    for o in ORDERS:
-        out[f"median_s_order{o}"] = median_seconds(steps, o)
-    out["median_s"] = median_seconds(steps)
-    return out
 
 
 def _wrap(text: str, width: int = 18) -> str:
@@ -200,21 +184,6 @@ def differences_html(*runs: RunData) -> str:
             f"cellpadding='3'><tr><th>cell</th><th>edge</th>{heads}</tr>{body}</table>")
 
 
-def collapse_summary(run: RunData) -> dict:
-    """The collapse diagnostics of a run's last step: parameter-free ops kept in the derived
-    normal cell, the largest none and skip weights, and the last measured lambda_max (with
-    its step); None where the records carry none. `early_stop`: (stopped after epoch, kept
-    epoch) of a DARTS-ES stop, else None."""
-    steps = run.steps
-    last = steps[-1] if steps else None
-    x, lam = record_series(steps, "lambda_max")
-    stops = [r for r in epoch_records(run.records) if getattr(r, "early_stop_epoch", None) is not None]
-    return {"param_free_ops": getattr(last, "param_free_ops", None), "max_none": getattr(last, "max_none", None),
-            "max_skip": getattr(last, "max_skip", None), "lambda_max": lam[-1] if lam else None,
-            "lambda_step": x[-1] if x else None,
-            "early_stop": (stops[0].epoch, stops[0].early_stop_epoch) if stops else None}
-
-
 def draw_compare_collapse(runs: Sequence[RunData], fig: Optional[Figure] = None) -> Figure:
     """Parameter-free ops kept in the derived normal cell (the records' `param_free_ops`) and
     lambda_max on monitored steps, of every run over the steps; DARTS-ES stops dashed."""
@@ -259,10 +228,10 @@ def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
     metric = runs[0].space.metric
     fmt = lambda v: "-" if v is None else f"{v:.3f}"
     for r in runs:
-        c = cost_summary(r)
+        c = cost_summary(r.steps)
         last = r.steps[-1].metrics.get(f"val_{metric}") if r.steps else None
         mem = "-" if c["memory_mb"] is None else f"{c['memory_mb']:.0f}"
-        k = collapse_summary(r)
+        k = collapse_summary(r.records)
         free = "-" if k["param_free_ops"] is None else str(k["param_free_ops"])
         lam = "-" if k["lambda_max"] is None else f"{k['lambda_max']:.4g} <small>(step {k['lambda_step']})</small>"
         rows.append(f"<tr><td>{html.escape(r.label)}</td><td>{c['steps']} ({c['warmup_steps']} warm-up)</td>"
@@ -270,8 +239,8 @@ def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
                     + f"<td>{c['seconds_total']:.1f}</td><td>{mem} <small>({html.escape(c['memory_what'])})</small>"
                     + f"</td><td>{fmt(last)}</td><td>{free}</td><td>{lam}</td></tr>")
     ratio = ""
-    m1 = [cost_summary(r)[f"median_s_order{ORDERS[0]}"] for r in runs]
-    m2 = [cost_summary(r)[f"median_s_order{ORDERS[-1]}"] for r in runs]
+    m1 = [cost_summary(r.steps)[f"median_s_order{ORDERS[0]}"] for r in runs]
+    m2 = [cost_summary(r.steps)[f"median_s_order{ORDERS[-1]}"] for r in runs]
     one, two = next((v for v in m1 if v), None), next((v for v in m2 if v), None)
     if one and two:
         ratio = f"<p>second order costs <b>{two / one:.2f}x</b> the time per step of first order here.</p>"

@@ -33,7 +33,7 @@ from ..bilevel import HVP_MODES, ORDER_NAMES, ORDERS
 from ..loop import Records
 from ..methods import method_names
 from ..records import StepRecord
-from .panels import PANELS, PROJECTOR_SCALE, PanelSet
+from .panels import PROJECTOR_SCALE, PanelSet
 from .records import last_lambda, monitor_items
 from .throttle import Throttle
 from .view import WidgetView
@@ -405,7 +405,7 @@ class Dashboard(WidgetView):
         with `everything`, those in hidden tabs too (else each is drawn when its tab is
         shown). Returns the panels drawn."""
         t0 = time.perf_counter()
-        drawn = self.panels.refresh(PANELS if everything else None)
+        drawn = self.panels.refresh(self.panels.names if everything else None)
         self.draw_seconds += time.perf_counter() - t0
         return drawn
 

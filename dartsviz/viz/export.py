@@ -19,25 +19,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .cellgraph import cell_dot, cell_png, cell_svg, soft_cell_png, soft_cell_svg
-from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
-                      new_figure, to_png, to_svg)
 from ..runs import RunDir
-from .records import METRIC_LIMITS, metric_title, probs_series, step_records, training_metric
+from .figures import draw_heatmap, new_figure, to_png, to_svg
+from .panel_registry import PanelData, figure_panels
+from .records import METRIC_LIMITS, metric_title, training_metric
 from .rundata import load_run
-from .spaceof import space_of
 
 ANIMATIONS = ("gif", "html")
 FRAME_DPI = 130          # animation frames: the 7-inch heat map is 910 px wide, its 7-9 pt text 12-16 px
 TRAINING_SIZE = (12.0, 3.6)   # inches of the training-curves figure
-
-
-def most_moved_edge(records: Sequence, cell: str, space=None):
-    """The edge of `cell` whose weights moved most from the first to the last step."""
-    _, w = probs_series(records, cell)                     # (T, E, O)
-    if len(w) == 0:
-        raise ValueError("no step records")
-    moved = np.abs(w[-1] - w[0]).sum(axis=1)               # (E,)
-    return space_of(step_records(records), space).edges(cell, w.shape[1])[int(moved.argmax())]
 
 
 def frame_indices(n: int, max_frames: int) -> List[int]:
@@ -78,18 +68,12 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
     out.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     rec, records, space = run.latest(), run.records, run.space
-    panels = {
-        "weights": lambda f: draw_weights(rec, f),
-        "heatmap": lambda f: draw_heatmap(rec, f),
-        "curves": lambda f: draw_curves(records, f, space=space),
-        "collapse": lambda f: draw_collapse(records, f, space=space),
-    }
-    if run.steps:
-        cell = space.cell_types[0]
-        edge = most_moved_edge(records, cell, space)
-        panels[f"trajectories_{cell}_{edge[0]}-{edge[1]}"] = lambda f: draw_trajectories(records, cell, edge, f)
-    for name, draw in panels.items():
-        fig = draw(new_figure(name.split("_")[0], dpi=dpi))
+    data = PanelData(rec, records, space)                  # every cell type; the edge that moved most
+    for panel in figure_panels():                          # every registered panel (viz.panel_registry)
+        name = panel.export_name(data)
+        if name is None:
+            continue
+        fig = panel.draw(data, new_figure(panel.size, dpi=dpi))
         if "png" in formats:
             written.append(_write(out / f"{name}.png", to_png(fig)))
         if "svg" in formats:

@@ -27,6 +27,8 @@ from matplotlib.text import Text
 
 from ..bilevel import ORDERS
 from .palette import ORDER_COLORS, ZERO_OP_TEXT, edge_label, op_color, op_short
+from ..summary import median_seconds, record_series
+from .panel_registry import Panel, PanelData, register_panel
 from .records import (METRIC_LIMITS, Architecture, architecture, collapse_counts, epoch_records, loss_of,
                       metric_of, metric_title, probs_series, step_records)
 from .spaceof import space_of
@@ -421,37 +423,6 @@ MEMORY_CAPTION = ("Memory: on a GPU, the peak CUDA memory allocated during the s
                   "supernet and every step; runs saved without that baseline: the growth after the first step).")
 
 
-def arch_steps(steps: Sequence, order: Optional[int] = None) -> list:
-    """The step records that update the architecture (warm-up steps, `arch_updated` False,
-    left out), only those of `order` when given."""
-    return [r for r in step_records(steps) if r.arch_updated and (order is None or r.order == order)]
-
-
-def median_seconds(steps: Sequence, order: Optional[int] = None) -> Optional[float]:
-    """Median seconds per step over `arch_steps(steps, order)`: the one definition of every
-    view and report; None when there is no such step."""
-    secs = [r.seconds for r in arch_steps(steps, order)]
-    return float(np.median(secs)) if secs else None
-
-
-def peak_memory(steps: Sequence) -> Tuple[Optional[float], str]:
-    """(MB, what they measure) of a run, from its step records: on CUDA the peak allocated
-    over the steps; elsewhere the growth of the process's peak RSS over the first step's
-    (MEMORY_CAPTION says why), never below 0: the kernel's peak-RSS and current-RSS counters can
-    disagree by a fraction of a MB, so a run that grew nothing could read slightly negative.
-    (None, "no steps") without step records."""
-    steps = step_records(steps)
-    if not steps:
-        return None, "no steps"
-    peaks = [float(r.peak_mem_mb or 0.0) for r in steps]
-    if steps[-1].device == "cuda":
-        return max(peaks), "CUDA peak allocated"
-    base = float(getattr(steps[0], "mem_baseline_mb", 0.0) or 0.0)
-    if base > 0:
-        return max(0.0, max(peaks) - base), "peak RSS growth over the idle process"
-    return max(peaks) - peaks[0], "peak RSS growth after step 1"
-
-
 def _build_seconds(state: dict, ax) -> None:
     """The seconds-per-step artists of the curves panel: one scatter per order, one for warm-up."""
     state["sec_points"] = {o: ax.scatter([], [], s=8, color=ORDER_COLORS[o], label=f"order {o}")
@@ -585,13 +556,6 @@ def _draw_kept(ax, steps: Sequence, sp) -> None:
     _legend_under(ax)
 
 
-def record_series(steps: Sequence, field: str) -> Tuple[list, list]:
-    """(steps, values) of the step records whose `field` is not None."""
-    pairs = [(r.step, getattr(r, field, None)) for r in steps]
-    pairs = [(s, v) for s, v in pairs if v is not None]
-    return [s for s, _ in pairs], [float(v) for _, v in pairs]
-
-
 def _draw_max_weights(ax, steps: Sequence, sp) -> None:
     """max_none and max_skip of the records, with the uniform weight 1/ops dotted."""
     drawn = []
@@ -644,3 +608,39 @@ def _mark_early_stop(axes, epochs: Sequence) -> None:
                            label="kept epoch's end" if i == len(axes) - 1 else None)
     if early_stops(epochs):
         _legend_under(axes[-1])
+
+
+def most_moved_edge(records: Sequence, cell: str, space=None):
+    """The edge of `cell` whose weights moved most from the first to the last step."""
+    _, w = probs_series(records, cell)                     # (T, E, O)
+    if len(w) == 0:
+        raise ValueError("no step records")
+    moved = np.abs(w[-1] - w[0]).sum(axis=1)               # (E,)
+    return space_of(step_records(records), space).edges(cell, w.shape[1])[int(moved.argmax())]
+
+
+# -- the built-in panels (dashboard, replay, export): one registration each ------------------------
+def _trajectory_edge(data: PanelData):
+    """The (cell type, edge) of the trajectories: the one chosen, else the edge that moved most."""
+    if data.edge is not None:
+        return data.edge
+    cell = data.space.cell_types[0]
+    return cell, most_moved_edge(data.records, cell, data.space)
+
+
+def _trajectory_file(data: PanelData) -> Optional[str]:
+    if not data.steps:
+        return None
+    cell, (src, dst) = _trajectory_edge(data)
+    return f"trajectories_{cell}_{src}-{dst}"
+
+
+register_panel(Panel("weights", lambda d, fig: draw_weights(d.record, fig, cells=d.cells), SIZES["weights"]))
+register_panel(Panel("heatmap", lambda d, fig: draw_heatmap(d.record, fig), SIZES["heatmap"], tab="Heat map"))
+register_panel(Panel("trajectories", lambda d, fig: draw_trajectories(d.records, *_trajectory_edge(d), fig,
+                                                                      upto=d.upto, space=d.space),
+                     SIZES["trajectories"], tab="Trajectories", edge_chooser=True, file_name=_trajectory_file))
+register_panel(Panel("curves", lambda d, fig: draw_curves(d.records, fig, upto=d.upto, space=d.space),
+                     SIZES["curves"], tab="Curves & cost"))
+register_panel(Panel("collapse", lambda d, fig: draw_collapse(d.records, fig, upto=d.upto, space=d.space),
+                     SIZES["collapse"], tab="Collapse"))

@@ -19,22 +19,30 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import ipywidgets as widgets
 
 from .cellgraph import as_html, cell_svg, soft_cell_svg
-from .figures import (display_width, draw_collapse, draw_curves, draw_heatmap, draw_trajectories, draw_weights,
-                      new_figure, panel_svg)
+from .figures import display_width, new_figure, panel_svg
 from .palette import edge_label
+from .panel_registry import PanelData, figure_panels
 from .spaceof import space_of
 
-# Panels in the order a throttled run refreshes them.
-PANELS = ("weights", "graph", "curves", "cells", "heatmap", "trajectories", "collapse")
-FIGURE_PANELS = ("weights", "heatmap", "trajectories", "curves", "collapse")
-MAIN_PANELS = ("weights", "graph")                  # always in view
-TAB_PANELS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("Heat map", ("heatmap",)),
-    ("Trajectories", ("trajectories",)),
-    ("Curves & cost", ("curves",)),
-    ("Collapse", ("collapse",)),
-    ("Cells & genotype", ("cells",)),
-)
+CELLS_TAB = "Cells & genotype"
+
+
+def panel_names() -> Tuple[str, ...]:
+    """Every panel, in the order a throttled run refreshes them: those always in view first
+    (the registered ones without a tab, then the live cell graph), then the tabs' in order."""
+    figs = figure_panels()
+    return (*(p.name for p in figs if p.tab is None), "graph", *(p.name for p in figs if p.tab is not None), "cells")
+
+
+def tab_panels() -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """(tab title, the panels in it) for the registered panels' tabs, then the cells' tab."""
+    tabs: Dict[str, list] = {}
+    for p in figure_panels():
+        if p.tab is not None:
+            tabs.setdefault(p.tab, []).append(p.name)
+    return (*((t, tuple(names)) for t, names in tabs.items()), (CELLS_TAB, ("cells",)))
+
+
 CELL_KINDS = ("derived", "soft")
 GRAPH_KINDS = (("continuous graph", "soft"), ("derived graph", "derived"))
 PROJECTOR_SCALE = 1.5
@@ -53,11 +61,14 @@ class PanelSet:
 
     def __init__(self, record, dpi: int = 72, guard: Optional[Callable] = None):
         guard = guard or (lambda fn, name=None: fn)
-        self.figs = {p: new_figure(p, dpi=dpi) for p in FIGURE_PANELS}
+        self.figure_panels = {p.name: p for p in figure_panels()}      # those registered now
+        self.names = panel_names()
+        self.tab_panels = tab_panels()
+        self.figs = {n: new_figure(p.size, dpi=dpi) for n, p in self.figure_panels.items()}
         self.images: Dict[str, widgets.Image] = {
             p: widgets.Image(format="svg+xml", layout=widgets.Layout(width=f"{display_width(self.figs[p])}px",
                                                                     max_width="100%", height="auto"))
-            for p in FIGURE_PANELS}
+            for p in self.figure_panels}
         self.cells: Dict[str, widgets.HTML] = {}           # "derived_<cell type>", "soft_<cell type>"
         self.cell_rows = {kind: _row() for kind in CELL_KINDS}
         self.graph = widgets.HTML(value="", layout=widgets.Layout(max_width="100%"))
@@ -78,7 +89,7 @@ class PanelSet:
         self.space = None
         self.record, self.records, self.upto = None, (), None
         self._signature = None
-        self.stale = set(PANELS)
+        self.stale = set(self.names)
         self._next = 0
         self._fitting = False
         self.fit(record)
@@ -121,22 +132,20 @@ class PanelSet:
         and the live graph of that cell type; then the tabs, ending with the owner's `tabs`
         ((title, widget) pairs). `extras`: panel name -> a widget shown above it in its tab
         (an owner's controls, e.g. the Dashboard's lambda_max setting over "collapse")."""
-        main = widgets.VBox([_row(self.cell_type, self.graph_kind), self.images["weights"], self.graph])
-        contents = {
-            "heatmap": self.images["heatmap"],
-            "trajectories": widgets.VBox([self.edge, self.images["trajectories"]]),
-            "curves": self.images["curves"],
-            "collapse": self.images["collapse"],
-            "cells": widgets.VBox([self.cell_rows["derived"], self.cell_rows["soft"], self.genotype_text]),
-        }
+        in_view = [self.images[n] for n, p in self.figure_panels.items() if p.tab is None]
+        main = widgets.VBox([_row(self.cell_type, self.graph_kind), *in_view, self.graph])
+        contents = {n: (widgets.VBox([self.edge, self.images[n]]) if p.edge_chooser else self.images[n])
+                    for n, p in self.figure_panels.items() if p.tab is not None}
+        contents["cells"] = widgets.VBox([self.cell_rows["derived"], self.cell_rows["soft"], self.genotype_text])
         for name, extra in (extras or {}).items():
             if name not in contents:
                 raise ValueError(f"no tab shows panel {name!r}; panels in tabs: {', '.join(contents)}")
             contents[name] = widgets.VBox([extra, contents[name]])
-        pages = [contents[names[0]] for _, names in TAB_PANELS] + [w for _, w in tabs]
+        pages = [widgets.VBox([contents[n] for n in names]) if len(names) > 1 else contents[names[0]]
+                 for _, names in self.tab_panels] + [w for _, w in tabs]
         self.tabs = widgets.Tab(children=pages)
         self.tabs.add_class("dartsviz-tabs")
-        for i, title in enumerate([t for t, _ in TAB_PANELS] + [t for t, _ in tabs]):
+        for i, title in enumerate([t for t, _ in self.tab_panels] + [t for t, _ in tabs]):
             self.tabs.set_title(i, title)
         self.tabs.selected_index = 0
         self.tabs.observe(self._on_tab, names="selected_index")
@@ -145,6 +154,13 @@ class PanelSet:
         self.widget.add_class("dartsviz-view")
         self.set_scale(self.scale)
         return self.widget
+
+    def select_tab(self, title: str) -> None:
+        """Show the tab called `title` (what a click on it does); an unknown title is a ValueError."""
+        titles = [self.tabs.get_title(i) for i in range(len(self.tabs.children))]
+        if title not in titles:
+            raise ValueError(f"no tab {title!r}; tabs: {', '.join(titles)}")
+        self.tabs.selected_index = titles.index(title)
 
     def set_scale(self, scale: float) -> None:
         """Enlarge (or shrink) everything in the view by `scale` (a CSS zoom; 1.0 = as laid out)."""
@@ -165,8 +181,13 @@ class PanelSet:
     def visible(self) -> Tuple[str, ...]:
         """The panels in view now: the main ones and those of the selected tab."""
         tab = self.tabs.selected_index if self.tabs is not None else None
-        shown = TAB_PANELS[tab][1] if tab is not None and tab < len(TAB_PANELS) else ()
-        return tuple(p for p in PANELS if p in MAIN_PANELS or p in shown)
+        shown = self.tab_panels[tab][1] if tab is not None and tab < len(self.tab_panels) else ()
+        return tuple(p for p in self.names if p in self.main_panels or p in shown)
+
+    @property
+    def main_panels(self) -> Tuple[str, ...]:
+        """The panels always in view: the registered ones without a tab, and the live cell graph."""
+        return (*(n for n, p in self.figure_panels.items() if p.tab is None), "graph")
 
     # -- drawing ------------------------------------------------------------------------
     def invalidate(self, record, records: Sequence, upto: Optional[int] = None) -> None:
@@ -174,15 +195,15 @@ class PanelSet:
         self.fit(record)
         self.record, self.records, self.upto = record, records, upto
         self._signature = (id(record), id(records), len(records), upto)
-        self.stale = set(PANELS)
+        self.stale = set(self.names)
 
     def refresh(self, panels: Optional[Sequence[str]] = None, time_slice: Optional[float] = None) -> list:
         """Draw the stale panels among `panels` (default: those visible), in turn, until
         `time_slice` seconds are used (at least one); returns those drawn."""
         want = set(self.visible() if panels is None else panels) & self.stale
         drawn, t0 = [], time.perf_counter()
-        for _ in range(len(PANELS)):
-            p = PANELS[self._next % len(PANELS)]
+        for _ in range(len(self.names)):
+            p = self.names[self._next % len(self.names)]
             self._next += 1
             if p in want:
                 self.draw((p,))
@@ -202,8 +223,8 @@ class PanelSet:
         """Draw `panels` from the data last given (`invalidate` / `render`)."""
         record, records, upto, space = self.record, self.records, self.upto, self.space
         for p in panels:
-            if p not in PANELS:
-                raise ValueError(f"unknown panel {p!r}; panels: {', '.join(PANELS)}")
+            if p not in self.names:
+                raise ValueError(f"unknown panel {p!r}; panels: {', '.join(self.names)}")
             self.stale.discard(p)
             if p == "graph":
                 cell = self.cell_type.value
@@ -220,17 +241,8 @@ class PanelSet:
                 _set(self.genotype_text, record.genotype.to_text())
                 continue
             fig = self.figs[p]
-            if p == "weights":
-                draw_weights(record, fig, cells=[self.cell_type.value])
-            elif p == "heatmap":
-                draw_heatmap(record, fig)
-            elif p == "trajectories":
-                cell, edge = self.edge.value
-                draw_trajectories(records, cell, edge, fig, upto=upto, space=space)
-            elif p == "curves":
-                draw_curves(records, fig, upto=upto, space=space)
-            elif p == "collapse":
-                draw_collapse(records, fig, upto=upto, space=space)
+            data = PanelData(record, records, space, upto=upto, cells=[self.cell_type.value], edge=self.edge.value)
+            self.figure_panels[p].draw(data, fig)
             image = self.images[p]
             width = f"{display_width(fig)}px"
             if image.layout.width != width:
@@ -238,9 +250,9 @@ class PanelSet:
             _set(image, panel_svg(fig))
 
     def _main_changed(self) -> None:
-        self.stale.update(MAIN_PANELS)
+        self.stale.update(self.main_panels)
         if self.record is not None and not self._fitting:
-            self.draw(MAIN_PANELS)
+            self.draw(self.main_panels)
 
 
 def _set(w, value) -> None:

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from ..records import EpochRecord, StepRecord, record_from_dict
 from ..runs import RunDir, RunDirError
-from .panels import PANELS, PanelSet
+from .panels import PanelSet
 from .rundata import load_run
 from .view import WidgetView
 
@@ -122,10 +122,10 @@ class Replay(WidgetView):
             self.slider.value = index        # observing the slider redraws
         return self.record
 
-    def _draw(self, panels=PANELS) -> None:
+    def _draw(self, panels=None) -> None:
         rec = self.record
         upto = rec.step
-        self.panels.render(panels, rec, self.run.records, upto=upto)   # whole curves, a line at `upto`
+        self.panels.render(self.panels.names if panels is None else panels, rec, self.run.records, upto=upto)   # whole curves, a line at `upto`
         metric = self.run.space.metric
         value = rec.metrics.get(f"val_{metric}")
         shown = f", val {metric} {value:.2f}" if value is not None else ""

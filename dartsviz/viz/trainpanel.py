@@ -64,8 +64,10 @@ def _trainer(genotype):
         space = space_of(genotype)
     except ValueError:
         return Train, TrainConfig
-    trainer = getattr(space, "trainer", None)
-    return trainer() if trainer is not None else (Train, TrainConfig)
+    try:
+        return Train, space.trainer().config_class
+    except NotImplementedError:                    # a space without training from scratch
+        return Train, TrainConfig
 
 
 class TrainPanel(WidgetView):

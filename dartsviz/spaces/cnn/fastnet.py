@@ -47,6 +47,10 @@ once it is complete (the shuffle is linear, so shuffling the sum of a node's edg
 shuffling each edge); edge normalisation scales each edge's op weights by its
 softmax(beta) (exact: the edge's output is linear in its op weights).
 
+The parts: `fast_plan` (op positions by name, the stages of a cell, what the fast path
+supports), `fast_kernels` (the kernels and the switches that choose among them), and this
+module (the network's forward pass).
+
 Cells the fast path does not know (other primitives or modules, affine BatchNorms, mixed
 BatchNorm eps/momentum) run the reference forward instead. That fallback is visible:
 `fallback_reason` says why, `last_path` ("fast" or "reference"), `fast_path_calls` and
@@ -56,422 +60,19 @@ network warns (RuntimeWarning).
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import PRIMITIVES, DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv, Zero, channel_shuffle
-from .supernet import SearchCell, SearchNetwork, edge_softmax
-
-NONE, MAX, AVG, SKIP, SEP3, SEP5, DIL3, DIL5 = range(8)
-CONV_KINDS = (SEP3, SEP5, DIL3, DIL5)
-SEP_KINDS = (SEP3, SEP5)
-POOL_KINDS = (MAX, AVG)
-CONV_GEOMETRY = {SEP3: (3, 1), SEP5: (5, 1), DIL3: (3, 2), DIL5: (5, 2)}   # (kernel, dilation)
-
-
-# -- kernels ----------------------------------------------------------------------
-# Small depthwise and grouped 1x1 convolutions, each in the formulation that measured
-# fastest on CPU (micro-benchmarks in bench/README.md); on other devices plain conv2d.
-
-def _cpu_kernels(x: torch.Tensor) -> bool:
-    """Whether x takes the CPU formulations (CUDA and other devices: plain conv2d and pooling)."""
-    return CPU_KERNELS and x.device.type == "cpu"
-
-
-def _crop(w: torch.Tensor, pad: int, dil: int, H: int, W: int) -> Tuple[torch.Tensor, int]:
-    """Drop kernel taps that only ever see padding (exact: they add zeros, get zero gradient)."""
-    k = w.shape[-1]
-    r = (k - 1) // 2
-    reach = min(r, (max(H, W) - 1) // dil)
-    if reach == r:
-        return w, pad
-    return w[:, :, r - reach:r + reach + 1, r - reach:r + reach + 1], pad - (r - reach) * dil
-
-
-def dwconv(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int) -> torch.Tensor:
-    """Depthwise convolution, `same` padding (pad = dil * (k - 1) / 2); x (B, G, H, W), w (G, 1, k, k)."""
-    G = x.shape[1]
-    if not _cpu_kernels(x):
-        return F.conv2d(x, w, None, stride, pad, dil, G)
-    if dil == 2 and stride == 2:
-        # a dilation-2 stride-2 convolution reads only even pixels: undilated on x[::2, ::2]
-        x, stride, pad, dil = x[:, :, ::2, ::2], 1, pad // 2, 1
-    H, W = x.shape[-2:]
-    w, pad = _crop(w, pad, dil, H, W)
-    if w.shape[-1] == 1:                                  # only the centre tap reaches the image
-        return x[:, :, ::stride, ::stride] * w.view(1, G, 1, 1)
-    if H * W <= DENSE_MAX_PIXELS:
-        return _dense_dwconv(x, w, stride, pad, dil)
-    if dil == 1:
-        x = x.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, w, None, stride, pad, 1, G).contiguous()
-    if dil == 2 and H % 2 == 0 and W % 2 == 0 and min(H, W) >= PIXEL_UNSHUFFLE_MIN:
-        # dilation 2 at stride 1 = undilated convolution on the four pixel-parity sub-images
-        xs = F.pixel_unshuffle(x, 2)                        # (B, 4G, H/2, W/2), channel g*4 + parity
-        out = F.conv2d(xs, w.repeat_interleave(4, 0), None, 1, pad // 2, 1, 4 * G)
-        return F.pixel_shuffle(out, 2)
-    return F.conv2d(x, w, None, stride, pad, dil, G)
-
-
-def _dw_cm(x, w, H, W, stride, pad, dil):
-    """Depthwise convolution on a channel-major (G, B, H*W) tensor; returns ((G, B, h*w), h, w)."""
-    G, B = x.shape[:2]
-    if dil == 2 and stride == 2:
-        x = x.view(G, B, H, W)[:, :, ::2, ::2]
-        H, W = x.shape[-2:]
-        x, stride, pad, dil = x.reshape(G, B, H * W), 1, pad // 2, 1
-    w, pad = _crop(w, pad, dil, H, W)
-    k = w.shape[-1]
-    if k == 1:                                            # only the centre tap reaches the image
-        x = x.view(G, B, H, W)[:, :, ::stride, ::stride]
-        h, wo = x.shape[-2:]
-        return (x * w.view(G, 1, 1, 1)).reshape(G, B, h * wo), h, wo
-    T, h, wo = _dense_kernel(w, H, W, stride, pad, dil)                   # (G, hw, HW)
-    return torch.bmm(x, T.transpose(1, 2)), h, wo                         # (G, B, hw)
-
-
-def pwconv(x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
-    """Grouped 1x1 convolution; x (B, G*Ci, H, W), w (G*Co, Ci, 1, 1). On CPU one batched matmul."""
-    if not _cpu_kernels(x):
-        return F.conv2d(x, w, None, 1, 0, 1, groups)
-    B, GC, H, W = x.shape
-    Ci, Co = GC // groups, w.shape[0] // groups
-    if groups == 1:
-        return torch.matmul(w.view(Co, Ci), x.reshape(B, Ci, H * W)).view(B, Co, H, W)
-    xt = x.reshape(B, groups, Ci, H * W).permute(1, 2, 0, 3).reshape(groups, Ci, B * H * W)
-    out = torch.bmm(w.view(groups, Co, Ci), xt)                                # (G, Co, B*H*W)
-    return out.view(groups, Co, B, H * W).permute(2, 0, 1, 3).reshape(B, groups * Co, H, W)
-
-
-def dwconv_cl(x: torch.Tensor, w: torch.Tensor, stride: int, pad: int, dil: int) -> torch.Tensor:
-    """`dwconv` on a channels_last x (B, G, H, W); returns a channels_last tensor. Undilated:
-    conv2d channels_last; dilation 2 at stride 2: undilated on the even pixels; dilation 2 at
-    stride 1 (even sizes from PIXEL_UNSHUFFLE_MIN): undilated on the four pixel-parity
-    sub-images, stacked parity-major on the channels, channels_last."""
-    B, G, H, W = x.shape
-    cl = torch.channels_last
-    if dil == 2 and stride == 2:
-        x, stride, pad, dil = x[:, :, ::2, ::2], 1, pad // 2, 1
-        H, W = x.shape[-2:]
-    w, pad = _crop(w, pad, dil, H, W)
-    if w.shape[-1] == 1:                                  # only the centre tap reaches the image
-        return (x[:, :, ::stride, ::stride] * w.view(1, G, 1, 1)).contiguous(memory_format=cl)
-    if dil == 2 and stride == 1 and H % 2 == 0 and W % 2 == 0 and min(H, W) >= PIXEL_UNSHUFFLE_MIN:
-        xp = x.permute(0, 2, 3, 1).reshape(B, H // 2, 2, W // 2, 2, G)    # (B, h, py, w, px, G) view
-        xs = xp.permute(0, 1, 3, 2, 4, 5).reshape(B, H // 2, W // 2, 4 * G)  # (B, h, w, 4G), parity-major
-        out = F.conv2d(xs.permute(0, 3, 1, 2), w.repeat(4, 1, 1, 1), None, 1, pad // 2, 1, 4 * G)
-        op = out.permute(0, 2, 3, 1).reshape(B, H // 2, W // 2, 2, 2, G)   # (B, h, w, py, px, G)
-        return op.permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, G).permute(0, 3, 1, 2)   # (B, G, H, W) CL
-    return F.conv2d(x.contiguous(memory_format=cl), w, None, stride, pad, dil, G)
-
-
-PIXEL_UNSHUFFLE_MIN = 16      # dilated stride-1 convs via pixel_unshuffle from this size up
-DENSE_MAX_PIXELS = 64         # depthwise convs on images up to 8x8 as one batched matmul
-POOL_CL_MIN_PIXELS = 16       # max pooling channels_last from 4x4 up
-# `_stage_cl` runs the conv kinds in these parts (contiguous, increasing ranges of indices into
-# CONV_KINDS; each part one grouped pointwise conv and one BatchNorm): one kind at a time keeps
-# tensors small (glibc's malloc hands allocations of 32 MiB and more back to the system on free,
-# so such a tensor pays its page faults on every use: the 256-channel 1x1 conv at 32x32 took 2.5x
-# as long) and needs no concatenation; ((0, 1, 2, 3),) is the previous single part
-CL_PARTS = ((0,), (1,), (2,), (3,))
-# `_stage_cl`: a conv op's weight scales its last BatchNorm's output inside the BatchNorm kernel (a
-# per-channel affine weight, no bias), so the op-weighted sum is a plain sum: exact, the same
-# products; for parts without sep kinds, or the sep kinds' second BatchNorm
-FOLD_WEIGHTS = True
-SHARED_EVEN = True            # stride-2 stages: the even pixels sliced once (dilated convs, FactorizedReduce)
-_PAD_DIL = {k: (d * (ks - 1) // 2, d) for k, (ks, d) in CONV_GEOMETRY.items()}   # (padding, dilation)
-CPU_KERNELS = True            # False: CPU tensors take the plain formulation CUDA uses (tests)
-PREPROCESS_MATMUL = True      # ReLUConvBN preprocessing as ReLU, matmul, BatchNorm on CPU
-CHANNEL_MAJOR = True          # small images on CPU: the channel-major formulation (_convs_small)
-CHANNELS_LAST = True          # larger images on CPU: whole stages channels_last (_stage_cl)
-CL_MIN_PIXELS = DENSE_MAX_PIXELS + 1   # stages with at least this many input pixels run `_stage_cl`
-_TAPS: Dict[tuple, Tuple[torch.Tensor, int, int]] = {}
-
-
-def _taps(H, W, k, stride, pad, dil, dtype, device):
-    """0/1 tensor (k*k, h*w*H*W): which input pixel each kernel tap reads for each output pixel."""
-    key = (H, W, k, stride, pad, dil, dtype, device)
-    hit = _TAPS.get(key)
-    if hit is None:
-        h = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
-        w = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
-        e = torch.zeros(k, k, h, w, H, W, dtype=dtype)
-        for a in range(k):
-            for b in range(k):
-                for i in range(h):
-                    y = i * stride + a * dil - pad
-                    if not 0 <= y < H:
-                        continue
-                    for j in range(w):
-                        x = j * stride + b * dil - pad
-                        if 0 <= x < W:
-                            e[a, b, i, j, y, x] = 1
-        hit = _TAPS[key] = (e.reshape(k * k, h * w * H * W).to(device), h, w)
-    return hit
-
-
-def _dense_kernel(w, H, W, stride, pad, dil):
-    """Each channel's depthwise kernel w (G, 1, k, k) as its dense (h*w, H*W) matrix, by one
-    matmul with the cached tap tensor; returns ((G, hw, HW), h, w)."""
-    G, k = w.shape[0], w.shape[-1]
-    e, h, wo = _taps(H, W, k, stride, pad, dil, w.dtype, w.device)
-    return torch.mm(w.reshape(G, k * k), e).view(G, h * wo, H * W), h, wo
-
-
-def _dense_dwconv(x, w, stride, pad, dil):
-    """A small depthwise convolution as one batched matmul with each channel's (hw, HW) matrix.
-
-    Exact: each output sums the same products as the convolution (plus zeros)."""
-    B, G, H, W = x.shape
-    T, h, wo = _dense_kernel(w, H, W, stride, pad, dil)                   # (G, hw, HW)
-    out = torch.bmm(x.reshape(B, G, H * W).transpose(0, 1), T.transpose(1, 2))   # (G, B, hw)
-    return out.transpose(0, 1).reshape(B, G, h, wo)
-
-
-def pools(x: torch.Tensor, stride: int, channels_last: bool = False) -> torch.Tensor:
-    """3x3 max and average pooling (pad 1, average over in-image pixels) side by side:
-    x (B, C, H, W) -> (B, 2C, h, w). On CPU max pooling runs channels_last (3 to 5 times
-    faster there from 4x4 up) and small average pooling is one matmul with a fixed
-    averaging matrix; `channels_last` returns the channels_last result (larger images)."""
-    if not _cpu_kernels(x):
-        return torch.cat([F.max_pool2d(x, 3, stride, 1),
-                          F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)
-    B, C, H, W = x.shape
-    xc = x.contiguous(memory_format=torch.channels_last) if H * W >= POOL_CL_MIN_PIXELS else x
-    pm = F.max_pool2d(xc, 3, stride, 1)
-    if H * W <= DENSE_MAX_PIXELS:
-        A, h, w = _avg_matrix(H, W, stride, x.dtype, x.device)                   # (HW, hw)
-        pa = torch.mm(x.reshape(B * C, H * W), A).view(B, C, h, w)
-    else:
-        pa = F.avg_pool2d(xc, 3, stride, 1, count_include_pad=False)
-    out = torch.cat([pm, pa], 1)                                                 # (B, 2C, h, w)
-    return out if channels_last and H * W >= POOL_CL_MIN_PIXELS else out.contiguous()
-
-
-def _avg_matrix(H, W, stride, dtype, device):
-    """(H*W, h*w): column o averages the in-image pixels of output o's 3x3 window."""
-    key = ("avg", H, W, stride, dtype, device)
-    hit = _TAPS.get(key)
-    if hit is None:
-        e, h, w = _taps(H, W, 3, stride, 1, 1, dtype, device)
-        E = e.view(9, h * w, H * W).sum(0)                                        # (hw, HW) 0/1
-        hit = _TAPS[key] = ((E / E.sum(1, keepdim=True)).t().contiguous(), h, w)
-    return hit
-
-
-MIX_MATMUL_MAX = 64           # op-weighted sums as matmuls when n*C (a stage's output channels) is at most this
-
-
-class _Mixer:
-    """Accumulates a stage's op-weighted sums over ops and sources, out[p, j, c] (P, n*C), from
-    pixel-major op outputs z (P rows, channels (k, j, s, c), or (k, s, c) when shared by the n
-    destinations) and their weights W (K, n*S), edge m = j*S + s. For n*C up to MIX_MATMUL_MAX
-    a matmul with the (K*[n]*S*C, n*C) matrix of weights (zero off the diagonal in j and c;
-    exact: the same products plus zeros), otherwise a broadcast multiply and a sum."""
-
-    def __init__(self, P: int, n: int, S: int, C: int):
-        self.P, self.n, self.S, self.C = P, n, S, C
-        self.out: Optional[torch.Tensor] = None                          # (P, n*C)
-
-    def __call__(self, z: torch.Tensor, W: torch.Tensor, per_dest: bool) -> None:
-        P, n, S, C, K = self.P, self.n, self.S, self.C, W.shape[0]
-        z = z.reshape(P, -1)                                                 # (P, K*[n]*S*C)
-        W = W.to(z.dtype) if z.dtype != W.dtype and not torch.is_autocast_enabled() else W
-        if n * C <= MIX_MATMUL_MAX:
-            eye_c = torch.eye(C, dtype=W.dtype, device=W.device)
-            if per_dest:
-                eye_n = torch.eye(n, dtype=W.dtype, device=W.device)
-                mat = W.view(K, n, S, 1, 1, 1) * eye_n.view(1, n, 1, 1, n, 1) * eye_c.view(1, 1, 1, C, 1, C)
-            else:
-                mat = W.view(K, n, S).transpose(1, 2).reshape(K, S, 1, n, 1) * eye_c.view(1, 1, C, 1, C)
-            mat = mat.reshape(-1, n * C)                                     # (K*[n]*S*C, n*C)
-            self.out = torch.mm(z, mat) if self.out is None else torch.addmm(self.out, z, mat)
-            return
-        if per_dest:
-            y = (z.view(P, K, n, S, C) * W.view(K, n, S, 1)).sum((1, 3))      # (P, n, C)
-        else:
-            y = (z.view(P, K, 1, S, C) * W.view(K, n, S, 1)).sum((1, 3))      # (P, n, C)
-        y = y.view(P, n * C)
-        self.out = y if self.out is None else self.out + y
-
-    def add_scaled(self, z: torch.Tensor) -> None:
-        """Accumulates op outputs already scaled by their op weights (`FOLD_WEIGHTS`): z (P rows,
-        channels (k, j, s, c)) summed over kinds k and sources s."""
-        P, n, S, C = self.P, self.n, self.S, self.C
-        z = z.reshape(P, -1, n, S, C)                                        # (P, K, n, S, C)
-        y = z.view(P, n * C) if z.shape[1] * S == 1 else _SumKS.apply(z).view(P, n * C)
-        self.out = y if self.out is None else self.out + y
-
-
-class _SumKS(torch.autograd.Function):
-    """z (P, K, n, S, C) summed over K and S, (P, n, C): forward as adds of strided slices (no
-    copy; about twice as fast as z.sum((1, 3)) here), backward the gradient repeated by `_tile`
-    (no zero-filled slice gradients). Twice differentiable (the backward is a stack)."""
-
-    @staticmethod
-    def forward(ctx, z):
-        ctx.shape = z.shape
-        terms = [z[:, k, :, s] for k in range(z.shape[1]) for s in range(z.shape[3])]   # (P, n, C) each
-        y = terms[0] + terms[1]
-        for t in terms[2:]:
-            y += t
-        return y
-
-    @staticmethod
-    def backward(ctx, g):                                                    # g (P, n, C)
-        P, K, n, S, C = ctx.shape
-        return _tile(_tile(g, 2, S), 1, K)                                   # (P, K, n, S, C)
-
-
-def _tile(x: torch.Tensor, dim: int, k: int) -> torch.Tensor:
-    """x with a new dimension `dim` of k copies, contiguous. On CPU torch.stack copies whole
-    rows, about 8 times faster than materialising an expand (`.expand(...).contiguous()`)
-    when the rows are short (8 to 16 channels)."""
-    return x.unsqueeze(dim) if k == 1 else torch.stack([x] * k, dim)
-
-
-def _channel_scale(W: torch.Tensor, C: int, like: torch.Tensor) -> torch.Tensor:
-    """Op weights W (K, M) as a per-channel scale ((k, m, c) order: K*M*C,), for a BatchNorm of
-    `like`: in like's dtype, but fp32 for bf16/fp16 inputs (BatchNorm's mixed-type form, which
-    keeps the weights and their gradients fp32, as the running statistics are)."""
-    dtype = torch.float32 if like.dtype in (torch.bfloat16, torch.float16) else like.dtype
-    W = W.to(dtype)
-    return W.unsqueeze(-1).expand(*W.shape, C).contiguous().view(-1)          # (K*M*C,)
-
-
-def _stages_of(nodes: int) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
-    """(sources, destinations) per stage: the two inputs together, then each intermediate node."""
-    out = [((0, 1), tuple(range(2, 2 + nodes)))]
-    for k in range(2, 1 + nodes):
-        out.append(((k,), tuple(range(k + 1, 2 + nodes))))
-    return out
-
-
-class _BNGroup:
-    """BatchNorm modules whose channels are stacked side by side, `C` channels each."""
-
-    def __init__(self, mods: List[nn.BatchNorm2d], C: int):
-        self.mods = mods
-        self.C = C
-
-
-class _Stage:
-    def __init__(self, cell: SearchCell, srcs, dsts, offset: int, C: int):
-        self.cell = cell
-        self.srcs, self.dsts = srcs, dsts
-        self.S, self.n = len(srcs), len(dsts)
-        self.M = self.S * self.n
-        self.offset = offset
-        self.stride = 2 if cell.reduction and srcs[0] < 2 else 1
-        # edge m = j * S + s joins srcs[s] to dsts[j]
-        self.edges = [cell.edges.index((srcs[s], dsts[j])) for j in range(self.n) for s in range(self.S)]
-        ops = [cell.mixed[e].ops for e in self.edges]
-        self.e = slice(offset, offset + self.M)                 # columns of the stage-ordered weights
-        bn = lambda kinds, get: _BNGroup([get(o[k]) for k in kinds for o in ops], C)
-        self.bn1 = bn(CONV_KINDS, lambda op: _block1(op).bn)
-        self.bn2 = bn(SEP_KINDS, lambda op: op.block2.bn)
-        self._parts: Dict[tuple, _BNGroup] = {}
-        self.pool_bn = bn(POOL_KINDS, lambda op: op.bn)         # eval: one per edge, (k, j, s)
-        # training: the pooled tensor of source s and kind k feeds edge (j, s) for every j
-        self.pool_train_chunks = [k * self.S + (m % self.S) for k in range(2) for m in range(self.M)]
-        if self.stride == 2:
-            self.fr_bn = bn((SKIP,), lambda op: op.bn)
-        else:
-            self.fr_bn = None
-
-    def bn1_part(self, i0: int, i1: int) -> _BNGroup:
-        """The first BatchNorms of conv kinds CONV_KINDS[i0:i1] (kind-major, edge m = j*S + s)."""
-        return self._part(self.bn1, i0, i1)
-
-    def bn2_part(self, i0: int, i1: int) -> _BNGroup:
-        """The second BatchNorms of sep kinds SEP_KINDS[i0:i1]."""
-        return self._part(self.bn2, i0, i1)
-
-    def _part(self, group: _BNGroup, i0: int, i1: int) -> _BNGroup:
-        key = (id(group), i0, i1)
-        hit = self._parts.get(key)
-        if hit is None:
-            if (i0, i1) == (0, len(group.mods) // self.M):
-                hit = group
-            else:
-                hit = _BNGroup(group.mods[i0 * self.M:i1 * self.M], group.C)
-            self._parts[key] = hit
-        return hit
-
-
-class _CellPlan:
-    """Static layout of one cell: its stages and the module lists in stage order."""
-
-    def __init__(self, cell: SearchCell):
-        self.cell = cell
-        self.C = C = cell.preprocess1.conv.out_channels
-        self.K = cell.partial_channels                          # PC-DARTS' K (1: DARTS)
-        self.Cop = Cop = C // self.K                            # the channels the ops see
-        self.reduction = cell.reduction
-        self.stages: List[_Stage] = []
-        order: List[int] = []
-        for srcs, dsts in _stages_of(cell.nodes):
-            st = _Stage(cell, srcs, dsts, len(order), Cop)
-            st.i = len(self.stages)                              # index into per-stage weight splits
-            self.stages.append(st)
-            order += st.edges
-        self.perm = order
-        ops = [cell.mixed[e].ops for e in order]
-        # per-edge kernels in stage order (one stacked tensor per kind and cell)
-        self.dw1 = {k: [_block1(o[k]).dw for o in ops] for k in CONV_KINDS}
-        self.dw2 = {k: [o[k].block2.dw for o in ops] for k in SEP_KINDS}
-        # pointwise kernels in (stage, kind, edge) order, so each stage's block is contiguous
-        pw1, pw2 = [], []
-        for st in self.stages:
-            sops = [cell.mixed[e].ops for e in st.edges]
-            pw1 += [_block1(o[k]).pw for k in CONV_KINDS for o in sops]
-            pw2 += [o[k].block2.pw for k in SEP_KINDS for o in sops]
-        self.pw1, self.pw2 = pw1, pw2
-        self.fr = []
-        for st in self.stages:
-            if st.stride == 2:
-                for e in st.edges:
-                    fr = cell.mixed[e].ops[SKIP]
-                    self.fr += [fr.conv_1, fr.conv_2]
-        self.all_bn = [m for m in cell.mixed.modules() if isinstance(m, nn.BatchNorm2d)]
-
-
-def _block1(op):
-    """The first (strided) DilConv block of a conv op: SepConv.block1, or the DilConv itself."""
-    return op.block1 if isinstance(op, SepConv) else op
-
-
-def _unsupported(cell: SearchCell) -> Optional[str]:
-    """Why the fast path cannot compute `cell`, or None: it knows the eight DARTS primitives
-    as ops.OPS builds them, with non-affine BatchNorms that track running statistics."""
-    for (src, dst), mixed in zip(cell.edges, cell.mixed):
-        where = f"edge {src}->{dst}"
-        if list(mixed.primitives) != list(PRIMITIVES):
-            return f"{where}: primitives {mixed.primitives}, not the eight DARTS ones"
-        ops, stride = mixed.ops, 2 if cell.reduction and src < 2 else 1
-        types = (Zero, PoolBN, PoolBN, Identity if stride == 1 else FactorizedReduce,
-                 SepConv, SepConv, DilConv, DilConv)
-        for name, op, t in zip(PRIMITIVES, ops, types):
-            if type(op) is not t:
-                return f"{where}: {name} is a {type(op).__name__}, not a {t.__name__}"
-        for k, cls in ((MAX, nn.MaxPool2d), (AVG, nn.AvgPool2d)):
-            p = ops[k].pool
-            if (type(p) is not cls or (p.kernel_size, p.stride, p.padding) != (3, stride, 1)
-                    or p.ceil_mode or getattr(p, "count_include_pad", False)):
-                return f"{where}: {PRIMITIVES[k]} is {p}, not 3x3 stride {stride} pad 1"
-        for k, (ks, dil) in CONV_GEOMETRY.items():
-            blocks = (ops[k].block1, ops[k].block2) if k in SEP_KINDS else (ops[k],)
-            for b, st in zip(blocks, (stride, 1)):
-                want = ((ks, ks), (st, st), (dil * (ks - 1) // 2,) * 2, (dil, dil))
-                if (b.dw.kernel_size, b.dw.stride, b.dw.padding, b.dw.dilation) != want:
-                    return f"{where}: {PRIMITIVES[k]} has depthwise conv {b.dw}"
-        for m in mixed.modules():
-            if isinstance(m, nn.BatchNorm2d) and (m.affine or not m.track_running_stats):
-                return f"{where}: {m} is affine or does not track running statistics"
-    return None
+from . import fast_kernels
+from .fast_kernels import (_PAD_DIL, _channel_scale, _cpu_kernels, _dw_cm, _Mixer, _tile, dwconv, dwconv_cl,
+                           pools, pwconv)
+from .fast_plan import (AVG, CONV_KINDS, DIL3, DIL5, MAX, SEP3, SEP5, SEP_KINDS, SKIP, _BNGroup, _CellPlan, _Stage,
+                        _unsupported)
+from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, channel_shuffle
+from .supernet import SearchNetwork, edge_softmax
 
 
 def _cat(tensors: List[torch.Tensor]) -> torch.Tensor:
@@ -533,8 +134,8 @@ class FastSearchNetwork(SearchNetwork):
 
     def _bn_mixed(self, mix: "_Mixer", x, group: _BNGroup, W, pending) -> None:
         """x's BatchNorm (channels_last, channels (k, j, s, c), one destination each) weighted by
-        the op weights W (K, M) into `mix`: inside the BatchNorm (`FOLD_WEIGHTS`) or by `mix`."""
-        if FOLD_WEIGHTS:
+        the op weights W (K, M) into `mix`: inside the BatchNorm (`fast_kernels.FOLD_WEIGHTS`) or by `mix`."""
+        if fast_kernels.FOLD_WEIGHTS:
             z = self._bn(x, group, pending, scale=_channel_scale(W, mix.C, x))
             mix.add_scaled(z.permute(0, 2, 3, 1))                            # (B, h, w, channels)
         else:
@@ -601,7 +202,7 @@ class FastSearchNetwork(SearchNetwork):
 
     def _preprocess(self, mod, x, pending):
         """ReLUConvBN as ReLU, matmul, BatchNorm on CPU (the module itself elsewhere)."""
-        if not (_cpu_kernels(x) and isinstance(mod, ReLUConvBN) and PREPROCESS_MATMUL
+        if not (_cpu_kernels(x) and isinstance(mod, ReLUConvBN) and fast_kernels.PREPROCESS_MATMUL
                 and not mod.bn.affine and mod.conv.kernel_size == (1, 1) and mod.conv.stride == (1, 1)
                 and mod.bn.eps == self._bn_eps and mod.bn.momentum == self._bn_momentum):
             return mod(x)
@@ -693,10 +294,10 @@ class FastSearchNetwork(SearchNetwork):
         B, _, H, Wd = X.shape
         MC = M * C
         W = wt[:, st.e]                                                      # (O, M) op weights
-        if _cpu_kernels(X) and H * Wd >= CL_MIN_PIXELS and CHANNELS_LAST:
+        if _cpu_kernels(X) and H * Wd >= fast_kernels.CL_MIN_PIXELS and fast_kernels.CHANNELS_LAST:
             return self._stage_cl(plan, st, X, W, K, K2, P1, P2, FR, pending)
         R = F.relu(X)                                                        # shared ReLU
-        if _cpu_kernels(X) and H * Wd <= DENSE_MAX_PIXELS and CHANNEL_MAJOR:
+        if _cpu_kernels(X) and H * Wd <= fast_kernels.DENSE_MAX_PIXELS and fast_kernels.CHANNEL_MAJOR:
             conv, h, w = self._convs_small(plan, st, R, W, K, K2, P1, P2, pending)
         else:
             conv, h, w = self._convs(plan, st, R, W, K, K2, P1, P2, pending)
@@ -727,7 +328,7 @@ class FastSearchNetwork(SearchNetwork):
 
     def _stage_cl(self, plan, st: _Stage, X, W, K, K2, P1, P2, FR, pending):
         """`_stage` for larger images on CPU, channels_last throughout: the conv kinds in the parts of
-        `CL_PARTS` (depthwise convs by `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, one
+        `fast_kernels.CL_PARTS` (depthwise convs by `dwconv_cl`, pointwise ones as grouped 1x1 conv2d, one
         BatchNorm per part), pooling on channels_last tensors; the weighted sums on their
         (B, h, w, channels) views. Returns a (B, n, C, h, w) view."""
         C, S, n, M, s = plan.Cop, st.S, st.n, st.M, st.stride
@@ -738,7 +339,7 @@ class FastSearchNetwork(SearchNetwork):
         R = F.relu(Xc)                                                       # shared ReLU, CL
         Rr = torch.cat([R] * n, 1) if n > 1 else R                           # (B, MC, H, W) CL, edge-major
         Re = Rre = None
-        if s == 2 and SHARED_EVEN:
+        if s == 2 and fast_kernels.SHARED_EVEN:
             # the dilated stride-2 convs (and FactorizedReduce) read only the even pixels: slice
             # them once per stage, before repeating (one small slice gradient, not one per conv)
             Re = R[:, :, ::2, ::2]                                           # (B, SC, h, w) view
@@ -746,7 +347,7 @@ class FastSearchNetwork(SearchNetwork):
         pm = lambda t: t.permute(0, 2, 3, 1)                                 # CL (B, c, h, w) -> (B, h, w, c) view
         mix = None
         P1s, P2s = P1[st.i], P2[st.i]                                        # (4MC, C, 1, 1), (2MC, C, 1, 1)
-        for part in CL_PARTS:                                                # indices into CONV_KINDS
+        for part in fast_kernels.CL_PARTS:                                                # indices into CONV_KINDS
             i0, i1 = part[0], part[-1] + 1
             ys = [dwconv_cl(Rr, K[CONV_KINDS[i]][st.i], s, *_PAD_DIL[CONV_KINDS[i]]) if Re is None
                   or CONV_KINDS[i] in SEP_KINDS else                         # dilation 2, stride 2:
@@ -758,7 +359,7 @@ class FastSearchNetwork(SearchNetwork):
                 mix = _Mixer(B * h * w, n, S, C)
             p1 = F.conv2d(y, P1s[i0 * MC:i1 * MC], None, 1, 0, 1, len(part) * M)   # (B, len*MC, h, w) CL
             nsep = sum(1 for i in part if CONV_KINDS[i] in SEP_KINDS)       # sep kinds come first
-            if FOLD_WEIGHTS and nsep == 0:                                  # dil convs: their only BatchNorm
+            if fast_kernels.FOLD_WEIGHTS and nsep == 0:                                  # dil convs: their only BatchNorm
                 self._bn_mixed(mix, p1, st.bn1_part(i0, i1), W[CONV_KINDS[i0]:CONV_KINDS[i1 - 1] + 1], pending)
                 continue
             z1 = self._bn(p1, st.bn1_part(i0, i1), pending)

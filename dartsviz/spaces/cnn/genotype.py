@@ -228,6 +228,38 @@ def derive(probs_normal, probs_reduce, k: int = 2) -> Genotype:
     return Genotype(normal, concat, reduce, concat)
 
 
+def _array(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu().double().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+
+
+def derive_cell_edge_normalised(probs, edge_probs, k: int = 2):
+    """PC-DARTS' rule on one cell: for each intermediate node keep the k incoming edges with
+    the largest max over non-`none` ops of probs[e, o] * edge_probs[e], and on each kept
+    edge the strongest non-`none` op of probs alone (beta picks edges, alpha picks ops).
+
+    probs: softmax(alpha), (edges, ops); edge_probs: softmax(beta) per node, (edges,)."""
+    p, b = _array(probs), _array(edge_probs)                 # (E, O), (E,)
+    if b.shape != (p.shape[0],):
+        raise ValueError(f"edge_probs must have shape ({p.shape[0]},) to match probs {p.shape}, got {b.shape}")
+    ranked = derive_cell(p * b[:, None], k)                   # the kept edges; DARTS' ranking of the products
+    masked = p.copy()
+    masked[:, PRIMITIVES.index("none")] = -np.inf
+    cell = []
+    for dst, node in enumerate(ranked, start=2):
+        first = sum(range(2, dst))                            # alpha row of edge (0, dst)
+        cell.append(tuple((PRIMITIVES[int(masked[first + src].argmax())], src) for _, src in node))
+    return tuple(cell)
+
+
+def derive_edge_normalised(probs, edge_probs, k: int = 2) -> Genotype:
+    """Genotype by PC-DARTS' rule from softmax(alpha) and softmax(beta) per cell type."""
+    normal = derive_cell_edge_normalised(probs["normal"], edge_probs["normal"], k)
+    reduce = derive_cell_edge_normalised(probs["reduce"], edge_probs["reduce"], k)
+    concat = tuple(range(2, 2 + len(normal)))
+    return Genotype(normal, concat, reduce, concat)
+
+
+
 def _to_numpy(x):
     if hasattr(x, "detach"):
         return x.detach().cpu().double().numpy()

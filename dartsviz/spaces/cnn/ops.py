@@ -91,6 +91,12 @@ class FactorizedReduce(nn.Module):
         return self.bn(out)
 
 
+def check_even_channels(channels: int) -> None:
+    """FactorizedReduce halves the channels: a network's channel count must be even."""
+    if channels % 2:
+        raise ValueError(f"channels must be even (FactorizedReduce halves them), got {channels}")
+
+
 class DilConv(nn.Module):
     """ReLU, depthwise k x k (dilated), pointwise 1x1, BN.
 

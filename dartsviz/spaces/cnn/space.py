@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-import numpy as np
 
 from ...data import check_dataset_name, load_data
-from .. import SearchSpace, register_space
-from .genotype import GENOTYPES, Genotype, derive, derive_cell, edges_of, nodes_for_edges, random_genotype
-from .ops import PARAMETER_FREE, PRIMITIVES
+from ..base import SearchSpace
+from .genotype import (GENOTYPES, Genotype, derive, derive_cell, derive_cell_edge_normalised,  # noqa: F401
+                       derive_edge_normalised, edges_of, nodes_for_edges, random_genotype)
+from .ops import PARAMETER_FREE, PRIMITIVES, check_even_channels
 from .supernet import check_partial_channels
 
 IMPLS = ("fast", "reference")   # fast: FastSearchNetwork (the same function, edge-batched)
@@ -31,42 +31,6 @@ OP_SHORT: Dict[str, str] = {
     "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
 }
 CELL_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
-
-
-def check_even_channels(channels: int) -> None:
-    if channels % 2:
-        raise ValueError(f"channels must be even (FactorizedReduce halves them), got {channels}")
-
-
-def _array(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu().double().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
-
-
-def derive_cell_edge_normalised(probs, edge_probs, k: int = 2):
-    """PC-DARTS' rule on one cell: for each intermediate node keep the k incoming edges with
-    the largest max over non-`none` ops of probs[e, o] * edge_probs[e], and on each kept
-    edge the strongest non-`none` op of probs alone (beta picks edges, alpha picks ops).
-
-    probs: softmax(alpha), (edges, ops); edge_probs: softmax(beta) per node, (edges,)."""
-    p, b = _array(probs), _array(edge_probs)                 # (E, O), (E,)
-    if b.shape != (p.shape[0],):
-        raise ValueError(f"edge_probs must have shape ({p.shape[0]},) to match probs {p.shape}, got {b.shape}")
-    ranked = derive_cell(p * b[:, None], k)                   # the kept edges; DARTS' ranking of the products
-    masked = p.copy()
-    masked[:, PRIMITIVES.index("none")] = -np.inf
-    cell = []
-    for dst, node in enumerate(ranked, start=2):
-        first = sum(range(2, dst))                            # alpha row of edge (0, dst)
-        cell.append(tuple((PRIMITIVES[int(masked[first + src].argmax())], src) for _, src in node))
-    return tuple(cell)
-
-
-def derive_edge_normalised(probs, edge_probs, k: int = 2) -> Genotype:
-    """Genotype by PC-DARTS' rule from softmax(alpha) and softmax(beta) per cell type."""
-    normal = derive_cell_edge_normalised(probs["normal"], edge_probs["normal"], k)
-    reduce = derive_cell_edge_normalised(probs["reduce"], edge_probs["reduce"], k)
-    concat = tuple(range(2, 2 + len(normal)))
-    return Genotype(normal, concat, reduce, concat)
 
 
 class CNNSpace(SearchSpace):
@@ -130,8 +94,8 @@ class CNNSpace(SearchSpace):
         return random_genotype(seed)
 
     def trainer(self):
-        from ...train import Train, TrainConfig
-        return Train, TrainConfig
+        from .train import CNNTrainer        # torch data loading and the evaluation networks: when asked for
+        return CNNTrainer
 
     # -- drawing ---------------------------------------------------------------------
     def edges(self, cell_type: str, n_edges: int) -> List[tuple]:
@@ -155,4 +119,4 @@ class CNNSpace(SearchSpace):
         return CELL_TITLES[cell_type]
 
 
-CNN = register_space(CNNSpace())
+CNN = CNNSpace()          # registered by dartsviz.spaces

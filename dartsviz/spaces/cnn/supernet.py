@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..supernet import ArchProbs, SupernetBase, softmax_weights
-from .genotype import Genotype, derive, edges_of
+from .genotype import Genotype, derive, derive_edge_normalised, edges_of
 from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, channel_shuffle, make_op
 
 CELL_TYPES = ("normal", "reduce")
@@ -250,7 +250,6 @@ class SearchNetwork(SupernetBase):
 
     def genotype(self) -> Genotype:
         """The derived cells: DARTS' rule, or PC-DARTS' (edges ranked with beta) under edge_norm."""
-        from .space import derive_edge_normalised
         p = self.probs()
         if p.edge_probs is not None:
             return derive_edge_normalised(p, p.edge_probs)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...text import TextData, TextStream, check_text_dataset, load_text, segments
-from .. import SearchSpace, register_space
+from ..base import SearchSpace
 from ..supernet import running_stats_untouched
 from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, STEPS, RNNGenotype, derive, edges_of, parse_genotype,
                        random_genotype, steps_for_edges)
@@ -49,6 +49,7 @@ class RNNSpace(SearchSpace):
     metric = "ppl"
     higher_is_better = False
     clip_unrolled = True        # the reference clips the virtual step's gradient (lr 20 otherwise throws w' away)
+    capture_refusal = "its batches carry hidden state and vary in length"
     unused_search_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
                            "nodes": f"the recurrent cell has {STEPS} nodes", "impl": "one implementation"}
     unused_train_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
@@ -142,8 +143,8 @@ class RNNSpace(SearchSpace):
         return random_genotype(seed)
 
     def trainer(self):
-        from .train import RNNTrain, RNNTrainConfig
-        return RNNTrain, RNNTrainConfig
+        from .train import RNNTrainer
+        return RNNTrainer
 
     def lr_scale(self, batch, config) -> float:
         """A jittered BPTT segment of length T steps with lr * T / bptt (the reference)."""
@@ -183,4 +184,4 @@ class RNNSpace(SearchSpace):
         return "recurrent cell"
 
 
-RNN = register_space(RNNSpace())
+RNN = RNNSpace()          # registered by dartsviz.spaces

@@ -1,6 +1,7 @@
-"""RNNTrainConfig and RNNTrain: a recurrent genotype's language model trained from scratch.
+"""The recurrent space's training from scratch: RNNTrainConfig and its presets, and
+RNNTrainer, which `dartsviz.train.Train` drives: a genotype's language model.
 
-    train = RNNTrain(DARTS_RNN_V2, RNNTrainConfig.preset("tiny"))   # the embedded corpus
+    train = Train(DARTS_RNN_V2, RNNTrainConfig.preset("tiny"))      # the embedded corpus
     train.run()
     train.test_ppl          # test perplexity at the epoch of the best validation perplexity
 
@@ -22,18 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
 import torch
 
-from ...config import DTYPES, ConfigBase, WeightOptimFields, make_sgd
-from ...loop import Record, TrainingLoop, rng_state
-from ...records import TrainEpochRecord, TrainStepRecord
+from ...config import ConfigBase, WeightOptimFields
 from ...text import TextData, TextStream, check_text_dataset, load_text
-from .genotype import GENOTYPES, RNNGenotype
+from ..trainer import SpaceTrainer
+from .genotype import GENOTYPES
 from .model import FINAL_DROPOUTS, TAR_BETA, RNNModel
 
 OPTIMISERS = ("sgd", "asgd")
@@ -105,106 +103,64 @@ RNN_TRAIN_PRESETS: Dict[str, dict] = {
 RNNTrainConfig.PRESETS = RNN_TRAIN_PRESETS
 
 
-def resolve_rnn_genotype(spec: Union[str, RNNGenotype, Path]) -> RNNGenotype:
-    """An RNNGenotype from a run directory, a .json/.txt file, DARTS_RNN_V1/V2, ENAS_RNN,
-    random[:SEED] or `Genotype(recurrent=[...], concat=...)` text (parsed, never evaluated)."""
-    from ...train import resolve_genotype
-    from . import space
-    return resolve_genotype(spec, space.RNN)
+class RNNTrainer(SpaceTrainer):
+    """The genotype's RNNModel: SGD then ASGD, a jittered BPTT stream, perplexity."""
 
+    config_class = RNNTrainConfig
+    metric = "ppl"
+    higher_is_better = False
 
-class RNNTrain(TrainingLoop):
-    """Training from scratch: the genotype's RNNModel, SGD then ASGD, a jittered BPTT stream."""
-
-    CONFIG_CLASS = RNNTrainConfig
-    _genotype_from_text = staticmethod(resolve_rnn_genotype)
-
-    def __init__(self, genotype: Union[RNNGenotype, str], config: Optional[RNNTrainConfig] = None, out=None,
-                 callbacks: tuple = (), data: Optional[TextData] = None):
-        from .space import RNN
-        self.space = RNN
-        self.genotype = resolve_rnn_genotype(genotype)
-        self.config = config if config is not None else RNNTrainConfig.preset("tiny")
-        self.config.validate()
-        c = self.config
-        from ...search import resolve_device
-        self.device = resolve_device(c.device)
-        self.dtype = DTYPES[c.dtype]
-        torch.manual_seed(c.seed)
-        data = data if data is not None else load_text(c.dataset, c.data_dir, c.vocab_size, self.device,
+    def __init__(self, space, genotype, config: RNNTrainConfig, device, dtype, data: Optional[TextData] = None):
+        super().__init__(space, genotype, config, device, dtype)
+        c = config
+        data = data if data is not None else load_text(c.dataset, c.data_dir, c.vocab_size, device,
                                                        download=c.download)
-        self.data = data.to(self.device)
+        self.data = data.to(device)
         self.data.eval_batch_size = c.eval_batch_size
-        self.model = RNNModel(self.data.ntokens, c.nhid, self.genotype, tar_beta=c.tar_beta,
+        self.model = RNNModel(self.data.ntokens, c.nhid, genotype, tar_beta=c.tar_beta,
                               dropout=c.dropout, dropouth=c.dropouth, dropoutx=c.dropoutx,
-                              dropouti=c.dropouti, dropoute=c.dropoute).to(self.device, self.dtype)
-        self.optimizer = make_sgd(self.model.parameters(), c)
+                              dropouti=c.dropouti, dropoute=c.dropoute).to(device, dtype)
         self.stream = TextStream(self.data, "train", c.batch_size, c.bptt, "train",
                                  jitter_seed=c.seed + 11 if c.bptt_jitter else None, jitter_sigma=5.0)
-        self.params = sum(p.numel() for p in self.model.parameters())
         self.val_losses: List[float] = []     # one per epoch: the switching rule's memory
-        self._init_loop(callbacks, out)
-        if self.run_dir is not None:
-            self.run_dir.write_config(c.to_dict())
-            self.run_dir.write_genotype(self.genotype)
 
-    # -- bookkeeping ---------------------------------------------------------------
-    def _batches_per_pass(self) -> int:
-        return len(self.stream)
+    # -- one step ------------------------------------------------------------------------
+    def lr_scale(self, batch) -> float:
+        """A segment's learning rate scales with its length (the reference's jittered BPTT)."""
+        return batch[0].shape[0] / self.config.bptt                # (T, B): T / bptt
+
+    def loss(self, batch):
+        loss, _ = self.model.loss(batch)                          # batch: (x, y, key), x and y (T, B)
+        return loss, {"train_loss": loss.detach()}
+
+    def step_numbers(self, values):
+        loss = values["train_loss"]
+        return {"train": loss}, {"train_ppl": math.exp(min(loss, 700.0))}
+
+    def epoch_means(self, steps):
+        """The mean training loss, and the perplexity of that mean (not the mean perplexity)."""
+        loss = sum(r.losses["train"] for r in steps) / max(1, len(steps))
+        return {"train": loss}, {"train_ppl": math.exp(min(loss, 700.0))}
+
+    def step_extras(self, batch, settings) -> Dict[str, Any]:
+        return {"seq_len": batch[0].shape[0], "optimizer": self.optimiser_name}
 
     @property
     def optimiser_name(self) -> str:
-        return "asgd" if isinstance(self.optimizer, torch.optim.ASGD) else "sgd"
+        return "asgd" if isinstance(self.loop.optimizer, torch.optim.ASGD) else "sgd"
 
-    def _best_epoch(self) -> Optional[Record]:
-        epochs = [r for r in self.history if r["kind"] == "epoch"]
-        return min(epochs, key=lambda r: r["val_ppl"]) if epochs else None
-
-    @property
-    def test_ppl(self) -> Optional[float]:
-        """Test perplexity at the epoch of the best validation perplexity (None before the first)."""
-        best = self._best_epoch()
-        return best["test_ppl"] if best else None
-
-    # -- one step ------------------------------------------------------------------
-    def step(self) -> Optional[Record]:
-        """One SGD (or ASGD) step on the next BPTT segment, hidden state carried."""
-        c = self.config
-        t0 = time.perf_counter()
-        epoch = self.epoch
-        x, y, key = next(self.stream)                              # (T, B), (T, B)
-        seq_len = x.shape[0]
-        lr = self.lr_at(epoch) * seq_len / c.bptt
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        self.model.train()
-        loss, _ = self.model.loss((x, y, key))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.step_count += 1
-        base = {"step": self.step_count, "epoch": epoch, "lr": lr, "seq_len": seq_len,
-                "optimizer": self.optimiser_name}
-        return self._defer(base, {"train_loss": loss.detach()}, time.perf_counter() - t0)
-
-    def _record(self, base: Record, values, seconds: float, peak_mem_mb: float) -> TrainStepRecord:
-        loss = float(values["train_loss"])
-        return TrainStepRecord(step=base["step"], epoch=base["epoch"], space="rnn", genotype=self.genotype,
-                               losses={"train": loss}, metrics={"train_ppl": math.exp(min(loss, 700.0))},
-                               lr=base["lr"], seconds=seconds, peak_mem_mb=peak_mem_mb, device=self.device.type,
-                               extras={"seq_len": base["seq_len"], "optimizer": base["optimizer"]})
-
+    # -- the end of an epoch: perplexities, and the switch to averaged SGD ----------------------------
     @contextlib.contextmanager
     def averaged(self):
         """Under ASGD, the model holds the averaged weights inside the block (else: as is)."""
-        if not isinstance(self.optimizer, torch.optim.ASGD):
+        optimizer = self.loop.optimizer
+        if not isinstance(optimizer, torch.optim.ASGD):
             yield
             return
         saved = []
         with torch.no_grad():
             for p in self.model.parameters():
-                st = self.optimizer.state.get(p)
+                st = optimizer.state.get(p)
                 if st and "ax" in st:
                     saved.append((p, p.detach().clone()))
                     p.copy_(st["ax"])
@@ -220,18 +176,11 @@ class RNNTrain(TrainingLoop):
         with self.averaged():
             return self.space.evaluate(self.model, self.data, split, self.dtype)
 
-    def _epoch_record(self, epoch: int, steps) -> TrainEpochRecord:
+    def end_epoch(self, epoch: int, steps: List):
         val, test = self.evaluate("val"), self.evaluate("test")
         switched = self._maybe_switch(val["loss"])
-        n = max(1, len(steps))
-        train_loss = sum(r.losses["train"] for r in steps) / n
-        return TrainEpochRecord(
-            step=self.step_count, epoch=epoch, space="rnn", genotype=self.genotype,
-            losses={"train": train_loss, "val": val["loss"], "test": test["loss"]},
-            metrics={"train_ppl": math.exp(min(train_loss, 700.0)), "val_ppl": val["ppl"], "test_ppl": test["ppl"]},
-            lr=steps[-1].lr if steps else self.lr_at(epoch), seconds=sum(r.seconds for r in steps),
-            peak_mem_mb=max((r.peak_mem_mb for r in steps), default=0.0),
-            extras={"optimizer": self.optimiser_name, "switched_to_asgd": switched, "params": self.params})
+        return ({"val": val["loss"], "test": test["loss"]}, {"val_ppl": val["ppl"], "test_ppl": test["ppl"]},
+                {"optimizer": self.optimiser_name, "switched_to_asgd": switched, "params": self.params})
 
     def _maybe_switch(self, val_loss: float) -> bool:
         """The reference's rule: on SGD, switch to ASGD once the validation loss is worse than
@@ -241,39 +190,52 @@ class RNNTrain(TrainingLoop):
                   and val_loss > min(self.val_losses[:-c.nonmono]))
         self.val_losses.append(val_loss)
         if switch:
-            self.optimizer = self._asgd()
+            self.loop.optimizer = self._asgd()
         return switch
 
     def _asgd(self) -> torch.optim.ASGD:
         c = self.config
         return torch.optim.ASGD(self.model.parameters(), lr=c.lr, t0=0, lambd=0.0, weight_decay=c.weight_decay)
 
-    def summary(self) -> dict:
+    # -- what the loop reports ------------------------------------------------------------------
+    def _best_epoch(self):
+        epochs = [r for r in self.loop.history if r.kind == "epoch"]
+        return min(epochs, key=lambda r: r.metrics["val_ppl"]) if epochs else None
+
+    @property
+    def test_ppl(self) -> Optional[float]:
+        """Test perplexity at the epoch of the best validation perplexity (None before the first)."""
         best = self._best_epoch()
-        return {"genotype": self.genotype.to_text(), "params": self.params, "steps": self.step_count,
-                "best_epoch": best["epoch"] if best else None,
-                "val_ppl": best["val_ppl"] if best else None, "test_ppl": self.test_ppl,
-                "asgd_from_epoch": next((r["epoch"] for r in self.history
-                                         if r["kind"] == "epoch" and r["switched_to_asgd"]), None),
-                "train_seconds": sum(r["seconds"] for r in self.history if r["kind"] == "step")}
+        return best.metrics["test_ppl"] if best else None
 
-    # -- state, checkpoints, run directory ------------------------------------------
+    def summary(self, history: List) -> Dict[str, Any]:
+        best = self._best_epoch()
+        return {"best_epoch": best.epoch if best else None,
+                "val_ppl": best.metrics["val_ppl"] if best else None, "test_ppl": self.test_ppl,
+                "asgd_from_epoch": next((r.epoch for r in history
+                                         if r.kind == "epoch" and r.extras.get("switched_to_asgd")), None)}
+
+    def report_lines(self, summary) -> List[str]:
+        if summary["val_ppl"] is None:
+            return []
+        switch = summary["asgd_from_epoch"]
+        return [f"validation perplexity {summary['val_ppl']:.2f} at epoch {summary['best_epoch']}; "
+                + (f"ASGD from epoch {switch}" if switch is not None else "SGD throughout")]
+
+    def network_line(self) -> str:
+        return f"network: {self.config.nhid} wide, vocabulary {self.data.ntokens:,}, {self.params:,} parameters"
+
+    # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "genotype": self.genotype.to_text(), "step": self.step_count,
-                "model": self.model.state_dict(), "optimizer_name": self.optimiser_name,
-                "optimizer": self.optimizer.state_dict(), "stream": self.stream.state_dict(),
-                "val_losses": list(self.val_losses), "rng": rng_state()}
+        return {"stream": self.stream.state_dict(), "optimizer_name": self.optimiser_name,
+                "val_losses": list(self.val_losses)}
 
-    def _load_state(self, state: dict) -> None:
-        if state["genotype"] != self.genotype.to_text():
-            raise ValueError("the checkpoint was trained with another genotype")
-        self.model.load_state_dict(state["model"])
-        if state["optimizer_name"] == "asgd":
-            self.optimizer = self._asgd()
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict) -> None:
         self.stream.load_state_dict(state["stream"])
         self.val_losses = [float(v) for v in state["val_losses"]]
 
+    def optimizer_for(self, state: dict):
+        return self._asgd() if state["optimizer_name"] == "asgd" else None
 
 
-__all__ = ["RNNTrainConfig", "RNNTrain", "RNN_TRAIN_PRESETS", "resolve_rnn_genotype", "GENOTYPES", "OPTIMISERS"]
+__all__ = ["RNNTrainConfig", "RNNTrainer", "RNN_TRAIN_PRESETS", "GENOTYPES", "OPTIMISERS"]

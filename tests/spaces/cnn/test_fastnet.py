@@ -33,8 +33,8 @@ def _randomise_running_stats(ref, fast, seed=1):
 @pytest.fixture(params=["cpu", "generic"])
 def kernels(request, monkeypatch):
     """cpu: the CPU formulations; generic: the plain conv2d/pooling ones CUDA takes, run on CPU."""
-    import dartsviz.spaces.cnn.fastnet as fastnet
-    monkeypatch.setattr(fastnet, "CPU_KERNELS", request.param == "cpu")
+    import dartsviz.spaces.cnn.fast_kernels as fast_kernels
+    monkeypatch.setattr(fast_kernels, "CPU_KERNELS", request.param == "cpu")
     return request.param
 
 
@@ -219,7 +219,7 @@ def test_fast_is_default_impl():
 @pytest.mark.parametrize("k,dil", [(3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_dwconv_formulations_equal_conv2d(H, k, dil, stride):
-    from dartsviz.spaces.cnn.fastnet import dwconv
+    from dartsviz.spaces.cnn.fast_kernels import dwconv
     g = torch.Generator().manual_seed(H * 100 + k * 10 + dil + stride)
     pad = dil * (k - 1) // 2
     x = torch.randn(3, 5, H, H, generator=g, dtype=torch.float64, requires_grad=True)
@@ -234,7 +234,7 @@ def test_dwconv_formulations_equal_conv2d(H, k, dil, stride):
 
 
 def test_pwconv_equals_grouped_conv2d():
-    from dartsviz.spaces.cnn.fastnet import pwconv
+    from dartsviz.spaces.cnn.fast_kernels import pwconv
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 12, 5, 4, generator=g, dtype=torch.float64)
     w = torch.randn(6, 4, 1, 1, generator=g, dtype=torch.float64)
@@ -261,7 +261,7 @@ def test_larger_images_use_the_conv_formulations(kernels):
 
 @pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (4, 1), (2, 1), (7, 2), (9, 1), (16, 2), (32, 1), (32, 2)])
 def test_pools_equal_torch_pooling(size, stride):
-    from dartsviz.spaces.cnn.fastnet import pools
+    from dartsviz.spaces.cnn.fast_kernels import pools
     g = torch.Generator().manual_seed(size * 10 + stride)
     x = torch.randn(3, 5, size, size, generator=g, dtype=torch.float64, requires_grad=True)
     want = torch.cat([F.max_pool2d(x, 3, stride, 1), F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)], 1)
@@ -288,9 +288,9 @@ def _cifar_pair(C=2, K=1, edge_norm=False, seed=11):
 def mixer(request, monkeypatch):
     """Both formulations of the op-weighted sums of `_stage_cl` (matmul up to MIX_MATMUL_MAX),
     with the conv ops' weights folded into their last BatchNorm (FOLD_WEIGHTS) and without."""
-    import dartsviz.spaces.cnn.fastnet as fastnet
-    monkeypatch.setattr(fastnet, "MIX_MATMUL_MAX", request.param[0])
-    monkeypatch.setattr(fastnet, "FOLD_WEIGHTS", request.param[1])
+    import dartsviz.spaces.cnn.fast_kernels as fast_kernels
+    monkeypatch.setattr(fast_kernels, "MIX_MATMUL_MAX", request.param[0])
+    monkeypatch.setattr(fast_kernels, "FOLD_WEIGHTS", request.param[1])
     return request.param
 
 
@@ -347,7 +347,7 @@ def _assert_exact_hvp_equal(H, seed):
 @pytest.mark.parametrize("k,dil", [(3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_dwconv_cl_equals_conv2d_with_double_backward(H, k, dil, stride):
-    from dartsviz.spaces.cnn.fastnet import dwconv_cl
+    from dartsviz.spaces.cnn.fast_kernels import dwconv_cl
     g = torch.Generator().manual_seed(H * 100 + k * 10 + dil + stride)
     pad = dil * (k - 1) // 2
     x = torch.randn(2, 3, H, H, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
@@ -377,11 +377,11 @@ def cl_parts(request, monkeypatch):
     """The conv kinds of a channels_last stage in several part layouts, with and without the
     once-sliced even pixels of stride-2 stages, with and without the op weights folded into
     the BatchNorms (FOLD_WEIGHTS)."""
-    import dartsviz.spaces.cnn.fastnet as fastnet
+    import dartsviz.spaces.cnn.fast_kernels as fast_kernels
     parts, even, fold = request.param
-    monkeypatch.setattr(fastnet, "CL_PARTS", parts)
-    monkeypatch.setattr(fastnet, "SHARED_EVEN", even)
-    monkeypatch.setattr(fastnet, "FOLD_WEIGHTS", fold)
+    monkeypatch.setattr(fast_kernels, "CL_PARTS", parts)
+    monkeypatch.setattr(fast_kernels, "SHARED_EVEN", even)
+    monkeypatch.setattr(fast_kernels, "FOLD_WEIGHTS", fold)
     return request.param
 
 
@@ -421,7 +421,7 @@ def test_fewer_nodes_equal_reference(nodes, kernels):
 @pytest.mark.parametrize("K,S", [(1, 2), (2, 1), (2, 2), (4, 2)])
 def test_sum_over_kinds_and_sources_equals_sum_with_its_derivatives(K, S):
     # _SumKS (the folded op weights' plain sum) against torch's sum; gradcheck and gradgradcheck
-    from dartsviz.spaces.cnn.fastnet import _SumKS
+    from dartsviz.spaces.cnn.fast_kernels import _SumKS
     g = torch.Generator().manual_seed(K * 10 + S)
     z = torch.randn(5, K, 3, S, 2, generator=g, dtype=torch.float64, requires_grad=True)   # (P, K, n, S, C)
     _close(_SumKS.apply(z), z.sum((1, 3)), "sum")

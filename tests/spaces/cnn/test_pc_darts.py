@@ -111,8 +111,8 @@ def test_channel_shuffle_and_bad_channels_are_refused_in_one_line():
     (4, True, 8, 8, "cpu"), (4, True, 8, 8, "generic"),       # generic: the conv2d path CUDA takes
     (2, False, 4, 7, "cpu"), (2, False, 4, 7, "generic"), (1, True, 4, 8, "cpu")])
 def test_fast_supernet_equals_reference_with_pc_options(K, edge_norm, C, size, kernels, monkeypatch):
-    import dartsviz.spaces.cnn.fastnet as fastnet
-    monkeypatch.setattr(fastnet, "CPU_KERNELS", kernels == "cpu")
+    import dartsviz.spaces.cnn.fast_kernels as fast_kernels
+    monkeypatch.setattr(fast_kernels, "CPU_KERNELS", kernels == "cpu")
     torch.manual_seed(0)
     kw = dict(alpha_init_std=1.0, partial_channels=K, edge_norm=edge_norm)
     ref = SearchNetwork(C, 10, 3, 1, **kw).double()

@@ -12,7 +12,8 @@ import torch
 from dartsviz import Search, SearchConfig
 from dartsviz.cli import main
 from dartsviz.spaces.rnn import DARTS_RNN_V2
-from dartsviz.spaces.rnn.train import RNNTrain, RNNTrainConfig, resolve_rnn_genotype
+from dartsviz.spaces.rnn.train import RNNTrainConfig
+from dartsviz.train import Train, resolve_genotype
 from dartsviz.text import load_text
 
 
@@ -38,6 +39,10 @@ def test_the_presets_are_the_reference_final_training():
             RNNTrainConfig.preset("tiny", **bad)
 
 
+def resolve_rnn_genotype(spec):
+    return resolve_genotype(spec, "rnn")
+
+
 def test_genotypes_resolve_from_names_text_and_run_directories_and_bad_ones_are_one_line(tmp_path):
     assert resolve_rnn_genotype("darts_rnn_v2") == DARTS_RNN_V2
     assert resolve_rnn_genotype(DARTS_RNN_V2.to_text()) == DARTS_RNN_V2
@@ -51,19 +56,19 @@ def test_genotypes_resolve_from_names_text_and_run_directories_and_bad_ones_are_
 def test_sgd_switches_to_asgd_when_validation_stops_improving(small):
     """The rule, against a list written out by hand: switch once the loss is worse than the
     best of all epochs but the last `nonmono` (never before nonmono + 1 epochs)."""
-    train = RNNTrain(DARTS_RNN_V2, _config(nonmono=2), data=small)
+    train = Train(DARTS_RNN_V2, _config(nonmono=2), data=small)
     losses = [5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8]
     switched = [train._maybe_switch(v) for v in losses]
     # epoch 3 (3.5) against min(5) = 5: no; epoch 4 (3.6) against min(5, 4) = 4: no;
     # epoch 5 (3.7) against min(5, 4, 3) = 3: switch; epoch 6: already ASGD
     assert switched == [False, False, False, False, False, True, False]
     assert isinstance(train.optimizer, torch.optim.ASGD) and train.optimiser_name == "asgd"
-    never = RNNTrain(DARTS_RNN_V2, _config(nonmono=0), data=small)
+    never = Train(DARTS_RNN_V2, _config(nonmono=0), data=small)
     assert not any(never._maybe_switch(v) for v in losses)
 
 
 def test_under_asgd_evaluation_uses_the_mean_of_the_iterates_since_the_switch(small):
-    train = RNNTrain(DARTS_RNN_V2, _config(bptt_jitter=False), data=small)
+    train = Train(DARTS_RNN_V2, _config(bptt_jitter=False), data=small)
     train.optimizer = train._asgd()
     iterates = []
     for _ in range(4):
@@ -81,7 +86,7 @@ def test_under_asgd_evaluation_uses_the_mean_of_the_iterates_since_the_switch(sm
 
 
 def test_jittered_segments_scale_the_learning_rate_by_their_length(small):
-    train = RNNTrain(DARTS_RNN_V2, _config(bptt=10, steps_per_epoch=40, epochs=1, bptt_jitter=True), data=small)
+    train = Train(DARTS_RNN_V2, _config(bptt=10, steps_per_epoch=40, epochs=1, bptt_jitter=True), data=small)
     records = train.run()
     steps = [r for r in records if r["kind"] == "step"]
     lengths = {r["seq_len"] for r in steps}
@@ -99,7 +104,7 @@ def test_a_search_with_bptt_jitter_scales_the_weight_steps_learning_rate(small):
 
 
 def test_a_training_reports_perplexities_and_the_test_number_of_the_best_validation_epoch(small, tmp_path):
-    train = RNNTrain(DARTS_RNN_V2, _config(epochs=4, nonmono=1), out=tmp_path / "t", data=small)
+    train = Train(DARTS_RNN_V2, _config(epochs=4, nonmono=1), out=tmp_path / "t", data=small)
     train.run()
     epochs = [r for r in train.history if r["kind"] == "epoch"]
     assert len(epochs) == 4
@@ -116,14 +121,14 @@ def test_a_training_reports_perplexities_and_the_test_number_of_the_best_validat
 
 def test_stop_and_resume_across_the_switch_ends_bit_identical(small, tmp_path):
     cfg = _config(epochs=6, nonmono=1, lr=60.0, lr_min=60.0)      # a large lr: validation gets worse, ASGD
-    whole = RNNTrain(DARTS_RNN_V2, cfg, data=small)
+    whole = Train(DARTS_RNN_V2, cfg, data=small)
     whole.run()
     switch = next(r["epoch"] for r in whole.history if r["kind"] == "epoch" and r["switched_to_asgd"])
     assert 1 <= switch <= 3 and whole.optimiser_name == "asgd"
     assert {r["optimizer"] for r in whole.history if r["kind"] == "step" and r["epoch"] > switch} == {"asgd"}
-    part = RNNTrain(DARTS_RNN_V2, cfg, out=tmp_path / "r", data=small)
+    part = Train(DARTS_RNN_V2, cfg, out=tmp_path / "r", data=small)
     part.run(steps=4 * switch + 6)         # mid-epoch, after the switch: ASGD's averages are saved
-    resumed = RNNTrain.resume(tmp_path / "r", data=small)
+    resumed = Train.resume(tmp_path / "r", data=small)
     resumed.run()
     for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)

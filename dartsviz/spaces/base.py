@@ -1,0 +1,158 @@
+"""SearchSpace: what a space must provide (see the package's docstring for the list)."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+Edge = Tuple[int, int]                     # (src, dst), the space's input nodes first
+
+
+class SearchSpace:
+    """Base class: a space overrides what differs; the defaults suit image classification."""
+
+    name: str = ""
+    cell_types: Tuple[str, ...] = ()
+    ops: Tuple[str, ...] = ()              # candidate ops: the columns of every alpha
+    zero_op: Optional[str] = None          # the op derivation never keeps ("none")
+    skip_op: Optional[str] = None          # the identity op whose spread marks collapse
+    parameter_free: Tuple[str, ...] = ()   # ops without weights
+    metric: str = "acc"                    # the quality number of a batch: acc | ppl
+    higher_is_better: bool = True          # for `metric`
+    clip_unrolled: bool = False            # second order: clip the virtual step's gradient to grad_clip
+    default_dataset: str = ""                # what SearchConfig(space=NAME) searches when no dataset is named
+    unused_search_flags: Dict[str, str] = {}   # `dartsviz search` flags (dest name -> why) that mean nothing here
+    unused_train_flags: Dict[str, str] = {}    # the same for `dartsviz train`; both refused in one line
+    paper_genotypes: Dict[str, Any] = {}
+    trainer_class = None                   # the space's SpaceTrainer (or override `trainer()`)
+    capture_refusal: Optional[str] = None  # why its step cannot be a CUDA graph (None: it can)
+
+    def __repr__(self):
+        return f"<search space {self.name!r}>"
+
+    # -- config and data ------------------------------------------------------------
+    def check_config(self, config) -> None:
+        """Raise ValueError for settings this space cannot use (e.g. an unknown data set)."""
+
+    def load_data(self, config, device):
+        raise NotImplementedError(f"space {self.name!r} loads no data; pass data= to Search")
+
+    def streams(self, data, config, dtype):
+        """(weight-half stream, architecture-half stream): endless, with len() batches per
+        pass and state_dict()/load_state_dict() for exact resume."""
+        from ..data import BatchStream
+        return (BatchStream(data, "train", config.batch_size, config.seed + 1, dtype),
+                BatchStream(data, "val", config.batch_size, config.seed + 2, dtype, augment=False))
+
+    # -- the supernet -------------------------------------------------------------------
+    def build(self, config, data) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def metrics(self, output, batch) -> Dict[str, torch.Tensor]:
+        """Quality numbers of one batch as 0-dim tensors (no host sync): accuracy here."""
+        return {"acc": (output.argmax(-1) == batch[1]).float().mean()}
+
+    @torch.no_grad()
+    def evaluate(self, model, data, split: str, dtype, autocast=contextlib.nullcontext) -> Dict[str, float]:
+        """Loss and metrics of `model` on a whole split in eval mode, batch-size weighted,
+        one host sync: {"loss": ..., METRIC: ...}."""
+        from ..data import iterate
+        model.eval()
+        sums, total = [], 0
+        for x, y in iterate(data, split, 256, dtype):
+            with autocast():
+                loss, out = model.loss((x, y))
+            m = self.metrics(out.to(dtype) if out.is_floating_point() else out, (x, y))
+            sums.append(torch.stack([loss.to(torch.float64)] + [v.to(torch.float64) for v in m.values()]) * len(y))
+            names = ["loss", *m]
+            total += len(y)
+        model.train()
+        if not sums:
+            return {}
+        return dict(zip(names, (torch.stack(sums).sum(0) / total).tolist()))
+
+    # -- the architecture ---------------------------------------------------------------
+    def derive(self, probs: Dict[str, Any]):
+        raise NotImplementedError
+
+    def parse_genotype(self, text: str):
+        raise NotImplementedError
+
+    def genotype_from_dict(self, d: dict):
+        raise NotImplementedError
+
+    def random_genotype(self, seed=None):
+        raise NotImplementedError
+
+    def trainer(self):
+        """The `spaces.trainer.SpaceTrainer` subclass that trains a genotype of this space from
+        scratch (driven by `dartsviz.train.Train`); its `config_class` holds the space's fields.
+        By default `trainer_class`."""
+        if self.trainer_class is None:
+            raise NotImplementedError(f"the {self.name} space has no training from scratch")
+        return self.trainer_class
+
+    def lr_scale(self, batch, config) -> float:
+        """The factor on the weights' learning rate for this training batch (1: none)."""
+        return 1.0
+
+    # -- drawing ------------------------------------------------------------------------
+    def edges(self, cell_type: str, n_edges: int) -> List[Edge]:
+        """The candidate edges of a cell in alpha-row order."""
+        raise NotImplementedError
+
+    def node_labels(self, cell_type: str, n_nodes: int) -> List[str]:
+        """Plain-text labels of the cell's nodes, input nodes first (n_nodes counts them all)."""
+        return [str(i) for i in range(n_nodes)]
+
+    def output_label(self, cell_type: str) -> str:
+        return "out"
+
+    def input_feeds(self, cell_type: str) -> List[Tuple[str, int]]:
+        """Outside inputs drawn feeding an input node, as (label, input node): e.g. x_t and
+        h_{t-1} into the recurrent cell's s0. None by default (the input nodes are the inputs)."""
+        return []
+
+    def output_combine(self, cell_type: str) -> Optional[str]:
+        """How the output combines its nodes, written beside it ("mean"); None draws nothing
+        (the default: a concatenation, as the output's label says)."""
+        return None
+
+    def kept_edges(self, genotype, cell_type: str) -> List[Tuple[int, int, str]]:
+        """The edges a genotype keeps in one cell, as (src, dst, op)."""
+        return genotype.edges(cell_type)
+
+    def concat(self, genotype, cell_type: str) -> Sequence[int]:
+        """The nodes whose outputs make the cell's output."""
+        return genotype.concat(cell_type)
+
+    @property
+    def op_colours(self) -> Dict[str, str]:
+        """One colour per op, fixed for the space (the figures' legend); parameter-free ops
+        in warm colours and greys, the others in cool ones, unless a space says otherwise."""
+        warm, cool = iter(_WARM), iter(_COOL)
+        return {op: "#b0b0b0" if op == self.zero_op else
+                next(warm, "#444444") if op in self.parameter_free else next(cool, "#444444")
+                for op in self.ops}
+
+    @property
+    def op_short(self) -> Dict[str, str]:
+        """A short label per op for crowded figures."""
+        return {op: op for op in self.ops}
+
+    def cell_title(self, cell_type: str) -> str:
+        return f"{cell_type} cell"
+
+    def kept_mask(self, genotype, cell_type: str, n_edges: int) -> np.ndarray:
+        """Boolean (edges, ops): True where the genotype keeps that op on that edge."""
+        row = {e: i for i, e in enumerate(self.edges(cell_type, n_edges))}
+        mask = np.zeros((n_edges, len(self.ops)), dtype=bool)             # (E, O)
+        for src, dst, op in self.kept_edges(genotype, cell_type):
+            mask[row[(src, dst)], self.ops.index(op)] = True
+        return mask
+
+
+_WARM = ("#d62728", "#e6a100", "#f2d24b", "#8c564b", "#ff9896")
+_COOL = ("#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#7f7f7f", "#bcbd22", "#aec7e8", "#98df8a")
