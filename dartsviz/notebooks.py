@@ -74,17 +74,23 @@ def badge_markdown(home: str, notebook: str) -> str:
     return f"[![Open In Colab]({_BADGE_IMAGE})]({colab_url(home, notebook)})"
 
 
+INSTALL_HINT = ("dartsviz is not installed: upload the wheel that .ci/wheel-check builds and run "
+                "!pip install dartsviz-*.whl, or point the notebooks at your fork with "
+                "python -m dartsviz.notebooks set-home OWNER/REPO")
+
+
 def install_cell_source(home: str = HOME) -> str:
-    """The notebooks' first code cell. A no-op outside Colab; on Colab it installs from the home, or,
-    if that fails (no such repository, no network to GitHub), the package index release. It never
-    names torch, numpy or ipykernel, so Colab keeps its own. GIT_TERMINAL_PROMPT=0 makes a missing
-    repository fail at once instead of waiting for a password."""
+    """The notebooks' first code cell. A no-op outside Colab; on Colab it installs from the home, and
+    if that fails (no such repository, no network to GitHub) says in one line how to install instead.
+    It never falls back to the package index, where the name is not the project's to control, and
+    never names torch, numpy or ipykernel, so Colab keeps its own. GIT_TERMINAL_PROMPT=0 makes a
+    missing repository fail at once instead of waiting for a password."""
     return (
-        f"{INSTALL_MARKER} (Colab only): from {repo_url(home)}, else from the package index.\n"
+        f"{INSTALL_MARKER} (Colab only): from {repo_url(home)}.\n"
         "# torch, numpy and ipykernel stay as Colab ships them. `python -m dartsviz.notebooks set-home` writes this cell.\n"
         "import sys\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    !GIT_TERMINAL_PROMPT=0 pip install -q \"{pip_requirement(home)}\" || pip install -q dartsviz"
+        f"    !GIT_TERMINAL_PROMPT=0 pip install -q \"{pip_requirement(home)}\" || echo \"{INSTALL_HINT}\""
     )
 
 

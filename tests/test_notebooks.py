@@ -377,7 +377,8 @@ def test_notebook_conventions(path):
     url = f"https://colab.research.google.com/github/{HOME}/blob/main/notebooks/{path.name}"
     assert url in text[0]
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert '"google.colab" in sys.modules' in code[0] and "pip install -q dartsviz" in code[0]
+    assert '"google.colab" in sys.modules' in code[0] and 'pip install -q "dartsviz @ git+' in code[0]
+    assert "|| pip install" not in code[0] and "dartsviz is not installed" in code[0]
     pip_line = next(line for line in code[0].splitlines() if "pip install" in line)
     for banned in ("torch", "numpy", "ipykernel", "--upgrade", "-U "):
         assert banned not in pip_line

@@ -78,14 +78,15 @@ def test_the_install_cell_is_tiny_and_never_touches_colab_s_own_packages():
     src = nbh.install_cell_source(FORK)
     assert src.startswith(nbh.INSTALL_MARKER) and len(src.splitlines()) <= 6
     assert '"google.colab" in sys.modules' in src
-    assert f'"dartsviz @ git+https://github.com/{FORK}"' in src and "|| pip install -q dartsviz" in src
+    assert f'"dartsviz @ git+https://github.com/{FORK}"' in src and f'|| echo "{nbh.INSTALL_HINT}"' in src
+    assert src.count("pip install -q") == 1                  # no fallback to the index: the name is not ours
     pip_line = next(line for line in src.splitlines() if "pip install" in line)
     for banned in ("torch", "numpy", "ipykernel", "--upgrade", "-U "):
         assert banned not in pip_line
 
 
-@pytest.mark.parametrize("git_ok", [True, False], ids=["from-the-home", "falls-back-to-the-index"])
-def test_the_install_cell_installs_from_the_home_and_falls_back_to_the_package_index(tmp_path, git_ok):
+@pytest.mark.parametrize("git_ok", [True, False], ids=["from-the-home", "says-how-to-install"])
+def test_the_install_cell_installs_from_the_home_or_says_in_one_line_how_to_install(tmp_path, git_ok):
     """The cell run by IPython as Colab would run it (google.colab imported), with a stand-in `pip`."""
     pytest.importorskip("IPython")
     log = tmp_path / "pip.log"
@@ -112,7 +113,9 @@ def test_the_install_cell_installs_from_the_home_and_falls_back_to_the_package_i
     assert p.returncode == 0, p.stdout + p.stderr
     calls = log.read_text().splitlines()
     first = f"GIT_TERMINAL_PROMPT=0 install -q dartsviz @ git+https://github.com/{FORK}"
-    assert calls == ([first] if git_ok else [first, "GIT_TERMINAL_PROMPT= install -q dartsviz"])
+    assert calls == [first]                                   # never the package index
+    hint = [line for line in p.stdout.splitlines() if "dartsviz is not installed" in line]
+    assert hint == ([] if git_ok else [nbh.INSTALL_HINT])
 
 
 def test_check_names_each_file_that_disagrees(tmp_path, capsys):
