@@ -6,6 +6,18 @@ import torch
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+# The modules that hold the longest tests (notebooks run twice, browsers, torchrun, the presets'
+# budgets), collected first: with `-n 2` the workers start on them and the short tests fill in
+# around them, so that both workers finish together (longest first) instead of one waiting on a
+# notebook at the end. The order within a module is kept.
+LONG_FIRST = ("test_notebooks.py", "test_browser.py", "test_distributed.py", "test_bench.py", "test_search.py",
+              "test_rnn_search.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+
 
 @pytest.fixture
 def tiny_overrides():

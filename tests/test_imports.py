@@ -1,6 +1,7 @@
 """The package's imports point one way: no cycle, and no lower floor importing a higher one,
 counting the imports inside functions (read from the source, not by importing it)."""
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ def _modules(root: Path = PACKAGE) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def import_graph(root: Path = PACKAGE) -> dict:
     """Module -> the package modules it imports anywhere in its source. `from X import y`
     counts as an import of X.y where that is a module, else of X; a module's own parent
