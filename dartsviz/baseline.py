@@ -51,29 +51,51 @@ def _mean_std(values: Sequence[float]):
 
 
 def random_baseline(n: int, config=None, seed: int = 0, data=None,
-                    log: Optional[Callable[[str], None]] = None, space="cnn") -> dict:
+                    log: Optional[Callable[[str], None]] = None, space="cnn", out=None,
+                    run: Optional[Callable] = None) -> dict:
     """Train `n` random genotypes of `space` (drawn from random.Random(seed)) with the same config.
 
-    Returns {"n", "seed", "runs": [summary per genotype], "test_METRIC_mean", "test_METRIC_std"}
-    (METRIC: acc, or ppl for the recurrent space); the std is the sample standard deviation
-    (0 for one run).
-    """
+    Returns {"n", "seed", "space", "runs": [summary per genotype], "test_METRIC_mean",
+    "test_METRIC_std", "interrupted"} (METRIC: the space's, e.g. acc or ppl); the std is the
+    sample standard deviation (0 for one run). With `out`: each cell's run directory
+    (`out/random<i>`) and `out/baseline.json`. `run(train, i)` runs one training (default
+    `train.run()`; the command line's adds a progress bar); a training left interrupted ends
+    the baseline there (`interrupted` True, nothing written)."""
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"the random baseline needs a positive number of genotypes, got {n!r}")
     space = get_space(space) if isinstance(space, str) else space
-    train_cls, config_cls = Train, space.trainer().config_class
+    config_cls = space.trainer().config_class
     config = config if config is not None else config_cls.preset("tiny")
+    data = data if data is not None else load_training_data(space, config)   # loaded once for every cell
     key = f"test_{space.metric}"
     rng = _random.Random(seed)
+    out = Path(out) if out is not None else None
     runs = []
     for i in range(n):
-        train = train_cls(space.random_genotype(rng), config_cls.from_dict(config.to_dict()), data=data)
-        train.run()
+        train = Train(space.random_genotype(rng), config_cls.from_dict(config.to_dict()), data=data,
+                      out=out / f"random{i}" if out is not None else None)
+        if log and i == 0:
+            log(train.network_line())
+        (run or (lambda t, i: t.run()))(train, i)
+        if train.interrupted:
+            return {"n": n, "seed": seed, "space": space.name, "runs": runs, "interrupted": True}
         runs.append({"index": i, **train.summary()})
         if log:
-            log(f"random {i + 1}/{n}: {key.replace('_', ' ')} {runs[-1][key]:.4f}")
+            log(f"random cell {i + 1}: {metric_words(space)} {runs[-1][key]:.4f}   {train.genotype.to_text()}")
     mean, std = _mean_std([r[key] for r in runs])
-    return {"n": n, "seed": seed, "runs": runs, f"{key}_mean": mean, f"{key}_std": std}
+    result = {"n": n, "seed": seed, "space": space.name, "runs": runs, f"{key}_mean": mean, f"{key}_std": std,
+              "interrupted": False}
+    if out is not None:
+        atomic_write_text(out / "baseline.json", json.dumps(
+            {"n": n, "seed": seed, "space": space.name, f"{key}s": [r[key] for r in runs],
+             f"{key}_mean": mean, f"{key}_std": std, "config": config.to_dict()}, indent=1) + "\n")
+    return result
+
+
+def metric_words(space) -> str:
+    """"test accuracy", "test perplexity", or "test <metric>"."""
+    name = {"acc": "accuracy", "ppl": "perplexity"}.get(space.metric, space.metric)
+    return f"test {name}"
 
 
 def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: Sequence[int] = (1, 2),

@@ -41,6 +41,15 @@ def test_random_baseline_is_seeded_and_reports_mean_std(digits):
         random_baseline(0, tiny_train(), data=digits)
 
 
+def test_an_interrupted_cell_ends_the_random_baseline_and_writes_no_summary(digits, tmp_path):
+    def run(train, i):                                    # the command line's hook: here a Ctrl-C at step 1
+        train.subscribe(lambda r: r.kind == "step" and r.step == 1 and train.pause())
+        train.run()
+    res = random_baseline(2, tiny_train(), data=digits, out=tmp_path, run=run)
+    assert res["interrupted"] and res["runs"] == [] and not (tmp_path / "baseline.json").exists()
+    assert (tmp_path / "random0").is_dir() and not (tmp_path / "random1").exists()   # the cell reached is kept
+
+
 def test_comparison_table_for_two_seeds(tmp_path, digits):
     lines = []
     res = compare_end_to_end(seeds=(0, 1), random=1, search_config=tiny_search(), train_config=tiny_train(),

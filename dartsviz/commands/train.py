@@ -61,43 +61,25 @@ def _overrides(args, space) -> dict:
 
 
 def _random_baseline(args, space, config) -> int:
-    import random
-    from ..baseline import _mean_std, load_training_data
+    """`dartsviz train --random N`: `baseline.random_baseline` with a progress bar per cell."""
+    from ..baseline import metric_words, random_baseline
     if args.random <= 0:
         raise ValueError(f"--random must be positive, got {args.random}")
     if args.steps:
         raise ValueError("--steps does not go with --random: every cell trains the full budget (use --epochs)")
-    from ..train import Train
-    data = load_training_data(space, config)
-    rng = random.Random(config.seed)
+    result = random_baseline(
+        args.random, config, seed=config.seed, space=space, out=args.out, log=print,
+        run=lambda train, i: run_steps(train, None, args.quiet, f"random {i + 1}/{args.random}", _lr))
+    if result["interrupted"]:
+        return 130
     metric = f"test_{space.metric}"
-    values = []
-    for i in range(args.random):
-        out = Path(args.out) / f"random{i}" if args.out else None
-        train = Train(space.random_genotype(rng), config, out=out, data=data)
-        if i == 0:
-            print(train.network_line())
-        run_steps(train, None, args.quiet, f"random {i + 1}/{args.random}", _lr)
-        values.append(train.summary()[metric])
-        print(f"random cell {i + 1}: {_metric_words(space)} {values[-1]:.4f}   {train.genotype.to_text()}")
-        if train.interrupted:
-            return 130
-    mean, std = _mean_std(values)
+    mean, std = result[f"{metric}_mean"], result[f"{metric}_std"]
     scale = 100 if space.metric == "acc" else 1
     print(f"random baseline ({args.random} cells, seed {config.seed}): "
-          f"{_metric_words(space)} {scale * mean:.2f} ± {scale * std:.2f}{' %' if scale == 100 else ''}")
+          f"{metric_words(space)} {scale * mean:.2f} ± {scale * std:.2f}{' %' if scale == 100 else ''}")
     if args.out:
-        import json
-        from ..runs import atomic_write_text
-        atomic_write_text(Path(args.out) / "baseline.json", json.dumps(
-            {"n": args.random, "seed": config.seed, "space": space.name, f"{metric}s": values,
-             f"{metric}_mean": mean, f"{metric}_std": std, "config": config.to_dict()}, indent=1) + "\n")
         print(f"written: {Path(args.out) / 'baseline.json'}")
     return 0
-
-
-def _metric_words(space) -> str:
-    return "test accuracy" if space.metric == "acc" else f"test {'perplexity' if space.metric == 'ppl' else space.metric}"
 
 
 def _lr(r) -> dict:
@@ -121,12 +103,14 @@ def run(args) -> int:
         return Train(resolve_genotype(args.genotype, space), config,
                          out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
 
+    from ..baseline import metric_words
+
     def report(train):
         summary = train.summary()
         value = summary.get(f"test_{space.metric}")
         if value is None:
             value = train.evaluate("test")[space.metric]
-        print(f"{_metric_words(space)}: {value:.4f}")
+        print(f"{metric_words(space)}: {value:.4f}")
         for line in train.trainer.report_lines(summary):
             print(line)
         if not getattr(args, "no_plots", False) and not train.interrupted:
