@@ -251,3 +251,9 @@ def test_cells_of_other_node_counts_draw_and_step(data, nodes):
     assert d.images["weights"].value != before and len(d.graph.value) > 1000
     g = d.search.space.parse_genotype(d.genotype_text.value)
     assert tuple(g.normal_concat) == tuple(range(2, 2 + nodes))
+
+
+def test_the_status_line_is_the_counter_as_plain_text(dash):
+    dash.step(1)
+    assert "step <b>1</b> / 6" in dash.counter.value
+    assert dash.status_line.startswith("step 1 / 6 \u00b7 epoch 0 \u00b7 order 1") and "<" not in dash.status_line

@@ -111,7 +111,8 @@ def _check_03(nb, work):
 def _check_04(nb, work):
     assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
     # FAST: 3 steps per epoch; the warm-up epoch, 3 first-order steps, then 3 second-order ones
-    assert re.search(r"step <b>9</b> / 9 .*order 2", _text(nb, "dash.set_order(2)"))
+    counter = _text(nb, "dash.set_order(2)")
+    assert re.search(r"^step 9 / 9 .*order 2", counter) and "<" not in counter, counter   # plain text, no HTML
     cost = _text(nb, "median[order] = statistics.median")
     assert cost.startswith("3 warm-up steps (alpha frozen), 6 steps that updated alpha\n"), cost
     medians = re.findall(r"^order (\d): ([\d.]+) s per step \(median\)$", cost, re.M)
@@ -163,6 +164,8 @@ def _check_06(nb, work):
 
 
 def _check_07(nb, work):
+    ran = _text(nb, "search = Search(config)")
+    assert re.fullmatch(r"\d+ steps; derived cell: Genotype\(normal=.*\)\n", ran) and "records" not in ran, ran
     assert len(_displayed(nb, "draw_collapse(search.history)", "image/png")) == 2    # collapse and curves
     text = _text(nb, "for cell in (\"normal\", \"reduce\")")
     rows = re.findall(r"^(normal|reduce)\s*: (\d+) skip connections, (\d+) parameter-free of (\d+) kept edges$",

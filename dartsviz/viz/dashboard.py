@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 import time
 from typing import Optional
 
@@ -206,6 +207,11 @@ class Dashboard(WidgetView):
     @property
     def scale(self) -> float:
         return self.panels.scale
+
+    @property
+    def status_line(self) -> str:
+        """The step counter as plain text (what `print` should show a student, not its HTML)."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.counter.value))
 
     def _on_interrupt(self) -> None:
         self._set_status(f"interrupted at step {self.search.step_count}; press Run to continue")
