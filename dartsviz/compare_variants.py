@@ -43,6 +43,7 @@ from .runs import RunDir, atomic_write_text
 from .search import Search, SearchConfig
 from .spaces import get_space
 from .summary import collapse_summary, cost_summary
+from .train import Train
 
 DATA_FIELDS = ("dataset", "data_dir", "train_portion", "device", "dtype")   # configs sharing these share data
 
@@ -143,7 +144,6 @@ def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed
     isolate = dev.type == "cpu" if isolate is None else bool(isolate)
     train_cls = t_config = None
     if end_to_end:                                      # checked before any search runs
-        from .train import Train
         train_cls, config_cls = Train, sp.trainer().config_class
         t_over = {k: v for k, v in dict(dataset=first.dataset, data_dir=data_dir, device=device, seed=first.seed,
                                         steps_per_epoch=steps_per_epoch, epochs=train_epochs).items()

@@ -32,7 +32,9 @@ LEGACY_SPACE = "cnn"                # schema-1 files knew only the convolutional
 SCHEMA = 2                          # 1: the flat dicts before this module; 2: these records
 PROB_DIGITS = 6                     # softmax weights are kept to 6 digits (display only)
 
-Parser = Callable[..., Any]         # (space name, genotype text) -> genotype object
+Parser = Callable[[str, str], Any]  # (space name, genotype text) -> genotype object
+TextReader = Callable[[str], Any]   # a space's genotype text -> genotype object
+DictReader = Callable[[dict], Any]  # a space's genotype JSON dict -> genotype object
 
 
 def _rounded(probs) -> Dict[str, np.ndarray]:
@@ -42,15 +44,15 @@ def _rounded(probs) -> Dict[str, np.ndarray]:
 
 # space name -> (genotype from its text, genotype from its JSON dict); `spaces.register_space`
 # fills it, so that records and run directories read a space's genotypes without importing spaces
-_GENOTYPE_READERS: Dict[str, Tuple[Parser, Callable[[dict], Any]]] = {}
+_GENOTYPE_READERS: Dict[str, Tuple[TextReader, DictReader]] = {}
 
 
-def register_genotype_reader(space: str, parse_text: Parser, from_dict: Callable[[dict], Any]) -> None:
+def register_genotype_reader(space: str, parse_text: TextReader, from_dict: DictReader) -> None:
     """How genotypes of `space` are read (called by `dartsviz.spaces.register_space`)."""
     _GENOTYPE_READERS[space] = (parse_text, from_dict)
 
 
-def genotype_reader(space: str) -> Tuple[Parser, Callable[[dict], Any]]:
+def genotype_reader(space: str) -> Tuple[TextReader, DictReader]:
     """(parse text, from a JSON dict) for genotypes of `space`; an unknown space raises ValueError."""
     if space not in _GENOTYPE_READERS:
         raise ValueError(f"unknown search space {space!r}; known spaces: {', '.join(sorted(_GENOTYPE_READERS))}")

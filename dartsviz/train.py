@@ -23,7 +23,7 @@ from . import distributed
 from .config import DTYPES
 from .loop import Record, TrainingLoop, rng_state
 from .records import TrainEpochRecord, TrainStepRecord
-from .spaces import get_space
+from .spaces import get_space, space_names
 from .spaces.cnn.train import (TRAIN_PRESETS, CNNTrainer, TrainConfig, evaluate_batches,  # noqa: F401
                                evaluate_model, full_training_data)
 from .spaces.resolve import resolve_genotype
@@ -36,12 +36,7 @@ def _space_of(genotype, config, space):
         return get_space(space)
     if config is not None and getattr(config, "space", None):
         return get_space(config.space)
-    from .spaces import space_names
-    for name in space_names():
-        sp = get_space(name)
-        if sp.paper_genotypes and isinstance(genotype, type(next(iter(sp.paper_genotypes.values())))):
-            return sp
-    return get_space("cnn")
+    return next((get_space(n) for n in space_names() if get_space(n).holds_genotype(genotype)), get_space("cnn"))
 
 
 class Train(TrainingLoop):

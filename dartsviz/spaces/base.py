@@ -86,6 +86,11 @@ class SearchSpace:
     def random_genotype(self, seed=None):
         raise NotImplementedError
 
+    def holds_genotype(self, obj) -> bool:
+        """Whether `obj` is a genotype object of this space (of the type of its paper cells)."""
+        kinds = tuple({type(g) for g in self.paper_genotypes.values()})
+        return bool(kinds) and isinstance(obj, kinds)
+
     def trainer(self):
         """The `spaces.trainer.SpaceTrainer` subclass that trains a genotype of this space from
         scratch (driven by `dartsviz.train.Train`); its `config_class` holds the space's fields.

@@ -17,8 +17,7 @@ def resolve_genotype(spec, space=None):
     """
     from . import get_space                       # the registry, in the package: not a lower module
     space = get_space("cnn" if space is None else space)
-    kinds = tuple({type(g) for g in space.paper_genotypes.values()})
-    if (isinstance(spec, kinds) if kinds else not isinstance(spec, (str, Path))):
+    if space.holds_genotype(spec) or (not space.paper_genotypes and not isinstance(spec, (str, Path))):
         return spec                                # a genotype object of the space
     names = ", ".join(space.paper_genotypes)
     s = str(spec).strip()

@@ -26,9 +26,7 @@ class SpaceTrainer:
     """Base class: the defaults suit a classifier trained with SGD at the loop's learning rate."""
 
     config_class = None                # the space's training config dataclass (with its presets)
-    data_parallel = False              # whether it runs under torchrun
-    metric = "acc"                     # the quality number of its records: acc | ppl
-    higher_is_better = True
+    data_parallel = False              # whether it runs under torchrun (its metric is the space's)
 
     loop = None                        # the Train driving this trainer (set by the loop)
     model: torch.nn.Module

@@ -107,8 +107,6 @@ class RNNTrainer(SpaceTrainer):
     """The genotype's RNNModel: SGD then ASGD, a jittered BPTT stream, perplexity."""
 
     config_class = RNNTrainConfig
-    metric = "ppl"
-    higher_is_better = False
 
     def __init__(self, space, genotype, config: RNNTrainConfig, device, dtype, data: Optional[TextData] = None):
         super().__init__(space, genotype, config, device, dtype)
