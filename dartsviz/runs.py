@@ -237,12 +237,13 @@ class RunDir:
     def loop(self) -> str:
         """"search" or "train": what wrote this run directory. Told by its first record,
         else by its checkpoint; "search" when nothing tells."""
+        from .records import record_from_dict
         try:
-            first = self.read_records()[:1]
+            first = self.read_history()[:1]                # only the first record is made typed
         except RunDirError:
             first = []
         if first:
-            return first[0].run
+            return record_from_dict(first[0], space=self.space_name).run
         if self.checkpoint_path.is_file():
             try:
                 return self.load_checkpoint().get("kind", "search")

@@ -64,6 +64,8 @@ class PanelSet:
         self.figure_panels = {p.name: p for p in figure_panels()}      # those registered now
         self.names = panel_names()
         self.tab_panels = tab_panels()
+        # always in view: the registered panels without a tab, and the live cell graph
+        self.main_panels = (*(n for n, p in self.figure_panels.items() if p.tab is None), "graph")
         self.figs = {n: new_figure(p.size, dpi=dpi) for n, p in self.figure_panels.items()}
         self.images: Dict[str, widgets.Image] = {
             p: widgets.Image(format="svg+xml", layout=widgets.Layout(width=f"{display_width(self.figs[p])}px",
@@ -132,7 +134,7 @@ class PanelSet:
         and the live graph of that cell type; then the tabs, ending with the owner's `tabs`
         ((title, widget) pairs). `extras`: panel name -> a widget shown above it in its tab
         (an owner's controls, e.g. the Dashboard's lambda_max setting over "collapse")."""
-        in_view = [self.images[n] for n, p in self.figure_panels.items() if p.tab is None]
+        in_view = [self.images[n] for n in self.main_panels if n in self.images]
         main = widgets.VBox([_row(self.cell_type, self.graph_kind), *in_view, self.graph])
         contents = {n: (widgets.VBox([self.edge, self.images[n]]) if p.edge_chooser else self.images[n])
                     for n, p in self.figure_panels.items() if p.tab is not None}
@@ -183,11 +185,6 @@ class PanelSet:
         tab = self.tabs.selected_index if self.tabs is not None else None
         shown = self.tab_panels[tab][1] if tab is not None and tab < len(self.tab_panels) else ()
         return tuple(p for p in self.names if p in self.main_panels or p in shown)
-
-    @property
-    def main_panels(self) -> Tuple[str, ...]:
-        """The panels always in view: the registered ones without a tab, and the live cell graph."""
-        return (*(n for n, p in self.figure_panels.items() if p.tab is None), "graph")
 
     # -- drawing ------------------------------------------------------------------------
     def invalidate(self, record, records: Sequence, upto: Optional[int] = None) -> None:
