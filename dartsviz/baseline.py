@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .distributed import resolve_device
+from .records import metric_title
 from .runs import atomic_write_bytes, atomic_write_text
 from .search import Search, SearchConfig
 from .spaces import get_space
@@ -94,8 +95,7 @@ def random_baseline(n: int, config=None, seed: int = 0, data=None,
 
 def metric_words(space) -> str:
     """"test accuracy", "test perplexity", or "test <metric>"."""
-    name = {"acc": "accuracy", "ppl": "perplexity"}.get(space.metric, space.metric)
-    return f"test {name}"
+    return f"test {metric_title(space.metric)}"
 
 
 def compare_end_to_end(seeds: Sequence[int] = (0, 1), random: int = 1, orders: Sequence[int] = (1, 2),
@@ -208,7 +208,7 @@ def _metric_of_rows(rows: List[dict]) -> str:
 
 def _metric_label(metric: str) -> Tuple[str, float]:
     """(column heading, scale) of a test metric: accuracy in percent, others as they are."""
-    return ("test acc (%)", 100.0) if metric == "acc" else (f"test {'perplexity' if metric == 'ppl' else metric}", 1.0)
+    return ("test acc (%)", 100.0) if metric == "acc" else (f"test {metric_title(metric)}", 1.0)
 
 
 def _columns(rows: List[dict], space: str) -> List[Tuple[str, Callable[[dict], str]]]:

@@ -337,6 +337,14 @@ def _train_record(cls, d: dict, parse: Parser, space: str):
     return cls(**kw)
 
 
+METRIC_TITLES = {"acc": "accuracy", "ppl": "perplexity"}
+
+
+def metric_title(metric: Optional[str]) -> str:
+    """A metric's name in words ("acc" -> "accuracy"), for every table and figure."""
+    return METRIC_TITLES.get(metric, metric or "metric")
+
+
 def numbers_by_split(r) -> Dict[str, Dict[str, float]]:
     """A record's losses and metrics by split, losses first: {"train": {"loss": .., "acc": ..}, ...}."""
     out: Dict[str, Dict[str, float]] = {}

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..records import EpochRecord, StepRecord
+from ..records import EpochRecord, StepRecord, metric_title  # noqa: F401  (metric_title: the views' name too)
 from ..spaces import SearchSpace
 from .spaceof import space_of
 
@@ -125,12 +125,7 @@ def cell_differences(a, b, space: SearchSpace) -> List[dict]:
     return rows
 
 
-METRIC_TITLES = {"acc": "accuracy", "ppl": "perplexity"}
 METRIC_LIMITS = {"acc": (0, 1.02)}                  # y-range of a metric's curves, where fixed
-
-
-def metric_title(metric: Optional[str]) -> str:
-    return METRIC_TITLES.get(metric, metric or "metric")
 
 
 def metric_of(record, split: str, metric: str) -> float:
