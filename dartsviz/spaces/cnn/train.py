@@ -214,8 +214,8 @@ class CNNTrainer(SpaceTrainer):
         return loss, {"train_loss": loss.detach(), "train_acc": acc}
 
     def end_epoch(self, epoch: int, steps: List):
-        test = self.evaluate("test")
-        return {"test": test["loss"]}, {"test_acc": test["acc"]}, {"params": self.params, "macs": self.macs}
+        losses, metrics, _ = super().end_epoch(epoch, steps)       # the test split's loss and accuracy
+        return losses, metrics, {"params": self.params, "macs": self.macs}
 
     def evaluate(self, split: str = "test") -> Dict[str, float]:
         """Mean loss and accuracy on a whole split, in eval mode (no drop-path, no auxiliary head);
@@ -236,7 +236,7 @@ class CNNTrainer(SpaceTrainer):
         return epochs[-1].metrics["test_acc"] if epochs else None
 
     def summary(self, history: List) -> Dict[str, Any]:
-        return {"macs": self.macs, "test_acc": self.test_acc}
+        return {"macs": self.macs, "test_acc": self.test_acc}      # None before the first epoch ends
 
     def network_line(self) -> str:
         c = self.config
