@@ -8,7 +8,7 @@ from .spaces.cnn.network import NetworkEval, count_macs
 from .spaces.rnn import DARTS_RNN_V1, DARTS_RNN_V2, RNNGenotype
 from .search import PRESETS, Search, SearchConfig
 from .train import TRAIN_PRESETS, Train, TrainConfig, resolve_genotype
-from .baseline import compare_end_to_end, random_baseline
+from .experiments import compare_end_to_end, random_baseline
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """Run statistics from a search's records, the one definition that the views (viz/) and the
-comparisons (compare_variants, baseline) share: median seconds per step with the warm-up
+experiments (dartsviz.experiments) share: median seconds per step with the warm-up
 steps left out, peak memory, totals, and the collapse diagnostics of the last step."""
 from __future__ import annotations
 

@@ -96,17 +96,18 @@ def test_dartsviz_compare_variants_writes_one_row_per_variant(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert printed.count("| darts |") == 1 and printed.count("| beta_darts |") == 1
-    rows = list(csv.DictReader((out / "variants.csv").open()))
-    assert [r["variant"] for r in rows] == ["darts", "beta_darts"]
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["arm"] for r in rows] == ["darts", "beta_darts"]
     result = json.loads((out / "results.json").read_text())
-    assert result["settings"]["seed"] == 5 and result["settings"]["isolated"]     # a fresh process each on a CPU
-    for row in result["rows"]:
-        path = out / "runs" / row["variant"]
+    assert result["settings"]["seeds"] == [5] and result["settings"]["isolated"]     # a fresh process each on a CPU
+    assert [r["arm"] for r in result["runs"]] == ["darts", "beta_darts"]
+    for row, run in zip(result["rows"], result["runs"]):
+        path = out / run["search_dir"]
         config = RunDir(path).read_config()
         assert (config["variant"], config["seed"], config["epochs"], config["steps_per_epoch"]) == \
-            (row["variant"], 5, 1, 2)
+            (row["arm"], 5, 1, 2)
         steps = _steps(path)
-        assert len(steps) == row["steps"] == 2 and all(r.variant == row["variant"] for r in steps)
+        assert len(steps) == row["steps"] == 2 and all(r.variant == row["arm"] for r in steps)
         assert row["param_free_ops"] == steps[-1].param_free_ops and row["max_skip"] == steps[-1].max_skip
         assert row["lambda_max"] == steps[1].lambda_max and steps[0].lambda_max is None
         assert row["genotype"] == RunDir(path).read_genotype().to_text()
@@ -114,7 +115,7 @@ def test_dartsviz_compare_variants_writes_one_row_per_variant(tmp_path, capsys):
     assert result["rows"][1]["monitors"] == {"lambda_t": 0.0}
     page = (out / "index.html").read_text()
     assert "<h2>Variants</h2>" in page and "lambda_t 0" in page and "Collapse diagnostics" in page
-    assert (out / "collapse.png").is_file() and (out / "variants.md").read_text().count("\n") == 4
+    assert (out / "collapse.png").is_file() and (out / "table.md").read_text().count("\n") == 4
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -134,14 +135,14 @@ def test_a_bad_variants_command_is_one_line_and_writes_nothing(tmp_path, capsys,
 
 
 def test_variants_end_to_end_trains_each_derived_cell(tmp_path):
-    from dartsviz.compare_variants import compare_variants, format_variants_table
+    from dartsviz.experiments import compare_variants, format_table
     res = compare_variants(["darts", "sdarts_rs"], tmp_path / "e2e", epochs=1, steps_per_epoch=2, end_to_end=True,
                            train_epochs=1, isolate=False, preset="tiny")
-    assert [r["variant"] for r in res["rows"]] == ["darts", "sdarts_rs"] and not res["settings"]["isolated"]
-    for row in res["rows"]:
-        train = RunDir(tmp_path / "e2e" / "runs" / f"train-{row['variant']}")
+    assert [r["arm"] for r in res["rows"]] == ["darts", "sdarts_rs"] and not res["settings"]["isolated"]
+    for row, run in zip(res["rows"], res["runs"]):
+        train = RunDir(tmp_path / "e2e" / run["train_dir"])
         last = [r for r in train.read_records() if r.kind == "epoch"][-1]
-        assert row["trained_test_acc"] == last["test_acc"] and row["params"] > 0
+        assert row["test_acc_mean"] == run["test_acc"] == last["test_acc"] and row["params_mean"] > 0
         assert train.read_genotype().to_text() == row["genotype"]                 # the searched cell
-    assert "trained cell test acc" in format_variants_table(res["rows"])
+    assert "trained cell test acc" in format_table(res)
     assert "trained cell test acc" in (tmp_path / "e2e" / "index.html").read_text()

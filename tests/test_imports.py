@@ -103,9 +103,9 @@ FLOORS = {
     "dartsviz.runs": ("dartsviz.spaces", "dartsviz.methods", "dartsviz.loop", "dartsviz.search"),
     "dartsviz.distributed": ("dartsviz.spaces", "dartsviz.search", "dartsviz.train", "dartsviz.loop"),
     "dartsviz.spaces": ("dartsviz.train", "dartsviz.search", "dartsviz.loop", "dartsviz.bilevel",
-                        "dartsviz.baseline", "dartsviz.viz", "dartsviz.commands"),
+                        "dartsviz.experiments", "dartsviz.viz", "dartsviz.commands"),
     "dartsviz.methods": ("dartsviz.train", "dartsviz.search", "dartsviz.loop", "dartsviz.viz", "dartsviz.commands"),
-    "dartsviz.summary": ("dartsviz.viz", "dartsviz.search", "dartsviz.compare_variants", "dartsviz.baseline"),
+    "dartsviz.summary": ("dartsviz.viz", "dartsviz.search", "dartsviz.experiments"),
     "dartsviz.viz": ("dartsviz.commands", "dartsviz.cli"),
 }
 

@@ -222,14 +222,16 @@ def test_cli_random_baseline_reports_mean_and_std(tmp_path, capsys):
             "--seed", "1", "--device", "cpu", "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    res = json.loads((tmp_path / "baseline.json").read_text())
+    res = json.loads((tmp_path / "results.json").read_text())
     import statistics
-    assert res["test_acc_mean"] == pytest.approx(statistics.fmean(res["test_accs"]))
-    assert res["test_acc_std"] == pytest.approx(statistics.stdev(res["test_accs"]))
-    assert f"{100 * res['test_acc_mean']:.2f} ± {100 * res['test_acc_std']:.2f} %" in out
+    accs, row = [r["test_acc"] for r in res["runs"]], res["rows"][0]
+    assert row["test_acc_mean"] == pytest.approx(statistics.fmean(accs)) and len(accs) == 2
+    assert row["test_acc_std"] == pytest.approx(statistics.stdev(accs))
+    assert f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f} %" in out
     import random
     rng = random.Random(1)
-    assert [RunDir(tmp_path / f"random{i}").read_genotype() for i in range(2)] == [random_genotype(rng) for _ in range(2)]
+    assert ([RunDir(tmp_path / r["train_dir"]).read_genotype() for r in res["runs"]]
+            == [random_genotype(rng) for _ in range(2)])
 
 
 def test_pause_stops_at_a_step_boundary_and_run_continues(digits):

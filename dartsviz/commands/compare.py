@@ -1,11 +1,14 @@
 """`dartsviz compare RUN ... RUN`: a side-by-side report of two or more searches (PNG/SVG +
-HTML); `dartsviz compare --variants darts pc_darts ...`: one search per variant on the same
-data and seed, and their report (`dartsviz.compare_variants`)."""
+HTML); `--variants darts pc_darts ...`: one search per variant on the same data and seed;
+`--end-to-end`: first order vs second order vs random, searched and trained over seeds. Both
+experiments are thin calls of `dartsviz.experiments`."""
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+
+from ..bilevel import ORDERS
 
 
 def add_parser(sub):
@@ -29,8 +32,21 @@ def add_parser(sub):
     g.add_argument("--monitor-every", type=int, metavar="N", help="measure lambda_max every N steps (0: off)")
     g.add_argument("--monitor-iters", type=int, metavar="N",
                    help="cap of the power iteration's Hessian-vector products")
-    from . import compare_e2e
-    compare_e2e.add_arguments(p)
+    e = p.add_argument_group("end-to-end (--end-to-end: first order vs second order vs random)")
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds (each: one search per order)")
+    e.add_argument("--random", type=int, default=1, metavar="N", help="random cells per seed (default 1)")
+    e.add_argument("--orders", type=int, nargs="+", choices=ORDERS, default=list(ORDERS), help="search orders")
+    e.add_argument("--search-preset", default="tiny", help="search preset (tiny or paper)")
+    e.add_argument("--train-preset", default="tiny", help="training preset (tiny or paper)")
+    e.add_argument("--search-epochs", type=int, help="search epochs (same for every search)")
+    e.add_argument("--train-epochs", type=int, help="training epochs (same for every network)")
+    c = p.add_argument_group("both experiments")
+    c.add_argument("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
+    c.add_argument("--space", help="search space: cnn (default) or rnn (the tiny presets: the embedded corpus)")
+    c.add_argument("--dataset", help="data set for search and training")
+    c.add_argument("--data-dir", help="folder holding torchvision data sets")
+    c.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
     return p
 
@@ -52,8 +68,7 @@ def run(args) -> int:
     if args.end_to_end:
         if args.runs:
             raise ValueError("--end-to-end runs its own searches; give no run directories")
-        from . import compare_e2e
-        return compare_e2e.run(args)
+        return compare_end_to_end(args)
     return compare_runs(args)
 
 
@@ -78,7 +93,7 @@ def compare_runs(args) -> int:
 def compare_variants(args) -> int:
     """`--variants`: one search per variant (and with --end-to-end a training of each cell),
     the variants table on stdout, the report in --out."""
-    from ..compare_variants import compare_variants as run_variants, format_variants_table
+    from ..experiments import compare_variants as run_variants, format_table
     for flag in ("epochs", "search_epochs", "train_epochs", "steps_per_epoch", "monitor_iters"):
         v = getattr(args, flag, None)
         if v is not None and v <= 0:
@@ -94,8 +109,35 @@ def compare_variants(args) -> int:
                           monitor_every=args.monitor_every, monitor_iters=args.monitor_iters,
                           end_to_end=args.end_to_end, train_preset=args.train_preset, train_epochs=args.train_epochs,
                           space=args.space, dataset=args.dataset, data_dir=args.data_dir, device=args.device, log=log)
-    print(format_variants_table(result["rows"]))
+    print(format_table(result))
     print(f"report: {result['report']}")
     from .common import dot_hint
     dot_hint()
+    return 0
+
+
+def compare_end_to_end(args) -> int:
+    """`--end-to-end`: the paper's table, first order vs second order vs random, in --out."""
+    from ..experiments import compare_end_to_end as run_e2e, format_table
+    from ..search import SearchConfig
+    from ..spaces import get_space
+    for name in ("search_epochs", "train_epochs", "steps_per_epoch"):
+        v = getattr(args, name, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    if args.random < 0:
+        raise ValueError(f"--random must be >= 0, got {args.random}")
+    common = {k: getattr(args, k) for k in ("dataset", "data_dir", "device", "steps_per_epoch")
+              if getattr(args, k, None) is not None}
+    space = get_space(args.space or "cnn")
+    search_config = SearchConfig.preset(args.search_preset, space=space.name, **common)
+    train_config = space.trainer().config_class.preset(args.train_preset, **common)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = run_e2e(seeds=args.seeds, random=args.random, orders=args.orders, search_config=search_config,
+                     train_config=train_config, search_epochs=args.search_epochs, train_epochs=args.train_epochs,
+                     out=out, log=log)
+    print(format_table(result))
+    written = [out / n for n in ("table.md", "table.csv", "results.json", "comparison.png", "index.html")]
+    print("written: " + ", ".join(str(p) for p in written if p.exists()))
     return 0

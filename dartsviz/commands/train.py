@@ -61,8 +61,8 @@ def _overrides(args, space) -> dict:
 
 
 def _random_baseline(args, space, config) -> int:
-    """`dartsviz train --random N`: `baseline.random_baseline` with a progress bar per cell."""
-    from ..baseline import metric_words, random_baseline
+    """`dartsviz train --random N`: `experiments.random_baseline` with a progress bar per cell."""
+    from ..experiments import metric_words, random_baseline
     if args.random <= 0:
         raise ValueError(f"--random must be positive, got {args.random}")
     if args.steps:
@@ -78,7 +78,7 @@ def _random_baseline(args, space, config) -> int:
     print(f"random baseline ({args.random} cells, seed {config.seed}): "
           f"{metric_words(space)} {scale * mean:.2f} ± {scale * std:.2f}{' %' if scale == 100 else ''}")
     if args.out:
-        print(f"written: {Path(args.out) / 'baseline.json'}")
+        print(f"written: {Path(args.out) / 'results.json'}, {Path(args.out) / 'table.md'}")
     return 0
 
 
@@ -103,7 +103,7 @@ def run(args) -> int:
         return Train(resolve_genotype(args.genotype, space), config,
                          out=fresh_run_dir(args, f"train-{config.dataset.replace(':', '_')}"))
 
-    from ..baseline import metric_words
+    from ..experiments import metric_words
 
     def report(train):
         summary = train.summary()

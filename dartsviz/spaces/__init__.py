@@ -55,6 +55,13 @@ def space_names() -> List[str]:
 
 
 _BUILTIN_LOADED = False
+BUILTIN = ("cnn", "rnn")          # the spaces every process knows without a registration of its own
+
+
+def is_builtin(name) -> bool:
+    """Whether a fresh process finds the space `name` (a built-in one that no registration replaced)."""
+    _load_builtin()
+    return name in BUILTIN and type(_REGISTRY.get(name)).__module__.startswith("dartsviz.spaces.")
 
 
 def _load_builtin() -> None:

@@ -165,9 +165,10 @@ def test_the_cli_random_baseline_trains_random_recurrent_cells(tmp_path, capsys)
     code, out, err = _main(["train", "--space", "rnn", "--random", "2", "--epochs", "1", "--nhid", "8",
                             "--batch-size", "4", "--quiet", "--out", str(tmp_path / "b")], capsys)
     assert code == 0, err
-    result = json.loads((tmp_path / "b" / "baseline.json").read_text())
-    assert result["space"] == "rnn" and len(result["test_ppls"]) == 2
-    assert result["test_ppl_mean"] == pytest.approx(np.mean(result["test_ppls"]))
+    result = json.loads((tmp_path / "b" / "results.json").read_text())
+    ppls = [r["test_ppl"] for r in result["runs"]]
+    assert result["settings"]["space"] == "rnn" and len(ppls) == 2
+    assert result["rows"][0]["test_ppl_mean"] == pytest.approx(np.mean(ppls))
     assert "random baseline (2 cells" in out and "test perplexity" in out
 
 

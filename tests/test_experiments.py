@@ -1,4 +1,4 @@
-"""Random baseline and end-to-end comparison at a tiny budget."""
+"""The experiments runner: the random baseline and the end-to-end comparison at a tiny budget."""
 import json
 import random
 import statistics
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dartsviz import random_genotype
-from dartsviz.baseline import compare_end_to_end, format_table, random_baseline, summarize, table_csv
-from dartsviz.commands import compare_e2e
+from dartsviz.cli import main
+from dartsviz.experiments import compare_end_to_end, format_table, random_baseline, summarize, table_csv
 from dartsviz.data import load_data
 from dartsviz.search import SearchConfig
 from dartsviz.train import TrainConfig
@@ -46,15 +46,17 @@ def test_an_interrupted_cell_ends_the_random_baseline_and_writes_no_summary(digi
         train.subscribe(lambda r: r.kind == "step" and r.step == 1 and train.pause())
         train.run()
     res = random_baseline(2, tiny_train(), data=digits, out=tmp_path, run=run)
-    assert res["interrupted"] and res["runs"] == [] and not (tmp_path / "baseline.json").exists()
-    assert (tmp_path / "random0").is_dir() and not (tmp_path / "random1").exists()   # the cell reached is kept
+    assert res["interrupted"] and res["runs"] == [] and not (tmp_path / "results.json").exists()
+    runs = tmp_path / "runs"
+    assert (runs / "train-random-seed0-0").is_dir() and not (runs / "train-random-seed0-1").exists()  # the cell reached is kept
 
 
 def test_comparison_table_for_two_seeds(tmp_path, digits):
     lines = []
     res = compare_end_to_end(seeds=(0, 1), random=1, search_config=tiny_search(), train_config=tiny_train(),
-                             search_epochs=1, out=tmp_path, data=digits, log=lines.append)
-    assert res["settings"]["search"]["warmup_epochs"] == 0      # a 1-epoch search still moves alpha
+                             search_epochs=1, out=tmp_path, data=digits, log=lines.append, isolate=False)
+    assert all(a["search"]["warmup_epochs"] == 0                 # a 1-epoch search still moves alpha
+               for a in res["settings"]["arms"] if a["search"])
     runs = res["runs"]
     assert [(r["method"], r["seed"]) for r in runs] == [
         ("DARTS (first order)", 0), ("DARTS (second order)", 0), ("random", 0),
@@ -63,7 +65,7 @@ def test_comparison_table_for_two_seeds(tmp_path, digits):
         assert 0 <= r["test_acc"] <= 1 and r["params"] > 0 and r["macs"] > 0 and r["train_seconds"] > 0
         assert (r["search_seconds"] > 0) == (r["method"] != "random")
     # each searched cell is the genotype its search run directory recorded
-    saved = json.loads((tmp_path / "runs" / "search-o2-seed1" / "genotype.json").read_text())
+    saved = json.loads((tmp_path / "runs" / "o2-seed1" / "genotype.json").read_text())
     from dartsviz import Genotype
     assert Genotype.from_dict(saved).to_text() == runs[4]["genotype"]
     rows = {r["method"]: r for r in res["rows"]}
@@ -72,7 +74,7 @@ def test_comparison_table_for_two_seeds(tmp_path, digits):
     assert rows["DARTS (second order)"]["runs"] == 2
     assert rows["DARTS (second order)"]["test_acc_mean"] == pytest.approx(statistics.fmean(o2))
     assert rows["DARTS (second order)"]["test_acc_std"] == pytest.approx(statistics.stdev(o2))
-    for name in ("table.md", "table.csv", "results.json", "comparison.png"):
+    for name in ("table.md", "table.csv", "results.json", "comparison.png", "index.html"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == json.loads(json.dumps(res["rows"]))
@@ -81,14 +83,14 @@ def test_comparison_table_for_two_seeds(tmp_path, digits):
 
 
 def test_table_formats_against_hand_made_rows():
-    runs = [{"method": "random", "test_acc": a, "params": p, "macs": 10, "search_seconds": 0.0,
+    runs = [{"arm": "random", "method": "random", "test_acc": a, "params": p, "macs": 10, "search_seconds": 0.0,
              "train_seconds": 2.0} for a, p in ((0.9, 100), (0.8, 300))]
     rows = summarize(runs)
     assert rows[0]["params_mean"] == 200 and rows[0]["test_acc_mean"] == pytest.approx(0.85)
     md = format_table(rows)
     assert md.splitlines()[0].startswith("| method | runs | test acc (%)")
     assert "| random | 2 | 85.00 ± 7.07 | 200 | 10 | 0.0 | 2.0 | 3.29 ± 0.15 |" in md
-    assert table_csv(rows).splitlines()[0].startswith("method,runs,test_acc_mean,test_acc_std")
+    assert table_csv(rows).splitlines()[0].startswith("method,arm,runs,test_acc_mean,test_acc_std")
 
 
 def test_comparison_bad_settings_fail_before_training(digits):
@@ -101,23 +103,19 @@ def test_comparison_bad_settings_fail_before_training(digits):
 
 
 def test_compare_e2e_command(tmp_path, capsys):
-    rc = compare_e2e.main(["--seeds", "3", "--orders", "1", "--random", "1", "--search-epochs", "1",
+    rc = main(["compare", "--end-to-end", "--seeds", "3", "--orders", "1", "--random", "1", "--search-epochs", "1",
                            "--train-epochs", "1", "--steps-per-epoch", "2", "--device", "cpu",
                            "--out", str(tmp_path), "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| DARTS (first order) | 1 |" in out and "| random | 1 |" in out and "comparison.png" in out
     assert (tmp_path / "table.csv").is_file()
-    assert compare_e2e.main(["--seeds", "0", "--train-epochs", "0", "--out", str(tmp_path / "x")]) == 1
+    assert main(["compare", "--end-to-end", "--seeds", "0", "--train-epochs", "0", "--out", str(tmp_path / "x")]) == 1
     assert "must be positive" in capsys.readouterr().err
 
 
-def test_compare_e2e_options_fit_a_parser_that_has_out_already():
-    import argparse
-    p = argparse.ArgumentParser()
-    p.add_argument("runs", nargs="*")
-    p.add_argument("--out")
-    p.add_argument("--end-to-end", action="store_true")
-    compare_e2e.add_arguments(p)
-    args = p.parse_args(["--end-to-end", "--seeds", "0", "2", "--random", "3", "--out", "d", "--train-epochs", "4"])
+def test_compare_end_to_end_options_parse():
+    from dartsviz.cli import build_parser
+    args = build_parser().parse_args(["compare", "--end-to-end", "--seeds", "0", "2", "--random", "3", "--out", "d",
+                                      "--train-epochs", "4"])
     assert (args.seeds, args.random, args.out, args.train_epochs, args.orders) == ([0, 2], 3, "d", 4, [1, 2])
