@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .commands.common import CliError, call  # noqa: F401  (CliError: raised by commands)
 
-COMMANDS = ("search", "doctor", "train", "plot", "compare")
+COMMANDS = ("search", "doctor", "train", "plot", "compare", "query")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -45,6 +45,7 @@ def _rounded(probs) -> Dict[str, np.ndarray]:
 # space name -> (genotype from its text, genotype from its JSON dict); `spaces.register_space`
 # fills it, so that records and run directories read a space's genotypes without importing spaces
 _GENOTYPE_READERS: Dict[str, Tuple[TextReader, DictReader]] = {}
+_READER_SOURCES: list = []        # callables that register readers when asked (the built-in spaces, lazily)
 
 
 def register_genotype_reader(space: str, parse_text: TextReader, from_dict: DictReader) -> None:
@@ -52,8 +53,17 @@ def register_genotype_reader(space: str, parse_text: TextReader, from_dict: Dict
     _GENOTYPE_READERS[space] = (parse_text, from_dict)
 
 
+def register_reader_source(load: Callable[[], None]) -> None:
+    """`load()` registers readers (`dartsviz.spaces` hands down its lazy loading of the built-in
+    spaces); called when a space's reader is first missing."""
+    _READER_SOURCES.append(load)
+
+
 def genotype_reader(space: str) -> Tuple[TextReader, DictReader]:
     """(parse text, from a JSON dict) for genotypes of `space`; an unknown space raises ValueError."""
+    if space not in _GENOTYPE_READERS:
+        for load in _READER_SOURCES:
+            load()
     if space not in _GENOTYPE_READERS:
         raise ValueError(f"unknown search space {space!r}; known spaces: {', '.join(sorted(_GENOTYPE_READERS))}")
     return _GENOTYPE_READERS[space]

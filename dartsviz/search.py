@@ -230,6 +230,17 @@ PRESETS: Dict[str, dict] = {
                          arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, eval_batch_size=64,
                          seed=2, monitor_every=40),
     # --- end of the recurrent space's presets ---
+    # --- NAS-Bench-201 space (`preset(..., space="nb201")`; layers = cells per stage, channels = C) ---
+    # The benchmark authors' DARTS on their space (algos/DARTS.config): C 16, 5 cells per stage, batch 64,
+    # 50 epochs, SGD 0.025 cosine to 0.001 (they use Nesterov momentum, plain momentum here), momentum 0.9,
+    # wd 5e-4; alphas by Adam 3e-4, betas (0.5, 0.999), wd 1e-3; half the CIFAR-10 training set each.
+    "paper_nb201": dict(space="nb201", dataset="cifar10", channels=16, layers=5, batch_size=64, epochs=50,
+                        lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=5e-4, grad_clip=5.0,
+                        arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, seed=2),
+    # Digits on a laptop CPU: 8 channels, one cell per stage, the tiny preset's learning rates.
+    "tiny_nb201": dict(space="nb201", dataset="digits", channels=8, layers=1, batch_size=32, epochs=10,
+                       arch_lr=0.1, arch_betas=(0.9, 0.999), arch_weight_decay=0.0, warmup_epochs=1,
+                       lr=0.05, lr_min=0.005, seed=2),
 }
 SearchConfig.PRESETS = PRESETS
 
@@ -367,9 +378,11 @@ class Search(StepLoop):
                     or (c.early_stop and n % self.steps_per_epoch == 0))
 
     def _with_collapse(self, record: StepRecord) -> StepRecord:
-        """The record with its collapse statistics, from its own (rounded) probs and genotype."""
+        """The record with its collapse statistics, from its own (rounded) probs and genotype,
+        and the numbers its space adds about the derived cell (`record_numbers`: nb201's truth)."""
         for k, v in collapse_stats(self.space, record.genotype, record.probs).items():
             setattr(record, k, v)
+        record.monitors.update(self.space.record_numbers(record.genotype))
         return record
 
     def _early_stop_check(self, record: EpochRecord) -> None:

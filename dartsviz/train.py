@@ -121,7 +121,8 @@ class Train(TrainingLoop):
         if self._sharded:                                        # the whole batch's gradient and numbers
             distributed.all_reduce_grads(model.parameters())
             values = dict(zip(values, distributed.all_reduce_mean(list(values.values()))))
-        torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+        if self.config.grad_clip:                                # 0: no clipping (a space's recipe may have none)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.step_count += 1
         base = {"step": self.step_count, "epoch": epoch, "lr": lr, "extras": trainer.step_extras(batch, settings)}

@@ -180,9 +180,15 @@ def test_the_wheel_holds_the_whole_package():
     for folder in [pkg, *(p for p in pkg.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
         if any(folder.glob("*.py")) or any(q.is_dir() and q.name != "__pycache__" for q in folder.iterdir()):
             assert (folder / "__init__.py").is_file(), f"{folder.relative_to(ROOT)} has no __init__.py"
+    tomllib = pytest.importorskip("tomllib")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"].get(
+        "package-data", {}).get("dartsviz", [])
     data = [p.relative_to(ROOT) for p in pkg.rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+            and not any(p.relative_to(pkg).match(glob) for glob in declared)]
     assert data == [], f"declare these as package data in pyproject.toml: {data}"
+    manifest = (ROOT / "MANIFEST.in").read_text()                  # and the sdist carries them too
+    assert all(f"recursive-include dartsviz/{g.split('/')[0]}" in manifest for g in declared if "/" in g)
 
 
 def test_committed_notebooks_agree_with_HOME__fix_with_set_home():

@@ -53,7 +53,9 @@ def test_a_registered_panel_is_in_the_dashboard_replay_and_export(val_loss_panel
 
 def test_registration_checks_the_name_and_keeps_the_order(val_loss_panel):
     names = [p.name for p in figure_panels()]
-    assert names == ["weights", "heatmap", "trajectories", "curves", "collapse", "val_loss"]
+    assert names == ["weights", "heatmap", "trajectories", "curves", "collapse", "truth", "val_loss"]
+    assert [p.name for p in figure_panels("cnn")] == [n for n in names if n != "truth"]   # nb201's own panel
+    assert [p.name for p in figure_panels("nb201")] == names
     assert get_panel("val_loss") is val_loss_panel
     with pytest.raises(ValueError, match="identifier"):
         register_panel(Panel("val loss", draw_val_loss, (8.0, 2.5)))

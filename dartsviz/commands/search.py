@@ -100,6 +100,8 @@ def run(args) -> int:
         if search.early_stopped is not None:
             print(search.early_stopped.message())
         print(f"genotype: {search.genotype.to_text()}")
+        for line in search.space.genotype_notes(search.genotype, search.config.dataset):
+            print(line)
         print(f"run directory: {search.run_dir.path}")
 
     search = open_loop(args, Search, SearchConfig, _overrides(args), new)

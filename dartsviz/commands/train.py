@@ -119,5 +119,7 @@ def run(args) -> int:
 
     train = open_loop(args, Train, config_cls, overrides, new)
     print(f"genotype: {train.genotype.to_text()}")
+    for line in space.genotype_notes(train.genotype, train.config.dataset):
+        print(line)
     print(train.network_line())
     return run_loop(train, args, "train", extra=_lr, report=report)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from ..records import register_genotype_reader
+from ..records import register_genotype_reader, register_reader_source
 from .base import Edge, SearchSpace  # noqa: F401  (public names)
 
 _REGISTRY: Dict[str, SearchSpace] = {}
@@ -55,7 +55,7 @@ def space_names() -> List[str]:
 
 
 _BUILTIN_LOADED = False
-BUILTIN = ("cnn", "rnn")          # the spaces every process knows without a registration of its own
+BUILTIN = ("cnn", "rnn", "nb201")          # the spaces every process knows without a registration of its own
 
 
 def is_builtin(name) -> bool:
@@ -71,7 +71,11 @@ def _load_builtin() -> None:
         return
     _BUILTIN_LOADED = True
     from .cnn.space import CNN
+    from .nb201.space import NB201
     from .rnn.space import RNN
-    for space in (CNN, RNN):
+    for space in (CNN, RNN, NB201):
         if space.name not in _REGISTRY:       # a user's registration under the name wins
             register_space(space)
+
+
+register_reader_source(_load_builtin)         # records and run directories read built-in genotypes unasked

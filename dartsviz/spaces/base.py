@@ -99,6 +99,16 @@ class SearchSpace:
             raise NotImplementedError(f"the {self.name} space has no training from scratch")
         return self.trainer_class
 
+    def record_numbers(self, genotype) -> Dict[str, float]:
+        """Numbers a step record carries about its derived cell (in `monitors`), e.g. a space
+        with ground truth its true accuracy; none by default. Cheap: called every step."""
+        return {}
+
+    def genotype_notes(self, genotype, dataset: str) -> List[str]:
+        """Lines the command line prints about a derived or trained cell (nb201: its true
+        accuracy and rank); none by default."""
+        return []
+
     def lr_scale(self, batch, config) -> float:
         """The factor on the weights' learning rate for this training batch (1: none)."""
         return 1.0

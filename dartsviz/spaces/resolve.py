@@ -57,10 +57,10 @@ def resolve_genotype(spec, space=None):
         raise RunDirError(f"run directory or genotype file {s} does not exist")
     try:                                           # a space's own text form (not "Genotype(...)")
         return space.parse_genotype(s)
-    except ValueError:
-        pass
+    except ValueError as e:
+        why = str(e)
     raise ValueError(f"genotype {s!r} is not a run directory, a file, {names}, "
-                     f"random[:SEED] or {space.name} genotype text")
+                     f"random[:SEED] or {space.name} genotype text ({why})")
 
 
 def _from_json(space, text: str):

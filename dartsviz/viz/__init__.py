@@ -13,6 +13,7 @@ from .figures import (draw_collapse, draw_curves, draw_heatmap, draw_trajectorie
 from .palette import ORDER_COLORS, op_color, op_short
 from .records import cell_differences, collapse_counts
 from .spaceof import space_of
+from .truthpanel import draw_truth, draw_truth_compare    # registers the truth panel (after the built-in ones)
 
 _LAZY = {
     "Dashboard": "dashboard",
@@ -26,7 +27,7 @@ _LAZY = {
 __all__ = ["DOT_HINT", "cell_dot", "cell_svg", "dot_available", "soft_cell_svg", "draw_collapse",
            "draw_curves", "draw_heatmap", "draw_trajectories", "draw_weights", "new_figure", "to_png",
            "to_svg", "ORDER_COLORS", "op_color", "op_short", "space_of", "cell_differences", "collapse_counts",
-           *_LAZY]
+           "draw_truth", "draw_truth_compare", *_LAZY]
 
 
 def __getattr__(name):

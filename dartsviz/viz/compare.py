@@ -22,7 +22,8 @@ from ..summary import arch_steps, collapse_summary, cost_summary, median_seconds
 from .cellgraph import as_html, cell_svg
 from .figures import MEMORY_CAPTION, SECONDS_CAPTION, draw_heatmap, early_stops, new_figure, to_png, to_svg
 from .palette import edge_label, op_color
-from .records import METRIC_LIMITS, epoch_records, loss_of, metric_of, metric_title
+from . import truthpanel as truth_panel
+from .records import METRIC_LIMITS, epoch_records, loss_of, metric_of, metric_title, step_records
 from .rundata import RunData, load_run
 from .view import WidgetView
 
@@ -362,6 +363,10 @@ def compare_report(*runs, out=None, labels: Optional[Sequence[str]] = None, dpi:
     curves = save(draw_compare_curves(runs), "validation")
     cost = save(draw_compare_cost(runs), "cost")
     collapse = save(draw_compare_collapse(runs), "collapse")
+    truth = ""                                         # the runs' true accuracy, where their space has it
+    if all(any(truth_panel.KEY in (r.monitors or {}) for r in step_records(run.records)) for run in runs):
+        truth = (f"<h2>True accuracy</h2><img src='{save(truth_panel.draw_truth_compare(runs), 'truth')}' "
+                 f"width='100%'>")
     cells = {k: [] for k in keys}
     for r, rec, k in zip(runs, latest, keys):
         for cell in r.space.cell_types:
@@ -383,7 +388,7 @@ def compare_report(*runs, out=None, labels: Optional[Sequence[str]] = None, dpi:
             f"<div style='display:flex;flex-wrap:wrap;gap:12px'>{cols}</div>"
             f"<h2>Validation</h2><img src='{curves}' width='100%'>"
             f"<h2>Cost</h2><img src='{cost}' width='100%'>{cost_caption()}"
-            f"<h2>Collapse diagnostics</h2><img src='{collapse}' width='100%'>"
+            f"{truth}<h2>Collapse diagnostics</h2><img src='{collapse}' width='100%'>"
             f"<h2>Where the cells differ</h2>{differences_html(*runs)}<h2>Genotypes</h2>{genotypes}</body></html>")
     (out / "index.html").write_text(page)
     return out / "index.html"

@@ -69,7 +69,7 @@ def export_run(run, out=None, formats: Sequence[str] = ("png", "svg"),
     written: List[Path] = []
     rec, records, space = run.latest(), run.records, run.space
     data = PanelData(rec, records, space)                  # every cell type; the edge that moved most
-    for panel in figure_panels():                          # every registered panel (viz.panel_registry)
+    for panel in figure_panels(space):                     # every registered panel of the space (viz.panel_registry)
         name = panel.export_name(data)
         if name is None:
             continue

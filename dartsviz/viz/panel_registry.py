@@ -40,7 +40,8 @@ class PanelData:
 class Panel:
     """A figure panel. `draw(data, fig)` draws a `PanelData` into a reused Figure of `size`
     inches; `tab` is its tab's title (None: always in view, above the tabs); `edge_chooser`
-    puts the edge menu above it; `file_name(data)` names its export file (None: not written)."""
+    puts the edge menu above it; `file_name(data)` names its export file (None: not written);
+    `spaces` names the search spaces it draws for (None: every space)."""
 
     name: str
     draw: Callable[[PanelData, Figure], Figure]
@@ -48,6 +49,12 @@ class Panel:
     tab: Optional[str] = None
     edge_chooser: bool = False
     file_name: Optional[Callable[[PanelData], Optional[str]]] = None
+    spaces: Optional[Tuple[str, ...]] = None
+
+    def applies(self, space) -> bool:
+        """Whether it draws for `space` (a SearchSpace or its name; None: any)."""
+        name = getattr(space, "name", space)
+        return self.spaces is None or name is None or name in self.spaces
 
     def export_name(self, data: PanelData) -> Optional[str]:
         return self.name if self.file_name is None else self.file_name(data)
@@ -68,9 +75,9 @@ def unregister_panel(name: str) -> None:
     _PANELS.pop(name, None)
 
 
-def figure_panels() -> List[Panel]:
-    """The registered panels, in registration order."""
-    return list(_PANELS.values())
+def figure_panels(space=None) -> List[Panel]:
+    """The registered panels, in registration order (those that draw for `space`, when given)."""
+    return [p for p in _PANELS.values() if p.applies(space)]
 
 
 def get_panel(name: str) -> Panel:

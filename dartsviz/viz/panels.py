@@ -27,17 +27,17 @@ from .spaceof import space_of
 CELLS_TAB = "Cells & genotype"
 
 
-def panel_names() -> Tuple[str, ...]:
-    """Every panel, in the order a throttled run refreshes them: those always in view first
-    (the registered ones without a tab, then the live cell graph), then the tabs' in order."""
-    figs = figure_panels()
+def panel_names(space=None) -> Tuple[str, ...]:
+    """Every panel (of `space`), in the order a throttled run refreshes them: those always in view
+    first (the registered ones without a tab, then the live cell graph), then the tabs' in order."""
+    figs = figure_panels(space)
     return (*(p.name for p in figs if p.tab is None), "graph", *(p.name for p in figs if p.tab is not None), "cells")
 
 
-def tab_panels() -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
-    """(tab title, the panels in it) for the registered panels' tabs, then the cells' tab."""
+def tab_panels(space=None) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """(tab title, the panels in it) for the registered panels' tabs (of `space`), then the cells' tab."""
     tabs: Dict[str, list] = {}
-    for p in figure_panels():
+    for p in figure_panels(space):
         if p.tab is not None:
             tabs.setdefault(p.tab, []).append(p.name)
     return (*((t, tuple(names)) for t, names in tabs.items()), (CELLS_TAB, ("cells",)))
@@ -61,9 +61,10 @@ class PanelSet:
 
     def __init__(self, record, dpi: int = 72, guard: Optional[Callable] = None):
         guard = guard or (lambda fn, name=None: fn)
-        self.figure_panels = {p.name: p for p in figure_panels()}      # those registered now
-        self.names = panel_names()
-        self.tab_panels = tab_panels()
+        space = space_of(record)                            # the panels that draw for its space
+        self.figure_panels = {p.name: p for p in figure_panels(space)}      # those registered now
+        self.names = panel_names(space)
+        self.tab_panels = tab_panels(space)
         # always in view: the registered panels without a tab, and the live cell graph
         self.main_panels = (*(n for n, p in self.figure_panels.items() if p.tab is None), "graph")
         self.figs = {n: new_figure(p.size, dpi=dpi) for n, p in self.figure_panels.items()}

@@ -139,7 +139,8 @@ def loss_of(record, split: str) -> float:
 
 # the quantities the variants put in `record.monitors`, by name, as the views label them
 MONITOR_LABELS = {"beta_t": "\u03b2_t", "lambda_t": "\u03bb_t", "eps_t": "\u03b5_t", "beta_entropy": "H(\u03b2)",
-                  "stage": "stage", "layers": "cells", "ops_kept": "ops/edge", "skip_dropout": "skip drop"}
+                  "stage": "stage", "layers": "cells", "ops_kept": "ops/edge", "skip_dropout": "skip drop",
+                  "true_valid_acc": "true acc % (CIFAR-10)", "true_rank": "rank"}
 
 
 def monitor_items(record, cell_types: Sequence[str] = ()) -> List[str]:
@@ -154,7 +155,8 @@ def monitor_items(record, cell_types: Sequence[str] = ()) -> List[str]:
                 base, cell = name[: -len(c) - 1], c
                 break
         label = MONITOR_LABELS.get(base, base)
-        groups.setdefault(label, []).append(f"{cell} {value:.3g}" if cell else f"{value:.3g}")
+        text = f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.3g}"
+        groups.setdefault(label, []).append(f"{cell} {text}" if cell else text)
     return [f"{label} {', '.join(parts)}" for label, parts in groups.items()]
 
 
