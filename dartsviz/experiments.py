@@ -57,9 +57,16 @@ METHODS = {1: "DARTS (first order)", 2: "DARTS (second order)", "random": "rando
 PAPER = {"cnn": ("paper CIFAR-10 error (%)", {"DARTS (first order)": "3.00 ± 0.14",
                                               "DARTS (second order)": "2.76 ± 0.09",
                                               "random": "3.29 ± 0.15"}),
-         "rnn": ("paper PTB test perplexity", {"DARTS (first order)": "57.6", "DARTS (second order)": "55.7"})}
+         "rnn": ("paper PTB test perplexity", {"DARTS (first order)": "57.6", "DARTS (second order)": "55.7"}),
+         # NAS-Bench-201's published CIFAR-10 test accuracy on the "cifar10" split (all 50k training
+         # images); the table shipped here is the cifar10-valid split's (25k): close, not the same
+         "nb201": ('published NB-201 test acc (%, "cifar10" split)',
+                   {"DARTS (first order)": "54.30 ± 0.00", "DARTS (second order)": "54.30 ± 0.00",
+                    "random search": "93.70 ± 0.36", "regularised evolution": "93.92 ± 0.30",
+                    "best cell": "94.37"})}
 DATA_FIELDS = ("dataset", "data_dir", "train_portion", "device", "dtype", "vocab_size")  # configs sharing these share data
-LAYOUTS = ("trained", "search")      # the table: trained cells first, or each search's diagnostics first
+LAYOUTS = ("trained", "search", "truth")   # the table: trained cells first, each search's diagnostics
+                                           # first, or the cells' true accuracy (a space with ground truth)
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,10 @@ def search_stats(records: Sequence, config: dict, genotype, seconds: float, earl
     cost, collapse = cost_summary(records), collapse_summary(records)
     steps = [r for r in records if r.kind == "step"]
     epochs = [r for r in records if r.kind == "epoch"]
-    return {"steps": len(steps), "epochs": config.get("epochs"), "param_free_ops": collapse["param_free_ops"],
+    space = get_space(config["space"])
+    skip = sum(op == space.skip_op for _, _, op in space.kept_edges(genotype, space.cell_types[0]))
+    return {**(space.truth_of(genotype) or {}), "skip_edges": skip,
+            "steps": len(steps), "epochs": config.get("epochs"), "param_free_ops": collapse["param_free_ops"],
             "max_none": collapse["max_none"], "max_skip": collapse["max_skip"],
             "lambda_max": collapse["lambda_max"], "lambda_step": collapse["lambda_step"], "early_stop": early_stop,
             "median_s": cost["median_s"], "seconds_total": cost["seconds_total"], "search_seconds": seconds,
@@ -157,7 +167,8 @@ def _data_key(config) -> tuple:
 def run_experiment(arms: Sequence[Arm], seeds: Sequence[int], out=None, *, layout: str = "trained",
                    data=None, train_data=None, isolate: Optional[bool] = None, overwrite: bool = False,
                    log: Optional[Callable[[str], None]] = None, train_run: Optional[Callable] = None,
-                   title: Optional[str] = None, describe: str = "", section: str = "Experiment") -> dict:
+                   title: Optional[str] = None, describe: str = "", section: str = "Experiment",
+                   write: bool = True) -> dict:
     """Run every arm for every seed; returns {"settings", "runs" (one per search or training),
     "rows" (one per arm, `summarize`), "interrupted"}, and with `out` writes the experiment
     (`write_experiment`; a run directory already there is refused, or with `overwrite`
@@ -165,7 +176,8 @@ def run_experiment(arms: Sequence[Arm], seeds: Sequence[int], out=None, *, layou
     data set. `isolate`: each search in a fresh process (default on a CPU, where `out` is given and
     the space is a built-in one, which a fresh process knows).
     `train_run(train, run)` runs one training (default `train.run()`); a training left
-    interrupted ends the experiment there, with nothing written but its run directories."""
+    interrupted ends the experiment there, with nothing written but its run directories.
+    `write=False`: the caller adds to the result and calls `write_experiment` itself."""
     arms, seeds = list(arms), [int(s) for s in seeds]
     if not arms:
         raise ValueError("an experiment needs at least one arm")
@@ -268,7 +280,7 @@ def run_experiment(arms: Sequence[Arm], seeds: Sequence[int], out=None, *, layou
                           "train": a.train.to_dict() if a.train is not None else None} for a in arms]}
     result = {"settings": settings, "runs": runs, "rows": summarize(runs, space.name), "interrupted": interrupted,
               "report": str(out / "index.html") if out is not None and len(runs) >= 2 and searched else None}
-    if out is not None and not interrupted:
+    if out is not None and not interrupted and write:
         write_experiment(result, out)
     return result
 
@@ -313,6 +325,11 @@ def summarize(runs: List[dict], space: str = "cnn") -> List[dict]:
                         "params_mean": statistics.fmean(r["params"] for r in rs)})
             if all("macs" in r for r in rs):
                 row["macs_mean"] = statistics.fmean(r["macs"] for r in rs)
+        for k in ("true_valid_acc", "true_test_acc"):                    # a space with ground truth
+            if all(k in r for r in rs):
+                row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([r[k] for r in rs])
+        if all("skip_edges" in r for r in rs):
+            row["skip_edges_mean"] = statistics.fmean(r["skip_edges"] for r in rs)
         if all("steps" in r and "param_free_ops" in r for r in rs):
             row.update({k: _pooled([r.get(k) for r in rs]) for k in
                         (*SEARCH_FIELDS, f"val_{metric}", f"supernet_test_{metric}")})
@@ -373,6 +390,17 @@ def table_columns(rows: List[dict], space: str = "cnn", layout: str = "trained")
                        ("params", lambda r: f"{r['params_mean']:,.0f}")]
             if has("macs_mean"):
                 trained.append(("MACs", lambda r: f"{r['macs_mean']:,.0f}"))
+    if layout == "truth":
+        def pm(k):
+            return lambda r: "-" if r.get(f"{k}_mean") is None else f"{r[f'{k}_mean']:.2f} ± {r[f'{k}_std']:.2f}"
+        cols = [("method", lambda r: r["method"]), ("runs", lambda r: str(r["runs"])),
+                ("true acc (%), CIFAR-10 200 ep., validation", pm("true_valid_acc")),
+                ("true test acc (%)", pm("true_test_acc")),
+                ("skip edges", lambda r: _fmt(r.get("skip_edges_mean"), 2)),
+                ("search (s)", lambda r: f"{r['search_seconds_mean']:.1f}")]
+        if rows and all("paper" in r for r in rows):
+            cols.append((PAPER[space][0], lambda r: r["paper"] or "-"))
+        return cols
     if layout == "search":
         diag = [("parameter-free ops (normal cell)", "param_free_ops"), ("max skip weight", "max_skip"),
                 ("last \u03bb_max", "lambda_max"), ("median s/step", "median_s"), ("memory, MB", "memory_mb"),
@@ -465,6 +493,16 @@ def experiment_html(result: dict) -> str:
             f"<p class='caption' style='font-size:90%;color:#444'>{html.escape(how)}</p>{stops}")
 
 
+def _anytime_of(q: dict):
+    """A query search's anytime curve from its JSON form (`QuerySummary.to_dict`), as `draw_anytime` reads it."""
+    from types import SimpleNamespace
+    import numpy as np
+    arr = lambda xs: np.array([np.nan if x is None else x for x in xs], dtype=float)   # noqa: E731
+    c = q["curve"]
+    return SimpleNamespace(name=q["name"], grid=arr(c["seconds"]), runs=range(q["runs"]),
+                           valid_curve=(arr(c["valid_mean"]), arr(c["valid_std"])))
+
+
 def write_experiment(result: dict, out) -> Dict[str, Path]:
     """results.json, table.md, table.csv; comparison.png where cells were trained; index.html
     (the searches' report, with the table) where two or more searches ran into `out`."""
@@ -480,6 +518,13 @@ def write_experiment(result: dict, out) -> Dict[str, Path]:
         plot_comparison(result).savefig(buf, format="png", dpi=100)
         paths["png"] = out / "comparison.png"
         atomic_write_bytes(paths["png"], buf.getvalue())
+    if result.get("query"):                              # query searches over a space's table
+        from .viz.anytime import draw_anytime
+        buf = io.BytesIO()
+        draw_anytime([_anytime_of(q) for q in result["query"]], result.get("references")).savefig(
+            buf, format="png", dpi=100)
+        paths["anytime"] = out / "anytime.png"
+        atomic_write_bytes(paths["anytime"], buf.getvalue())
     searched = [r for r in result["runs"] if r["search_dir"]]
     if len(searched) >= 2:
         one_seed = len(result["settings"]["seeds"]) == 1
@@ -606,3 +651,64 @@ def compare_variants(variants: Sequence[str], out, *, preset: str = "tiny", seed
                           title=f"DARTS variants: {', '.join(configs)} ({first.dataset}, seed {first.seed})",
                           describe=f"Each variant searched with its own layer of the {preset} preset on "
                                    f"{first.dataset}.", section="Variants")
+
+
+def compare_truth(seeds: Sequence[int] = (0, 1, 2), orders: Sequence[int] = (1, 2),
+                  variants: Sequence[str] = (), out=None, *, preset: str = "tiny", epochs: Optional[int] = None,
+                  steps_per_epoch: Optional[int] = None, dataset: Optional[str] = None,
+                  data_dir: Optional[str] = None, device: Optional[str] = None, budget: float = 20000.0,
+                  query_runs: int = 100, query_algos: Sequence[str] = ("random", "rea", "ls"),
+                  isolate: Optional[bool] = None, overwrite: bool = False,
+                  log: Optional[Callable[[str], None]] = None) -> dict:
+    """Weight-sharing searches (DARTS in `orders`, then each of `variants` first order) in the nb201
+    space over `seeds`, and query searches over the table (`query.run_many`, `query_runs` runs of
+    `budget` simulated seconds), in one table by their cells' true accuracy (CIFAR-10, 200 epochs,
+    cifar10-valid split), beside NAS-Bench-201's published rows ("cifar10" split) and the best cell.
+    Returns `run_experiment`'s result with the query rows added; writes it into `out`."""
+    from . import truth
+    from .query import NAMES, run_many
+    if any(o not in (1, 2) for o in orders):
+        raise ValueError(f"orders must be 1 and/or 2, got {list(orders)}")
+    bad = [a for a in query_algos if a not in NAMES]
+    if bad:
+        raise ValueError(f"unknown query search {bad[0]!r}; known: {', '.join(NAMES)}")
+    over = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, dataset=dataset,
+                                   data_dir=data_dir, device=device).items() if v is not None}
+    arms = []
+    for o in orders:
+        config = SearchConfig.preset(preset, space="nb201", order=o, **over)
+        if config.warmup_epochs >= config.epochs:
+            config = SearchConfig.from_dict({**config.to_dict(), "warmup_epochs": 0})
+        arms.append(Arm(f"o{o}", METHODS[o], search=config))
+    for v, config in (variant_configs(["darts", *variants], preset, space="nb201", **over).items()
+                      if variants else ()):
+        if v != "darts":
+            arms.append(Arm(v, v, search=config))
+    seeds = [int(s) for s in seeds]
+    result = run_experiment(arms, seeds, out, layout="truth", isolate=isolate, overwrite=overwrite, log=log,
+                            write=False, title=f"true accuracy of the searched cells (nb201), seeds {seeds}",
+                            describe=f"Weight-sharing searches with the {preset} preset on "
+                                     f"{arms[0].search.dataset}; query searches over the table with a budget "
+                                     f"of {budget:g} simulated seconds. True accuracy: NAS-Bench-201's "
+                                     "CIFAR-10 numbers (200 epochs, cifar10-valid split).",
+                            section="True accuracy")
+    paper = PAPER["nb201"][1]
+    result["query"] = []
+    for algo in query_algos:
+        (log or (lambda m: None))(f"query search: {NAMES[algo]}, {query_runs} runs of {budget:g} s")
+        t0 = time.perf_counter()
+        s = run_many(algo, budget=budget, runs=query_runs, seed=seeds[0])
+        result["query"].append(s.to_dict())
+        result["rows"].append({"method": NAMES[algo], "arm": algo, "runs": query_runs,
+                               "true_valid_acc_mean": s.valid_mean, "true_valid_acc_std": s.valid_std,
+                               "true_test_acc_mean": s.test_mean, "true_test_acc_std": s.test_std,
+                               "search_seconds_mean": (time.perf_counter() - t0) / query_runs,
+                               "paper": paper.get(NAMES[algo], "")})
+    best = truth.best()
+    result["rows"].append({"method": "best cell", "arm": "best", "runs": 1, "true_valid_acc_mean": best.valid_acc,
+                           "true_valid_acc_std": 0.0, "true_test_acc_mean": best.test_acc, "true_test_acc_std": 0.0,
+                           "search_seconds_mean": 0.0, "paper": paper["best cell"]})
+    result["references"] = {"best cell": best.valid_acc, "median cell": truth.median().valid_acc}
+    if out is not None and not result["interrupted"]:
+        write_experiment(result, out)
+    return result

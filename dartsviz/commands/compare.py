@@ -40,7 +40,14 @@ def add_parser(sub):
     e.add_argument("--train-preset", default="tiny", help="training preset (tiny or paper)")
     e.add_argument("--search-epochs", type=int, help="search epochs (same for every search)")
     e.add_argument("--train-epochs", type=int, help="training epochs (same for every network)")
-    c = p.add_argument_group("both experiments")
+    t = p.add_argument_group("ground truth (--truth: the nb201 space, searched cells and query searches by true accuracy)")
+    t.add_argument("--truth", action="store_true",
+                   help="search the nb201 space with DARTS (--orders) and any --variants over --seeds, run the query "
+                        "searches over its table, and report every cell's true CIFAR-10 accuracy beside the published rows")
+    t.add_argument("--budget", type=float, default=20000.0, metavar="SECONDS",
+                   help="query searches: simulated training seconds per run (default 20000)")
+    t.add_argument("--query-runs", type=int, default=100, metavar="N", help="query searches: runs each (default 100)")
+    c = p.add_argument_group("the experiments")
     c.add_argument("--steps-per-epoch", type=int, help="cap the steps per epoch of searches and trainings")
     c.add_argument("--space", help="search space: cnn (default) or rnn (the tiny presets: the embedded corpus)")
     c.add_argument("--dataset", help="data set for search and training")
@@ -56,6 +63,10 @@ VARIANT_FLAGS = {"preset": "--search-preset", "seed": "--seeds", "epochs": "--se
 
 
 def run(args) -> int:
+    if args.truth:
+        if args.runs:
+            raise ValueError("--truth runs its own searches; give no run directories")
+        return compare_truth(args)
     if args.variants is not None:
         if args.runs:
             raise ValueError("--variants runs its own searches; give no run directories")
@@ -140,4 +151,29 @@ def compare_end_to_end(args) -> int:
     print(format_table(result))
     written = [out / n for n in ("table.md", "table.csv", "results.json", "comparison.png", "index.html")]
     print("written: " + ", ".join(str(p) for p in written if p.exists()))
+    return 0
+
+
+def compare_truth(args) -> int:
+    """`--truth`: the nb201 space's searched cells and query searches by their true accuracy."""
+    import math
+    from ..experiments import compare_truth as run_truth, format_table
+    for name in ("search_epochs", "epochs", "steps_per_epoch", "query_runs"):
+        v = getattr(args, name, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        raise ValueError(f"--budget must be a positive number of seconds, got {args.budget}")
+    if args.space not in (None, "nb201"):
+        raise ValueError(f"--truth searches the nb201 space (the one with a table of true accuracies), not {args.space}")
+    out = Path(args.out) if args.out else Path("runs") / f"compare-truth-{time.strftime('%Y%m%d-%H%M%S')}"
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = run_truth(seeds=args.seeds, orders=args.orders, variants=args.variants or (), out=out,
+                       preset=args.preset or args.search_preset, epochs=args.epochs or args.search_epochs,
+                       steps_per_epoch=args.steps_per_epoch, dataset=args.dataset, data_dir=args.data_dir,
+                       device=args.device, budget=args.budget, query_runs=args.query_runs, log=log)
+    print(format_table(result))
+    print("true accuracy: NAS-Bench-201's CIFAR-10 numbers, 200 epochs, cifar10-valid split; the published "
+          "column is the \"cifar10\" split's test set")
+    print(f"report: {out / 'index.html'}" if (out / "index.html").exists() else f"written: {out / 'table.md'}")
     return 0

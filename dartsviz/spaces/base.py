@@ -99,6 +99,11 @@ class SearchSpace:
             raise NotImplementedError(f"the {self.name} space has no training from scratch")
         return self.trainer_class
 
+    def truth_of(self, genotype) -> Optional[Dict[str, float]]:
+        """The cell's true numbers where the space knows them (nb201: a table of every cell's
+        accuracy); None by default."""
+        return None
+
     def record_numbers(self, genotype) -> Dict[str, float]:
         """Numbers a step record carries about its derived cell (in `monitors`), e.g. a space
         with ground truth its true accuracy; none by default. Cheap: called every step."""

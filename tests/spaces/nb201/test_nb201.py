@@ -216,3 +216,29 @@ def test_the_dashboard_and_the_export_draw_the_truth_panel(nb_data, tmp_path):
     assert {"truth.png", "truth.svg"} <= written
     cnn = Search(SearchConfig.preset("tiny", device="cpu", epochs=1, steps_per_epoch=1), data=nb_data)
     assert "truth" not in Dashboard(cnn).panels.figure_panels                # only where the space has truth
+
+
+def test_compare_truth_puts_searched_and_query_cells_in_one_report(tmp_path, capsys):
+    from dartsviz.experiments import compare_truth, format_table
+    from dartsviz.query import run_many
+    res = compare_truth(seeds=(0, 1), orders=(1,), variants=("beta_darts",), out=tmp_path / "r", epochs=1,
+                        steps_per_epoch=2, query_runs=4, isolate=False)
+    rows = {r["method"]: r for r in res["rows"]}
+    assert list(rows) == ["DARTS (first order)", "beta_darts", "random search", "regularised evolution",
+                          "local search", "best cell"]
+    for arm in ("o1", "beta_darts"):
+        accs = [truth.lookup(RunDir(tmp_path / "r" / run["search_dir"]).read_genotype()).valid_acc
+                for run in res["runs"] if run["arm"] == arm]
+        row = next(r for r in res["rows"] if r["arm"] == arm)
+        assert len(accs) == 2 and row["true_valid_acc_mean"] == pytest.approx(np.mean(accs))
+    rea = run_many("rea", budget=20000, runs=4, seed=0)
+    assert rows["regularised evolution"]["true_valid_acc_mean"] == pytest.approx(rea.valid_mean)
+    assert rows["best cell"]["true_valid_acc_mean"] == truth.best().valid_acc
+    table = format_table(res)
+    assert '| DARTS (first order) | 2 |' in table and "| 54.30 ± 0.00 |" in table and "| 93.92 ± 0.30 |" in table
+    assert "cifar10" in table.splitlines()[0]
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "True accuracy" in page and (tmp_path / "r" / "anytime.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["compare", "--truth", "--budget", "-3", "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--budget must be a positive number" in err and not (tmp_path / "x").exists()
