@@ -99,11 +99,11 @@ def _needs_browser():
 
 
 @contextlib.contextmanager
-def _lab(tmp_path: Path, python: str = sys.executable, extra_env: dict = None):
-    """A JupyterLab serving a copy of the notebook from tmp_path: yields (base URL, token)."""
+def _lab(tmp_path: Path, python: str = sys.executable, extra_env: dict = None, notebook: Path = NOTEBOOK):
+    """A JupyterLab serving a copy of `notebook` from tmp_path: yields (base URL, token)."""
     serve = tmp_path / "serve"
-    serve.mkdir()
-    shutil.copy(NOTEBOOK, serve / NOTEBOOK.name)
+    serve.mkdir(exist_ok=True)
+    shutil.copy(notebook, serve / notebook.name)
     dirs = {k: tmp_path / d for k, d in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                                         ("IPYTHONDIR", "ipython"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
                                         ("JUPYTERLAB_SETTINGS_DIR", "settings")]}
@@ -370,3 +370,64 @@ def test_dashboard_in_jupyterlab_with_ipywidgets_7(tmp_path):
         manager = [e for e in json.loads(body) if e.get("name") == "@jupyter-widgets/jupyterlab-manager"]
         assert manager and manager[0]["installed_version"].startswith("3."), manager   # jupyterlab_widgets 1.x
         _drive_dashboard(chromium, sync_api, base, token, "ipywidgets7", tmp_path)
+
+
+def _truth_notebook(folder: Path) -> Path:
+    """A two-cell notebook: a tiny nb201 search in a Dashboard with the Truth tab open, then 4 steps."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+                    "from dartsviz import Search, SearchConfig\nfrom dartsviz.viz import Dashboard\n"
+                    "search = Search(SearchConfig.preset('tiny', space='nb201', device='cpu', epochs=1, "
+                    "steps_per_epoch=6, warmup_epochs=0))\n"
+                    "dash = Dashboard(search)\ndash.panels.select_tab('Truth')\ndisplay(dash.widget)"),
+                nbformat.v4.new_code_cell("dash.step(4);")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "truth_panel.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_truth_panel_in_jupyterlab(tmp_path):
+    """The nb201 space's Truth tab at 1366x768: drawn, redrawn by Step, its text readable, its
+    figure inside the notebook's width."""
+    chromium, sync_api = _needs_browser()
+    notebook = _truth_notebook(tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with _lab(tmp_path, notebook=notebook) as (base, token), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/lab/tree/{notebook.name}?token={token}", timeout=WAIT_MS)
+            kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+            page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
+            truth = page.locator("img.dartsviz-truth")
+            truth.wait_for(state="visible", timeout=RUN_MS)
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+                          .every(e => !e.textContent.includes('*'))""", timeout=RUN_MS)
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+                                  has_text="Traceback")
+            assert errors.count() == 0, errors.first.inner_text()
+            truth.evaluate("e => e.scrollIntoView({block: 'center'})")
+            _wait_images_ready(page, ".dartsviz-tabs")
+            box = truth.evaluate(BOX_JS)
+            output = page.locator(".jp-OutputArea-output").first.evaluate(BOX_JS)
+            assert box["width"] > 400 and box["height"] > 100, box
+            assert box["x"] >= output["x"] - 1 and box["right"] <= output["right"] + 1, (box, output)
+            assert box["y"] >= 0 and box["bottom"] <= VIEWPORT["height"], box      # the whole figure in view
+            small = _small_text(page, page.locator(".dartsviz-tabs"), at_least=8)
+            assert not small, f"text under {MIN_TEXT_PX} px in the Truth tab: {small[:10]}"
+            before = truth.get_attribute("src")
+            page.locator("button.dartsviz-step").first.click()
+            page.wait_for_function(
+                """([src]) => { const e = document.querySelector('img.dartsviz-truth');
+                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+                arg=[before], timeout=WAIT_MS)
+            page.screenshot(path=str(ARTIFACTS / "truth-panel-1366x768.png"))
+        finally:
+            browser.close()

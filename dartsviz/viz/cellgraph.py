@@ -544,7 +544,7 @@ def _soft(data, cell: str, title: Optional[str], digits: int, space) -> tuple:
     chars = max(len(op_short(op, sp)) for op in sp.ops) + digits + 3
     which = "solid = kept" if all(e[5] for e in edges) else "solid = kept, labelled"
     return (edges, title or f"continuous {sp.cell_title(cell)} ({which})",
-            cell_layout(edges, sp, cell, label_chars=chars))
+            cell_layout(edges, sp, cell, sp.concat(arch.genotype, cell), label_chars=chars))  # nb201: node 3 alone
 
 
 def cell_svg(genotype, cell: str, title: Optional[str] = None, space=None) -> str:

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _fig, _margins, new_figure
 from .panel_registry import Panel, PanelData, register_panel
@@ -70,6 +71,7 @@ def draw_truth(records: Sequence, fig: Optional[Figure] = None, record=None, upt
                     va="top", fontsize=FONT, color="#1f77b4")
     ax_all.set_xlabel(f"accuracy (%), all {len(table):,} cells", fontsize=FONT)
     ax_all.set_ylabel("cells (log)", fontsize=FONT)
+    ax_all.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))   # 1, 10, 100: plain text, not 10^k
     ax_all.set_title("where it stands", fontsize=TITLE_FONT)
     for a in (ax, ax_all):
         a.tick_params(labelsize=FONT)
