@@ -277,10 +277,82 @@ def _check_09(nb, work):
     assert len(_displayed(nb, "draw_weights(pd.history)", "image/svg+xml")) == 1
 
 
+def _check_10(nb, work):
+    from dartsviz import truth
+    from dartsviz.query import run_many
+    from dartsviz.spaces.nb201.genotype import all_genotypes, parse_genotype
+    # 1. the space: a cell parsed, its six edges, the count, the drawing; its truth, said as a CIFAR-10 fact
+    text = _text(nb, "cell = parse_genotype(")
+    assert len(re.findall(r"^edge [123] <- [012]: \w+$", text, re.M)) == 6, text
+    assert "5 operations on each of 6 edges: 15,625 cells" in text, text
+    assert len(_displayed(nb, "cell = parse_genotype(", "image/svg+xml")) == 1
+    text = _text(nb, "found = truth.lookup(cell)")
+    assert "what this cell scores on CIFAR-10 (the search ran on digits)" in text, text
+    # 2. the landscape: the numbers printed are the table's, and the histogram is shown
+    text = _text(nb, "worst = table.truth(")
+    rows = {name: (float(acc), int(rank.replace(",", "")), arch) for name, acc, rank, arch in
+            re.findall(r"^(best|median|worst|all-skip)\s+([\d.]+) %  rank\s+([\d,]+)  (\S+)$", text, re.M)}
+    assert list(rows) == ["best", "median", "worst", "all-skip"], text
+    for name, cell in (("best", truth.best()), ("median", truth.median()), ("all-skip", truth.all_skip())):
+        assert rows[name] == (round(cell.valid_acc, 2), cell.rank, cell.arch), (name, rows[name])
+    assert rows["worst"][0] == round(float(truth.table().valid_acc.min()), 2), text
+    dead = sum(not g.reaches_output() for g in all_genotypes())
+    assert f"cells that compute nothing (a none on every path to node 3): {dead} of 15,625;" in text, text
+    assert len(_displayed(nb, "ax.hist(table.valid_acc", "image/png")) == 1
+    # 3. the query searches: three rows, mean ± std, the numbers run_many gives; the anytime figure
+    text = _text(nb, "summaries = [run_many(")
+    found = re.findall(r"^(random search|regularised evolution|local search)\s+([\d.]+)\s+([\d.]+) ± ([\d.]+) %\s+"
+                       r"([\d.]+) ± ([\d.]+) %$", text, re.M)
+    assert [f[0] for f in found] == ["random search", "regularised evolution", "local search"], text
+    for (_, queries, vm, vs, tm, ts), algo in zip(found, ("random", "rea", "ls")):
+        s = run_many(algo, budget=20_000, runs=100, seed=0)
+        assert (vm, vs, tm, ts) == (f"{s.valid_mean:.2f}", f"{s.valid_std:.2f}", f"{s.test_mean:.2f}",
+                                    f"{s.test_std:.2f}"), (algo, text)
+        assert queries == f"{s.queries_mean:.1f}"
+    assert len(_displayed(nb, "draw_anytime(summaries", "image/png")) == 1
+    # 4. the DARTS search, live with the Truth tab (FAST: 2 epochs x 3 steps), and its truth per epoch
+    assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
+    assert "6 step records" in _text(nb, "dash.run()"), _text(nb, "dash.run()")
+    text = _text(nb, "last, peak = steps[-1]")
+    lines = re.findall(r"^\s*(\d+)\s+(\d+)\s+([\d.]+) %\s+([\d,]+)\s+(\d) of 6\s+(\S+)$", text, re.M)
+    assert [(e, s) for e, s, *_ in lines] == [("0", "3"), ("1", "6")], text
+    for _, _, acc, rank, skip, arch in lines:
+        g, cell = parse_genotype(arch), truth.lookup(arch)
+        assert (acc, int(rank.replace(",", "")), int(skip)) == (f"{cell.valid_acc:.2f}", cell.rank,
+                                                                 g.ops.count("skip_connect")), text
+    final = parse_genotype(lines[-1][-1])
+    assert f"at the end (step 6): {truth.describe(final, 'digits')}" in text, text
+    m = re.search(r"^skip_connect on (\d) of 6 edges at the end, at most (\d) during the search; "
+                  r"the all-skip cell derived at any step: (True|False)$", text, re.M)
+    assert m and int(m.group(1)) == int(lines[-1][4]) and int(m.group(2)) >= max(int(x[4]) for x in lines), text
+    assert (m.group(3) == "True") <= (int(m.group(2)) == 6), text
+    peak = re.search(r"^best true accuracy during the search: ([\d.]+) % \(first at step (\d+)\); "
+                     r"the end is ([\d.]+) points below it$", text, re.M)
+    assert peak and float(peak.group(1)) >= max(float(x[2]) for x in lines), text
+    assert abs(float(peak.group(1)) - float(peak.group(3)) - float(lines[-1][2])) < 0.006, text
+    assert len(_displayed(nb, "draw_truth(dash.history)", "image/png")) == 1         # the truth panel's figure
+    assert len(_displayed(nb, "draw_truth(dash.history)", "image/svg+xml")) == 1     # the derived cell
+    # 5. the variants on the same seed, by their cells' true accuracy; the report and its truth figure
+    text = _text(nb, "res = compare_variants(")
+    table = re.findall(r"^\| (\w+) \| 1 \| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± [\d.]+ \| (\d) \| ", text, re.M)
+    assert [t[0] for t in table] == ["darts", "beta_darts", "sdarts_rs"], text
+    cells = dict(re.findall(r"^(\w+)\s+rank\s+[\d,]+  (\S+)$", text, re.M))
+    assert list(cells) == ["darts", "beta_darts", "sdarts_rs"], text
+    for arm, acc, test_acc, skip in table:
+        g, cell = parse_genotype(cells[arm]), truth.lookup(cells[arm])
+        assert (acc, test_acc, int(skip)) == (f"{cell.valid_acc:.2f}", f"{cell.test_acc:.2f}",
+                                              g.ops.count("skip_connect")), (arm, text)
+    assert cells["darts"] == final.to_text()                                  # the same seed and settings
+    assert "the darts row derived the same cell as section 4: True" in text, text
+    assert "report written to runs/nb201-variants/index.html" in text, text
+    assert "truth.png" in (work / "runs" / "nb201-variants" / "index.html").read_text()
+    assert len(_displayed(nb, 'Image(filename="runs/nb201-variants/truth.png")', "image/png")) == 1
+
+
 CHECKS = {"01_continuous_relaxation": _check_01, "02_search_space": _check_02, "03_bilevel": _check_03,
           "04_live_search": _check_04, "05_first_vs_second": _check_05, "06_supernet_to_network": _check_06,
           "07_collapse": _check_07, "08_recurrent_cells": _check_08,
-          "09_fixing_collapse": _check_09}
+          "09_fixing_collapse": _check_09, "10_was_the_search_any_good": _check_10}
 
 
 def test_there_are_notebooks():
