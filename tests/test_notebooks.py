@@ -417,6 +417,13 @@ def test_notebook_runs_twice_in_the_same_folder(path, tmp_path):
     nb, work = _execute(path, tmp_path, fast=True, timeout=300, times=2)
     CHECKS[path.stem](nb, work)
     _check_output_sizes(nb, path.name)
+    keep = os.environ.get("DARTSVIZ_EXECUTED_DIR")       # CI: the documentation site shows this run
+    if keep:
+        import hashlib
+        nb.metadata["dartsviz_docs"] = {"source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                        "mode": "executed"}
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(Path(keep) / path.name))
 
 
 @pytest.mark.slow
