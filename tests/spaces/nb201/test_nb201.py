@@ -214,6 +214,9 @@ def test_the_dashboard_and_the_export_draw_the_truth_panel(nb_data, tmp_path):
     search.run()
     written = {p.name for p in export_run(tmp_path / "run", out=tmp_path / "plots")}
     assert {"truth.png", "truth.svg"} <= written
+    from dartsviz.viz import Replay
+    replay = Replay(tmp_path / "run")
+    assert "truth" in replay.panels.figure_panels and any(t == "Truth" for t, _ in replay.panels.tab_panels)
     cnn = Search(SearchConfig.preset("tiny", device="cpu", epochs=1, steps_per_epoch=1), data=nb_data)
     assert "truth" not in Dashboard(cnn).panels.figure_panels                # only where the space has truth
 
