@@ -66,7 +66,8 @@ def make_config(args, variant: str, order: int) -> SearchConfig:
     cfg = SearchConfig.preset(args.preset, variant="darts", **over)
     name = variant.split(":")[0]
     if name == "pc_darts":
-        cfg = dataclasses.replace(cfg, variant="pc_darts", partial_channels=args.k, edge_norm=True)
+        cfg = dataclasses.replace(cfg, variant="pc_darts",
+                                  variant_options={"partial_channels": args.k, "edge_norm": True})
     elif name in ("darts_minus", "beta_darts", "sdarts_rs"):
         cfg = dataclasses.replace(cfg, variant=name)
     elif name == "darts_ref":

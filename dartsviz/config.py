@@ -64,6 +64,7 @@ class ConfigBase:
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(presets)}")
         fields = {f.name for f in dataclasses.fields(cls)}
+        overrides = cls._route_fields(overrides, presets[name])
         bad = [k for k in overrides if k not in fields]
         if bad:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(bad)}")
@@ -71,13 +72,19 @@ class ConfigBase:
         for layer in (presets[name], cls._preset_layer(name, {**presets[name], **overrides}), overrides):
             for k, v in layer.items():
                 both_dicts = isinstance(v, dict) and isinstance(merged.get(k), dict)
-                merged[k] = {**merged[k], **v} if both_dicts else v
+                merged[k] = {**merged[k], **v} if both_dicts else dict(v) if isinstance(v, dict) else v
         return cls(**merged)
 
     @classmethod
     def _preset_layer(cls, name: str, fields: dict) -> dict:
         """Overrides of preset `name` that depend on the chosen `fields` (none here)."""
         return {}
+
+    @classmethod
+    def _route_fields(cls, values: dict, base: Optional[dict] = None, strict: bool = True) -> dict:
+        """`values` with names that are not fields of their own moved where they belong
+        (SearchConfig: into space_options); unchanged here."""
+        return values
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -94,9 +101,7 @@ class ConfigBase:
     # -- checks for validate() -----------------------------------------------------
     def _check_positive(self, names: Iterable[str], integer: bool = True) -> None:
         for name in names:
-            v = getattr(self, name)
-            if (integer and (isinstance(v, bool) or not isinstance(v, int))) or not v > 0:
-                raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+            check_positive(name, getattr(self, name), integer)
 
     def _check_choice(self, name: str, choices: Iterable) -> None:
         choices = tuple(choices)
@@ -114,12 +119,7 @@ class ConfigBase:
     def _check_range(self, name: str, low: float, high: float = math.inf,
                      low_open: bool = False, high_open: bool = True) -> None:
         """low <= value <= high, with open ends where asked; bools and strings are refused."""
-        v = getattr(self, name)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-        if not ok:
-            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-            raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {v!r}")
+        check_range(name, getattr(self, name), low, high, low_open, high_open)
 
     def _check_common(self) -> None:
         """Fields both configs have: finite floats, learning rates and their floor, momentum,
@@ -133,6 +133,27 @@ class ConfigBase:
         self._check_choice("dtype", DTYPES)
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
             raise ValueError("steps_per_epoch must be positive or None")
+
+
+def check_positive(name: str, v, integer: bool = True) -> None:
+    """`v` (the setting `name`) is a positive integer (or number); a one-line ValueError if not."""
+    if (integer and (isinstance(v, bool) or not isinstance(v, int))) or not v > 0:
+        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+
+
+def check_range(name: str, v, low: float, high: float = math.inf,
+                low_open: bool = False, high_open: bool = True) -> None:
+    """low <= v <= high, with open ends where asked; bools and strings are refused (one line)."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {v!r}")
+
+
+def check_bool(name: str, v) -> None:
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
 
 
 def make_sgd(params, config) -> torch.optim.SGD:

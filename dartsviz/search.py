@@ -33,20 +33,37 @@ from .loop import Record, StepLoop, cosine_lr, current_rss_mb, rng_state
 from .methods import get_method
 from .records import EpochRecord, StepRecord
 from .runs import RunDir, RunDirError, atomic_write_text, load_checkpoint
-from .spaces import get_space
+from .spaces import get_space, space_names
 from .spaces.supernet import ArchProbs
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def _routes_space_fields(cls):
+    """`cls(...)` takes a space's own setting by name (`SearchConfig(space="rnn", nhid=32)`),
+    into space_options (`_route_fields`)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **cls._route_fields(kwargs))
+    cls.__init__ = __init__
+    return cls
+
+
+@_routes_space_fields
 @dataclass
 class SearchConfig(ConfigBase, WeightOptimFields):
     """Search settings. Defaults are the paper's CIFAR-10 search settings (the weights'
-    optimiser fields, batch_size to grad_clip, are in `WeightOptimFields`)."""
+    optimiser fields, batch_size to grad_clip, are in `WeightOptimFields`). A space's own
+    settings (the rnn space's nhid, bptt, ...: `SearchSpace.search_fields`) live in
+    space_options, a variant's (PC-DARTS' partial_channels, ...) in variant_options;
+    `SearchConfig(space="rnn", nhid=32)` routes such a name there, `config.nhid` reads it."""
 
     space: str = "cnn"                # the search space (dartsviz.spaces): cnn
     variant: str = "darts"            # the method (dartsviz.methods): darts
     variant_options: dict = dataclasses.field(default_factory=dict)   # the variant's settings, e.g. {"beta_0": 1.0}
+    space_options: dict = dataclasses.field(default_factory=dict)     # the space's (`search_fields`): {"nhid": 32}
     # data
     dataset: Optional[str] = None     # None: the space's default (cnn: cifar10, rnn: pydoc, the embedded corpus)
     data_dir: str = "./data"
@@ -58,8 +75,6 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     nodes: int = 4                    # intermediate nodes per cell
     stem_multiplier: int = 3
     alpha_init_std: float = 1e-3      # alpha = alpha_init_std * randn
-    partial_channels: int = 1         # PC-DARTS' K: mixed ops see 1/K of the channels (1: all, DARTS)
-    edge_norm: bool = False           # PC-DARTS: one beta per edge, softmax over a node's inputs
     # architecture: Adam
     arch_lr: float = 3e-4
     arch_betas: tuple = (0.5, 0.999)
@@ -79,29 +94,6 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     precision: str = "fp32"           # fp32 | bf16 | fp16 (autocast; fp16 with gradient scalers; alphas stay fp32)
     sync_bn: bool = False             # torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks (impl reference)
     cuda_graphs: bool = False         # CUDA: the first-order step captured as CUDA graphs (dartsviz.cudagraph)
-    # --- recurrent space (space='rnn', dataset pydoc | shakespeare | ptb | wikitext2; checked by _check_rnn_fields) ---
-    nhid: int = 300                   # embedding = hidden width (tied, as the reference asserts)
-    bptt: int = 35                    # BPTT segment length (tokens per step)
-    dropout: float = 0.75             # locked dropout on the cell outputs
-    dropouth: float = 0.25            # on h_{t-1} and the cell's states before each linear
-    dropoutx: float = 0.75            # on x_t inside the cell
-    dropouti: float = 0.2             # locked dropout on the embeddings
-    dropoute: float = 0.0             # whole word types dropped from the embedding
-    tar_beta: float = 1e-3            # temporal activation regularisation (weight step only)
-    vocab_size: int = 10000           # pydoc: most frequent words kept, <eos> and <unk> included (0: all)
-    eval_batch_size: int = 10         # columns of a perplexity evaluation
-    bptt_jitter: bool = False         # a weight segment is bptt long w.p. 0.95, else bptt // 2; lr scaled
-
-    def _check_rnn_fields(self) -> None:
-        """The recurrent space's fields, checked whatever the space (every float field is)."""
-        self._check_positive(("nhid", "bptt", "eval_batch_size"))
-        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
-            self._check_range(name, 0.0, 1.0)
-        self._check_range("tar_beta", 0.0)
-        v = self.vocab_size
-        if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= 3):
-            raise ValueError(f"vocab_size must be 0 (every word) or at least 3, got {v!r}")
-    # --- end of the recurrent space's fields ---
     # --- collapse diagnostics (dartsviz.diagnostics; checked by _check_monitor_fields) ---
     monitor_every: int = 0            # lambda_max (the Hessian's dominant eigenvalue in alpha) every N steps; 0: off
     monitor_tol: float = 1e-2         # power iteration: stop at residual ||Hv - lambda v|| <= tol * |lambda|
@@ -127,6 +119,69 @@ class SearchConfig(ConfigBase, WeightOptimFields):
     # --- end of the collapse diagnostics' fields ---
 
     TUPLE_FIELDS = ("arch_betas",)
+    # fields of older versions that a method now holds as its options, with the value that meant "off"
+    RETIRED_FIELDS = {"partial_channels": 1, "edge_norm": False}     # PC-DARTS' (variant_options)
+
+    @classmethod
+    def _route_fields(cls, values: dict, base: Optional[dict] = None, strict: bool = True) -> dict:
+        """`values` with every name the chosen space declares (`SearchSpace.search_fields`: the
+        rnn space's nhid, bptt, ...) moved into space_options; the space is values', else
+        base's, else the default. A name only another space declares: a one-line ValueError
+        (`strict`) or dropped (from_dict: old config.json files hold every space's fields)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = [k for k in values if k not in names]
+        if not extra:
+            return values
+        space = values.get("space", (base or {}).get("space", cls.space))
+        declared = {n: get_space(n).search_fields for n in space_names()}
+        own = declared.get(space, {}) if isinstance(space, str) else getattr(space, "search_fields", {})
+        values, given = dict(values), values.get("space_options") or {}
+        moved = {k: values.pop(k) for k in extra if k in own}
+        if moved:
+            values["space_options"] = {**given, **moved} if isinstance(given, dict) else given
+        for k in [k for k in extra if k in values]:
+            owners = [n for n, f in declared.items() if k in f]
+            if owners and strict:
+                raise ValueError(f"{k} is a setting of the {' and '.join(owners)} space, not the {space} space")
+            if owners:
+                del values[k]
+        return values
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        """From `to_dict()` output, also an older version's: its top-level space fields (nhid,
+        ...) go into space_options, PC-DARTS' partial_channels and edge_norm into its
+        variant_options; other keys this version does not know are ignored."""
+        d = dict(d)
+        retired = {k: d.pop(k) for k in cls.RETIRED_FIELDS if k in d}
+        if retired:
+            method = get_method(d.get("variant", cls.variant))
+            taken = {k: v for k, v in retired.items() if k in method.DEFAULTS}
+            if taken:
+                d["variant_options"] = {**taken, **(d.get("variant_options") or {})}
+            lost = [f"{k}={v!r}" for k, v in retired.items() if k not in taken and v != cls.RETIRED_FIELDS[k]]
+            if lost:
+                raise ValueError(f"this config sets {', '.join(lost)}, which only variant pc_darts takes now "
+                                 f"(in variant_options); its variant is {method.name!r}")
+        return super().from_dict(cls._route_fields(d, strict=False))
+
+    def __getattr__(self, name: str):
+        """Read-only: a setting the space declares (`config.nhid`), from `space.options(config)`."""
+        d = self.__dict__
+        if not name.startswith("_") and "space" in d and "space_options" in d:
+            try:
+                space = get_space(d["space"])
+            except (ValueError, TypeError):
+                space = None
+            if space is not None and name in space.search_fields:
+                return space.options(self)[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in self.__dataclass_fields__ and any(name in get_space(n).search_fields for n in space_names()):
+            raise AttributeError(f"{name} is a space setting: set space_options (SearchConfig({name}=...) "
+                                 f"or dataclasses.replace(config, {name}=...) route it there)")
+        super().__setattr__(name, value)
 
     @classmethod
     def _preset_layer(cls, name: str, fields: dict) -> dict:
@@ -135,7 +190,6 @@ class SearchConfig(ConfigBase, WeightOptimFields):
 
     def __post_init__(self):
         if self.dataset is None and isinstance(self.space, str):
-            from .spaces import space_names
             if self.space in space_names():
                 self.dataset = get_space(self.space).default_dataset
         super().__post_init__()
@@ -148,10 +202,10 @@ class SearchConfig(ConfigBase, WeightOptimFields):
         self._check_choice("hvp", HVP_MODES)
         self._check_choice("precision", PRECISIONS)
         self._check_common()
-        self._check_rnn_fields()          # the recurrent space's block of fields, below
         self._check_monitor_fields()
         get_method(self.variant).check_options(self.variant_options, self.space)
         get_method(self.variant).check_config(self)
+        get_space(self.space).check_search_options(self.space_options)
         get_space(self.space).check_config(self)
         if not isinstance(self.sync_bn, bool):
             raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
@@ -167,9 +221,6 @@ class SearchConfig(ConfigBase, WeightOptimFields):
             raise ValueError(f"precision {self.precision} autocasts float32 weights; it needs dtype float32")
         self._check_range("train_portion", 0.0, 1.0, low_open=True)
         self._check_range("alpha_init_std", 0.0)
-        self._check_positive(("partial_channels",))
-        if not isinstance(self.edge_norm, bool):
-            raise ValueError(f"edge_norm must be True or False, got {self.edge_norm!r}")
         self._check_range("arch_weight_decay", 0.0)
         if len(self.arch_betas) != 2:
             raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
@@ -180,6 +231,10 @@ class SearchConfig(ConfigBase, WeightOptimFields):
             raise ValueError("warmup_epochs must be >= 0")
         return self
 
+
+# the rnn space's settings (space_options) of its tiny and collapse presets
+TINY_RNN_OPTIONS = dict(vocab_size=2000, nhid=32, bptt=20, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1,
+                        dropoute=0.0, eval_batch_size=64)
 
 PRESETS: Dict[str, dict] = {
     # The paper's CIFAR-10 search: 8 cells, 16 channels, batch 64, 50 epochs, seed 2.
@@ -204,17 +259,17 @@ PRESETS: Dict[str, dict] = {
     # The paper's PTB search (the reference's train_search.py): 300 wide, batch 256, BPTT 35,
     # plain SGD at a constant lr 20 (no momentum), weight decay 5e-7, clip 0.25; alphas by
     # Adam lr 3e-3, default betas, weight decay 1e-3; 50 epochs. Needs --data-dir with PTB.
-    "paper_rnn": dict(space="rnn", dataset="ptb", nhid=300, batch_size=256, bptt=35, bptt_jitter=True, epochs=50,
+    "paper_rnn": dict(space="rnn", dataset="ptb", space_options=dict(nhid=300, bptt=35, bptt_jitter=True),
+                      batch_size=256, epochs=50,
                       lr=20.0, lr_min=20.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
                       arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, seed=2),
     # The embedded pydoc corpus (Python's own docs, ~85k training tokens) on a laptop CPU in about
     # two minutes: 32 wide, 2,000 words, 4 epochs of 40 steps. The paper's SGD (lr 20, clip 0.25,
     # no momentum) with a cosine to 5; dropouts lowered for the narrow model; an architecture lr
     # 10x the paper's so the weights visibly separate in 160 steps (3e-3 moves them by ~0.04).
-    "tiny_rnn": dict(space="rnn", dataset="pydoc", vocab_size=2000, nhid=32, batch_size=32, bptt=20,
+    "tiny_rnn": dict(space="rnn", dataset="pydoc", space_options=TINY_RNN_OPTIONS, batch_size=32,
                      epochs=4, steps_per_epoch=40, lr=20.0, lr_min=5.0, momentum=0.0, weight_decay=5e-7,
-                     grad_clip=0.25, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0,
-                     arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, eval_batch_size=64, seed=2),
+                     grad_clip=0.25, arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, seed=2),
     # Collapse within a minute (`preset("collapse", space="rnn")`, `dartsviz search --preset collapse
     # --space rnn`): tiny_rnn with lambda_max measured every 40 steps (each epoch's end). Measured on
     # the 2-core development machine (one torch thread, two searches at a time), first order, seeds
@@ -224,10 +279,9 @@ PRESETS: Dict[str, dict] = {
     # The digits `tiny` supernet does not collapse: 30 epochs (660 steps, about 3 min) ended with
     # 1 of 8 parameter-free ops in the normal cell (at most 4 on the way), lambda_max 0.16 -> 0.14.
     # The fixes' numbers: README, "DARTS' successors and its collapse"; notebook 09.
-    "collapse_rnn": dict(space="rnn", dataset="pydoc", vocab_size=2000, nhid=32, batch_size=32, bptt=20,
+    "collapse_rnn": dict(space="rnn", dataset="pydoc", space_options=TINY_RNN_OPTIONS, batch_size=32,
                          epochs=4, steps_per_epoch=40, lr=20.0, lr_min=5.0, momentum=0.0, weight_decay=5e-7,
-                         grad_clip=0.25, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0,
-                         arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3, eval_batch_size=64,
+                         grad_clip=0.25, arch_lr=0.03, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3,
                          seed=2, monitor_every=40),
     # --- end of the recurrent space's presets ---
     # --- NAS-Bench-201 space (`preset(..., space="nb201")`; layers = cells per stage, channels = C) ---

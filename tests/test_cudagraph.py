@@ -19,7 +19,7 @@ from dartsviz.spaces.cnn import fast_kernels
 
 BASE = dict(dataset="synthetic:3x8x8", layers=3, channels=4, batch_size=16, steps_per_epoch=3, epochs=3,
             warmup_epochs=1, dtype="float64", device="cpu", seed=0, arch_lr=0.05)
-PC = dict(variant="pc_darts", partial_channels=2, edge_norm=True, channels=8)
+PC = dict(variant="pc_darts", variant_options=dict(partial_channels=2, edge_norm=True), channels=8)
 
 
 @pytest.fixture

@@ -54,8 +54,10 @@ def test_pc_darts_brings_its_preset_layer_and_keeps_the_settings_the_search_was_
     c = dash.search.config
     # its tiny layer (partial channels, edge normalisation, lr) over what differed from the tiny preset
     assert c == SearchConfig.preset("tiny", variant="pc_darts", **SMALL)
-    assert (c.partial_channels, c.edge_norm, c.channels, c.batch_size, c.lr) == (4, True, 4, 16, 0.1)
-    assert "of its settings" in dash.status.value and "partial_channels 1 \u2192 4" in dash.status.value  # on hover
+    assert c.variant_options == {"partial_channels": 4, "edge_norm": True}
+    assert (c.channels, c.batch_size, c.lr) == (4, 16, 0.1)
+    assert "of its settings" in dash.status.value and "lr 0.05 \u2192 0.1" in dash.status.value  # on hover
+    assert "variant_options {} \u2192" in dash.status.value and "partial_channels" in dash.status.value
     dash.step(1)
     rec = _last_step(dash)
     assert rec.variant == "pc_darts" and set(rec.monitors) == {"beta_entropy_normal", "beta_entropy_reduce"}
@@ -71,7 +73,7 @@ def test_variant_config_keeps_what_the_dashboard_was_made_with():
     old = SearchConfig.preset("tiny", **made)
     pc = variant_config(old, "pc_darts", "tiny", made)
     assert pc == SearchConfig.preset("tiny", variant="pc_darts", **made)     # the CLI's order: preset, layer, flags
-    assert pc.channels == 4 and pc.partial_channels == 4 and pc.epochs == 3
+    assert pc.channels == 4 and pc.variant_options["partial_channels"] == 4 and pc.epochs == 3
     back = variant_config(dataclasses.replace(pc, order=2, seed=9), "darts", "tiny", made)
     assert back == dataclasses.replace(old, order=2, seed=9)                 # the toggles' values stay
     with pytest.raises(ValueError, match="unknown variant"):

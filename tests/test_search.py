@@ -194,6 +194,63 @@ def test_config_validation():
     assert SearchConfig().arch_lr == 3e-4 and SearchConfig().layers == 8 and SearchConfig().seed == 2
 
 
+# the fields of a config.json written before space_options: the rnn space's (their old defaults) and PC-DARTS'
+OLD_RNN_FIELDS = dict(nhid=300, bptt=35, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2, dropoute=0.0,
+                      tar_beta=1e-3, vocab_size=10000, eval_batch_size=10, bptt_jitter=False)
+
+
+def test_search_and_train_configs_carry_no_space_or_variant_fields():
+    from dartsviz.spaces.cnn.train import TrainConfig
+    for cls in (SearchConfig, TrainConfig):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert not names & {*OLD_RNN_FIELDS, "partial_channels", "edge_norm"}, cls
+    assert SearchConfig().space_options == {} and SearchConfig().to_dict()["space_options"] == {}
+
+
+def test_a_space_setting_goes_into_space_options_and_a_bad_one_is_one_line():
+    c = SearchConfig(space="rnn", nhid=16)
+    assert c.space_options == {"nhid": 16} and (c.nhid, c.bptt) == (16, 35)       # read-only, the space's defaults
+    assert c == SearchConfig(space="rnn", space_options={"nhid": 16}) == SearchConfig.from_dict(c.to_dict())
+    assert dataclasses.replace(c, bptt=7).space_options == {"nhid": 16, "bptt": 7}
+    assert getattr(SearchConfig(), "nhid", None) is None                           # not a cnn setting
+    with pytest.raises(AttributeError, match="space_options"):
+        c.nhid = 8
+    for make, message in ((lambda: SearchConfig(nhid=16), "nhid is a setting of the rnn space, not the cnn space"),
+                          (lambda: SearchConfig.preset("tiny", bptt=5), "bptt is a setting of the rnn space"),
+                          (lambda: SearchConfig(space="rnn", space_options={"width": 3}),
+                           "unknown option(s) 'width' for the rnn space; known options: nhid, bptt"),
+                          (lambda: SearchConfig(space_options={"nhid": 3}), "unknown option(s) 'nhid' for the cnn space"),
+                          (lambda: SearchConfig(space="rnn", space_options=[1]), "space_options must be a dict"),
+                          (lambda: SearchConfig(space="rnn", bptt_jitter=1), "bptt_jitter must be True or False"),
+                          (lambda: SearchConfig(space="rnn", vocab_size=2), "vocab_size must be 0")):
+        with pytest.raises(ValueError) as e:
+            make()
+        assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="unknown SearchConfig field"):
+        SearchConfig.preset("tiny", space="rnn", colour=3)
+
+
+def test_a_config_dict_from_before_space_options_loads_to_the_same_settings():
+    """A config.json of an older version holds every space's fields at the top level and
+    PC-DARTS' two fields; it loads to the same settings."""
+    old = dict(space="cnn", variant="pc_darts", variant_options={}, dataset="digits", layers=3, channels=16,
+               seed=5, partial_channels=2, edge_norm=True, arch_betas=[0.9, 0.999], **OLD_RNN_FIELDS)
+    c = SearchConfig.from_dict(old)
+    assert c.variant_options == {"partial_channels": 2, "edge_norm": True} and c.space_options == {}
+    assert c == SearchConfig(variant="pc_darts", variant_options={"partial_channels": 2, "edge_norm": True},
+                             dataset="digits", layers=3, channels=16, seed=5, arch_betas=(0.9, 0.999))
+    plain = SearchConfig.from_dict({**old, "variant": "darts", "partial_channels": 1, "edge_norm": False})
+    assert plain == dataclasses.replace(c, variant="darts", variant_options={})
+    with pytest.raises(ValueError, match="partial_channels=2, edge_norm=True, which only variant pc_darts") as e:
+        SearchConfig.from_dict({**old, "variant": "darts"})
+    assert "\n" not in str(e.value)
+    rnn = SearchConfig.from_dict({**old, "space": "rnn", "variant": "darts", "partial_channels": 1,
+                                  "edge_norm": False, "dataset": "pydoc", "nhid": 32, "bptt_jitter": True})
+    assert rnn.space_options == {**OLD_RNN_FIELDS, "nhid": 32, "bptt_jitter": True}
+    assert (rnn.nhid, rnn.bptt, rnn.bptt_jitter, rnn.variant_options) == (32, 35, True, {})
+    assert SearchConfig.from_dict(rnn.to_dict()) == rnn
+
+
 FLOAT_FIELDS = [f.name for f in dataclasses.fields(SearchConfig) if f.type in ("float", float)]
 
 

@@ -255,10 +255,14 @@ def test_each_variant_has_paper_and_tiny_presets_layered_between_the_preset_and_
         DEFAULTS = {"k": 0, "m": 0}
         presets = {"tiny": {"epochs": 7, "variant_options": {"k": 1}}}
     register_method(Layered())
-    assert SearchConfig.preset("tiny", variant="layered-test").epochs == 7
-    c = SearchConfig.preset("tiny", variant="layered-test", epochs=3, variant_options={"m": 2})
-    assert (c.epochs, c.variant_options) == (3, {"k": 1, "m": 2})
-    assert SearchConfig.preset("paper", variant="layered-test").epochs == 50
+    try:
+        assert SearchConfig.preset("tiny", variant="layered-test").epochs == 7
+        c = SearchConfig.preset("tiny", variant="layered-test", epochs=3, variant_options={"m": 2})
+        assert (c.epochs, c.variant_options) == (3, {"k": 1, "m": 2})
+        assert SearchConfig.preset("paper", variant="layered-test").epochs == 50
+    finally:                                  # other tests count the registered methods
+        from dartsviz.methods import _REGISTRY
+        _REGISTRY.pop("layered-test", None)
 
 
 @pytest.mark.parametrize("variant,options,message", [

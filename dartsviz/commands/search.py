@@ -18,7 +18,8 @@ def add_parser(sub):
     p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default {SearchConfig.space})")
     p.add_argument("--variant", help=f"method: {', '.join(method_names())} (default {SearchConfig.variant})")
     p.add_argument("--variant-option", action="append", metavar="KEY=VALUE", dest="variant_option",
-                   help="a setting of the variant, e.g. --variant-option eps_max=0.1 (repeatable)")
+                   help="a setting of the variant, e.g. --variant-option eps_max=0.1 or, for pc_darts, "
+                        "partial_channels=2 / edge_norm=false (repeatable)")
     p.add_argument("--order", type=int, choices=ORDERS, help="1 = first order, 2 = second order")
     p.add_argument("--hvp", choices=HVP_MODES, help="second order: Hessian-vector product")
     p.add_argument("--impl", choices=IMPLS, help="convolutional supernet implementation (default fast; not in the rnn space)")
@@ -63,18 +64,22 @@ def _overrides(args) -> dict:
 
 
 def parse_variant_options(items) -> dict:
-    """["eps_max=0.1", ...] -> {"eps_max": 0.1}: numbers only (never evaluated); a bad item is a
-    one-line ValueError. The variant checks the keys and ranges."""
+    """["eps_max=0.1", "edge_norm=false", ...] -> {"eps_max": 0.1, "edge_norm": False}: numbers,
+    true or false (never evaluated); a bad item is a one-line ValueError. The variant checks the
+    keys and ranges."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"--variant-option takes KEY=VALUE, got {item!r}")
+        if value.strip().lower() in ("true", "false"):
+            out[key] = value.strip().lower() == "true"
+            continue
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"--variant-option {key} needs a number, got {value!r}") from None
+            raise ValueError(f"--variant-option {key} needs a number, true or false, got {value!r}") from None
         out[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
     return out
 

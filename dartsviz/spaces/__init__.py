@@ -3,10 +3,12 @@
 A `SearchSpace` says everything the search loop, the records and the views need to
 know about one space, so none of them names a cell type, an op or a loss:
 
+- settings: `search_fields` (its own, name -> default; `SearchConfig.space_options`, read
+  with `options(config)`, checked by `check_search_values`) and `check_config(config)`;
 - data: `load_data(config, device)` and `streams(data, config, dtype)` (two endless
   batch streams: the weight half and the architecture half);
-- the supernet: `build(config, data)` returns a module with
-  `weight_parameters()` / `weights()`, `arch_parameters()` / `alphas()`,
+- the supernet: `build(config, data, **options)` (the method's `build_options()`) returns
+  a module with `weight_parameters()` / `weights()`, `arch_parameters()` / `alphas()`,
   `named_weight_parameters()`, `probs()` (cell type -> softmax weights (edges, ops)),
   `loss(batch) -> (loss, output)` (carrying a hidden state where the space has one) and
   `frozen_bn_stats()` (a context in which BatchNorm leaves its running statistics alone);

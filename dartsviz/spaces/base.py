@@ -28,6 +28,7 @@ class SearchSpace:
     paper_genotypes: Dict[str, Any] = {}
     trainer_class = None                   # the space's SpaceTrainer (or override `trainer()`)
     capture_refusal: Optional[str] = None  # why its step cannot be a CUDA graph (None: it can)
+    search_fields: Dict[str, Any] = {}     # its own search settings, name -> default (SearchConfig.space_options)
 
     def __repr__(self):
         return f"<search space {self.name!r}>"
@@ -35,6 +36,26 @@ class SearchSpace:
     # -- config and data ------------------------------------------------------------
     def check_config(self, config) -> None:
         """Raise ValueError for settings this space cannot use (e.g. an unknown data set)."""
+
+    def check_search_options(self, options) -> Dict[str, Any]:
+        """`options` (SearchConfig.space_options) over `search_fields`: a one-line ValueError for
+        an unknown name or (`check_search_values`) a bad value."""
+        if not isinstance(options, dict):
+            raise ValueError(f"space_options must be a dict, got {options!r}")
+        unknown = [k for k in options if k not in self.search_fields]
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for the {self.name} space; "
+                             f"known options: {', '.join(self.search_fields) or 'none'}")
+        options = {**self.search_fields, **options}
+        self.check_search_values(options)
+        return options
+
+    def check_search_values(self, options: Dict[str, Any]) -> None:
+        """Raise a one-line ValueError for a bad value of `search_fields` (a space overrides this)."""
+
+    def options(self, config) -> Dict[str, Any]:
+        """The space's own search settings of `config`: its space_options over `search_fields`."""
+        return self.check_search_options(getattr(config, "space_options", None) or {})
 
     def load_data(self, config, device):
         raise NotImplementedError(f"space {self.name!r} loads no data; pass data= to Search")

@@ -11,7 +11,6 @@ from ..base import SearchSpace
 from .genotype import (GENOTYPES, Genotype, derive, derive_cell, derive_cell_edge_normalised,  # noqa: F401
                        derive_edge_normalised, edges_of, nodes_for_edges, random_genotype)
 from .ops import PARAMETER_FREE, PRIMITIVES, check_even_channels
-from .supernet import check_partial_channels
 
 IMPLS = ("fast", "reference")   # fast: FastSearchNetwork (the same function, edge-batched)
 
@@ -50,17 +49,18 @@ class CNNSpace(SearchSpace):
     def check_config(self, config) -> None:
         check_dataset_name(config.dataset)
         check_even_channels(config.channels)
-        check_partial_channels(config.channels, getattr(config, "partial_channels", 1))
         config._check_choice("impl", IMPLS)
 
     def load_data(self, config, device):
         return load_data(config.dataset, config.data_dir, config.download, device,
                          getattr(config, "train_portion", 0.5))   # a TrainConfig has none: all its data trains
 
-    def build(self, config, data, op_masks: Optional[dict] = None, aux_skip: bool = False):
+    def build(self, config, data, op_masks: Optional[dict] = None, aux_skip: bool = False,
+              partial_channels: int = 1, edge_norm: bool = False):
         """The supernet of `config`; `op_masks` (cell type -> (edges, ops) bool, P-DARTS) builds
         only the kept ops of every edge, on the reference implementation; `aux_skip` (DARTS-)
-        gives every stride-2 edge its own FactorizedReduce for the auxiliary skip."""
+        gives every stride-2 edge its own FactorizedReduce for the auxiliary skip;
+        `partial_channels` K and `edge_norm` are PC-DARTS' (its `build_options`)."""
         from .fastnet import FastSearchNetwork
         from .supernet import SearchNetwork
         net_cls = FastSearchNetwork if config.impl == "fast" else SearchNetwork
@@ -73,8 +73,7 @@ class CNNSpace(SearchSpace):
             extra["aux_skip"] = True
         return net_cls(config.channels, data.num_classes, config.layers, data.in_channels, config.nodes,
                        stem_multiplier=config.stem_multiplier, alpha_init_std=config.alpha_init_std,
-                       partial_channels=getattr(config, "partial_channels", 1),
-                       edge_norm=getattr(config, "edge_norm", False), **extra)
+                       partial_channels=partial_channels, edge_norm=edge_norm, **extra)
 
     # -- the architecture ------------------------------------------------------------
     def derive(self, probs, edge_probs: Optional[dict] = None) -> Genotype:

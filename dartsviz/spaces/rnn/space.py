@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...config import check_bool, check_positive, check_range
 from ...text import TextData, TextStream, check_text_dataset, load_text, segments
 from ..base import SearchSpace
 from ..supernet import running_stats_untouched
@@ -33,7 +34,22 @@ OP_COLOURS: Dict[str, str] = {
 }
 OP_SHORT: Dict[str, str] = {"none": "none", "tanh": "tanh", "relu": "relu", "sigmoid": "sigm", "identity": "id"}
 EVAL_BPTT = 35                  # segment length of an evaluation (the hidden state is carried across)
-DROPOUT_FIELDS = ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")  # SearchConfig fields
+DROPOUT_FIELDS = ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")  # search_fields
+# The space's search settings (SearchConfig.space_options; `SearchConfig(space="rnn", nhid=32)`
+# routes them there), defaults the reference search's (train_search.py), checked by check_search_values.
+SEARCH_FIELDS = dict(
+    nhid=300,               # embedding = hidden width (tied, as the reference asserts)
+    bptt=35,                # BPTT segment length (tokens per step)
+    dropout=0.75,           # locked dropout on the cell outputs
+    dropouth=0.25,          # on h_{t-1} and the cell's states before each linear
+    dropoutx=0.75,          # on x_t inside the cell
+    dropouti=0.2,           # locked dropout on the embeddings
+    dropoute=0.0,           # whole word types dropped from the embedding
+    tar_beta=1e-3,          # temporal activation regularisation (weight step only)
+    vocab_size=10000,       # pydoc: most frequent words kept, <eos> and <unk> included (0: all)
+    eval_batch_size=10,     # columns of a perplexity evaluation
+    bptt_jitter=False,      # a weight segment is bptt long w.p. 0.95, else bptt // 2; lr scaled
+)
 
 
 class RNNSpace(SearchSpace):
@@ -50,6 +66,7 @@ class RNNSpace(SearchSpace):
     higher_is_better = False
     clip_unrolled = True        # the reference clips the virtual step's gradient (lr 20 otherwise throws w' away)
     capture_refusal = "its batches carry hidden state and vary in length"
+    search_fields = SEARCH_FIELDS
     unused_search_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
                            "nodes": f"the recurrent cell has {STEPS} nodes", "impl": "one implementation"}
     unused_train_flags = {"layers": "one recurrent cell", "channels": "its width is nhid",
@@ -60,31 +77,44 @@ class RNNSpace(SearchSpace):
 
     # -- config and data -------------------------------------------------------------
     def check_config(self, config) -> None:
-        """The data set must be a text corpus (the fields nhid ... vocab_size are checked by
-        SearchConfig itself, whatever the space); `nodes` is the convolutional cell's: the
-        recurrent cell has its 8."""
+        """The data set must be a text corpus (nhid ... bptt_jitter: `check_search_values`);
+        `nodes` is the convolutional cell's: the recurrent cell has its 8."""
         check_text_dataset(config.dataset)
         if config.nodes != 4:
             raise ValueError(f"nodes sets the convolutional cell's node count; the recurrent cell has {STEPS} "
                              f"nodes (got nodes={config.nodes} with space='rnn')")
 
+    def check_search_values(self, options) -> None:
+        for name in ("nhid", "bptt", "eval_batch_size"):
+            check_positive(name, options[name])
+        for name in DROPOUT_FIELDS:
+            check_range(name, options[name], 0.0, 1.0)
+        check_range("tar_beta", options["tar_beta"], 0.0)
+        v = options["vocab_size"]
+        if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= 3):
+            raise ValueError(f"vocab_size must be 0 (every word) or at least 3, got {v!r}")
+        check_bool("bptt_jitter", options["bptt_jitter"])
+
     def load_data(self, config, device) -> TextData:
-        data = load_text(config.dataset, config.data_dir, config.vocab_size, device, download=config.download)
-        return dataclasses.replace(data, eval_batch_size=config.eval_batch_size)
+        o = self.options(config)
+        data = load_text(config.dataset, config.data_dir, o["vocab_size"], device, download=config.download)
+        return dataclasses.replace(data, eval_batch_size=o["eval_batch_size"])
 
     def streams(self, data: TextData, config, dtype):
         """BPTT segments of the training split (weights) and of the validation split
         (architecture), both `batch_size` wide, each with its own carried hidden state.
         With `bptt_jitter` the training segments are bptt long w.p. 0.95, else bptt // 2
         (the reference search); the architecture's always keep the full length."""
-        jitter_seed = config.seed + 11 if getattr(config, "bptt_jitter", False) else None
-        return (TextStream(data, "train", config.batch_size, config.bptt, "train", jitter_seed=jitter_seed),
-                TextStream(data, "val", config.batch_size, config.bptt, "val"))
+        o = self.options(config)
+        jitter_seed = config.seed + 11 if o["bptt_jitter"] else None
+        return (TextStream(data, "train", config.batch_size, o["bptt"], "train", jitter_seed=jitter_seed),
+                TextStream(data, "val", config.batch_size, o["bptt"], "val"))
 
     # -- the supernet ------------------------------------------------------------------
     def build(self, config, data: TextData) -> RNNSearchModel:
-        return RNNSearchModel(data.ntokens, config.nhid, alpha_init_std=config.alpha_init_std,
-                              tar_beta=config.tar_beta, **{k: getattr(config, k) for k in DROPOUT_FIELDS})
+        o = self.options(config)
+        return RNNSearchModel(data.ntokens, o["nhid"], alpha_init_std=config.alpha_init_std,
+                              tar_beta=o["tar_beta"], **{k: o[k] for k in DROPOUT_FIELDS})
 
     def metrics(self, output, batch) -> Dict[str, torch.Tensor]:
         """Perplexity of the batch: exp(NLL) from the log-probabilities (T, B, V)."""
@@ -148,7 +178,8 @@ class RNNSpace(SearchSpace):
 
     def lr_scale(self, batch, config) -> float:
         """A jittered BPTT segment of length T steps with lr * T / bptt (the reference)."""
-        return batch[0].shape[0] / config.bptt if getattr(config, "bptt_jitter", False) else 1.0
+        o = self.options(config)
+        return batch[0].shape[0] / o["bptt"] if o["bptt_jitter"] else 1.0
 
     # -- drawing ---------------------------------------------------------------------
     def edges(self, cell_type: str, n_edges: int) -> List[tuple]:

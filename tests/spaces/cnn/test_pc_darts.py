@@ -44,9 +44,9 @@ def _same_state(a, b, atol=0.0):
 
 @pytest.mark.parametrize("order", [1, 2])
 def test_k1_without_edge_norm_equals_darts(order, digits):
-    pc_cfg = _pc_config(partial_channels=1, edge_norm=False, dtype="float64", order=order)
+    pc_cfg = _pc_config(variant_options=dict(partial_channels=1, edge_norm=False), dtype="float64", order=order)
     pc = Search(pc_cfg, data=digits)
-    darts = Search(dataclasses.replace(pc_cfg, variant="darts"), data=digits)
+    darts = Search(dataclasses.replace(pc_cfg, variant="darts", variant_options={}), data=digits)
     assert len(pc.model.arch_parameters()) == 2 and pc.method.name == "pc_darts"
     for _ in range(3):                           # epoch 0 frozen, then a step that moves alpha
         rp, rd = pc.step(), darts.step()
@@ -98,9 +98,13 @@ def test_channel_shuffle_and_bad_channels_are_refused_in_one_line():
             make()
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="partial_channels must be a positive integer"):
-        SearchConfig.preset("tiny", partial_channels=0)
+        SearchConfig.preset("tiny", variant="pc_darts", variant_options={"partial_channels": 0})
     with pytest.raises(ValueError, match="edge_norm must be True or False"):
-        SearchConfig.preset("tiny", edge_norm="yes")
+        SearchConfig.preset("tiny", variant="pc_darts", variant_options={"edge_norm": "yes"})
+    with pytest.raises(ValueError, match=r"channels \(16\) must be divisible by partial_channels K=3"):
+        SearchConfig.preset("tiny", variant="pc_darts", variant_options={"partial_channels": 3})
+    with pytest.raises(ValueError, match="unknown SearchConfig field"):      # PC-DARTS' options now
+        SearchConfig.preset("tiny", partial_channels=2)
     with pytest.raises(ValueError, match="pc_darts"):
         SearchConfig.preset("tiny", space="rnn", variant="pc_darts")
 
@@ -293,8 +297,34 @@ def test_resume_is_bit_exact(tmp_path, digits):
 
 def test_presets_carry_the_papers_settings():
     paper = SearchConfig.preset("paper", variant="pc_darts")
-    assert (paper.partial_channels, paper.edge_norm, paper.batch_size, paper.lr, paper.lr_min) == (4, True, 256, 0.1, 0.0)
+    assert paper.variant_options == get_method("pc_darts").DEFAULTS == {"partial_channels": 4, "edge_norm": True}
+    assert (paper.batch_size, paper.lr, paper.lr_min) == (256, 0.1, 0.0)
     assert (paper.arch_lr, paper.arch_betas, paper.arch_weight_decay) == (6e-4, (0.5, 0.999), 1e-3)
     assert (paper.warmup_epochs, paper.epochs, paper.order, paper.channels, paper.layers) == (15, 50, 1, 16, 8)
     tiny = SearchConfig.preset("tiny", variant="pc_darts")
-    assert tiny.dataset == "digits" and tiny.channels % tiny.partial_channels == 0 and tiny.edge_norm
+    assert tiny.dataset == "digits" and tiny.variant_options == {"partial_channels": 4, "edge_norm": True}
+    assert tiny.channels % tiny.variant_options["partial_channels"] == 0
+
+
+def test_partial_channels_and_edge_norm_are_the_variants_options_handed_to_the_build(digits, tmp_path, capsys):
+    import json
+    from dartsviz.cli import main
+    plain = Search(_pc_config(variant_options={}), data=digits)       # the paper's values by default
+    assert plain.method.build_options() == {"partial_channels": 4, "edge_norm": True}
+    assert plain.model.partial_channels == 4 and plain.model.edge_norm
+    k2 = Search(_pc_config(variant_options={"partial_channels": 2, "edge_norm": False}), data=digits)
+    assert k2.model.partial_channels == 2 and not k2.model.edge_norm and len(k2.model.arch_parameters()) == 2
+    out = tmp_path / "run"
+    flags = ["--dataset", "synthetic:1x8x8", "--layers", "3", "--channels", "4", "--batch-size", "8", "--steps", "1",
+             "--no-plots", "--quiet"]
+    assert main(["search", "--variant", "pc_darts", "--variant-option", "partial_channels=2",
+                 "--variant-option", "edge_norm=false", "--out", str(out), *flags]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["variant_options"] == {"partial_channels": 2, "edge_norm": False}
+    assert "partial_channels" not in config and "edge_norm" not in config
+    capsys.readouterr()
+    assert main(["search", "--variant", "pc_darts", "--variant-option", "partial_channels=3",
+                 "--out", str(tmp_path / "bad"), *flags]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "channels (4) must be divisible by partial_channels K=3" in err[0]
+    assert not (tmp_path / "bad").exists()

@@ -2,6 +2,7 @@
 embedded corpus, records perplexities, round-trips its run directory and resumes
 bit-identically (the carried hidden states included)."""
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from dartsviz import Search, SearchConfig, get_space
-from dartsviz.runs import RunDir
+from dartsviz.runs import RunDir, load_checkpoint
+from dartsviz.spaces.rnn.space import RNN
 from dartsviz.spaces.rnn import RNNGenotype, derive
 from dartsviz.text import load_text
 
@@ -87,6 +89,47 @@ def test_stop_and_resume_ends_bit_identical(small, tmp_path, order):
     for name, st in whole.model.get_extra_state().items():
         assert torch.equal(st["next"], resumed.model.get_extra_state()[name]["next"])
     assert [r.losses for r in whole.history] == [r.losses for r in resumed.history]
+
+
+def test_a_run_directory_written_before_space_options_resumes_to_the_same_settings(small, tmp_path):
+    """Older versions wrote the rnn space's fields at the top level of the config (checkpoint and
+    config.json), with PC-DARTS' two fields; such a run resumes with the same settings."""
+    config = _config(steps_per_epoch=2, bptt_jitter=True)
+    whole = Search(config, data=small)
+    whole.run()
+    part = Search(config, out=tmp_path / "run", data=small)
+    part.run(steps=3)
+    del part
+    run = RunDir(tmp_path / "run")
+    state = load_checkpoint(run.path, kind="search")
+    old = {k: v for k, v in state["config"].items() if k != "space_options"}
+    old.update(nhid=8, bptt=5, dropout=0.2, dropouth=0.1, dropoutx=0.2, dropouti=0.1, dropoute=0.0, tar_beta=1e-3,
+               vocab_size=2000, eval_batch_size=64, bptt_jitter=True, partial_channels=1, edge_norm=False)
+    run.save_checkpoint({**state, "config": old})
+    (run.path / "config.json").write_text(json.dumps(old))
+    loaded = SearchConfig.from_dict(run.read_config())
+    assert RNN.options(loaded) == RNN.options(config) and loaded.space_options == RNN.options(config)
+    assert dataclasses.replace(loaded, space_options=config.space_options) == config
+    resumed = Search.resume(run.path, data=small)
+    assert resumed.step_count == 3 and RNN.options(resumed.config) == RNN.options(config)
+    resumed.run()
+    assert [r.losses for r in whole.history] == [r.losses for r in resumed.history]
+
+
+def test_the_spaces_settings_are_its_own_and_checked_in_one_line():
+    assert RNN.search_fields == dict(nhid=300, bptt=35, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
+                                     dropoute=0.0, tar_beta=1e-3, vocab_size=10000, eval_batch_size=10,
+                                     bptt_jitter=False)
+    tiny = SearchConfig.preset("tiny_rnn", nhid=16)
+    assert tiny.space_options["nhid"] == 16 and tiny.space_options["bptt"] == 20 and tiny.nhid == 16
+    assert RNN.options(tiny)["tar_beta"] == 1e-3                       # unset: the space's default
+    for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute", "tar_beta"):
+        for bad in (float("nan"), float("inf"), -1.0):
+            with pytest.raises(ValueError, match=name) as e:
+                SearchConfig.preset("tiny_rnn", **{name: bad})
+            assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) 'nhidd' for the rnn space"):
+        RNN.check_search_options({"nhidd": 3})
 
 
 def test_the_space_loads_its_corpus_from_the_config():

@@ -160,7 +160,7 @@ def test_a_bad_short_probability_is_one_line(pydoc):
 
 @pytest.mark.parametrize("jitter", [False, True])
 def test_the_space_jitters_only_the_training_stream_and_only_when_asked(pydoc, jitter):
-    config = SimpleNamespace(batch_size=8, bptt=12, seed=2, bptt_jitter=jitter)
+    config = SimpleNamespace(batch_size=8, seed=2, space_options=dict(bptt=12, bptt_jitter=jitter))
     train, val = RNN.streams(pydoc, config, torch.float32)
     train_lengths = {next(train)[0].shape[0] for _ in range(300)}
     assert {next(val)[0].shape[0] for _ in range(300)} == {12}
