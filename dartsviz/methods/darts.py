@@ -52,6 +52,7 @@ class Method:
     DEFAULTS: Dict[str, object] = {}       # option -> the paper's value (SearchConfig.variant_options)
     presets: Dict[str, dict] = {}          # preset name -> SearchConfig overrides ("paper", "tiny")
     SPACES: Optional[tuple] = None         # the spaces the variant works in (None: every space)
+    SPACES_WHY: str = ""                   # why not in the others, said with the refusal
     epochs: int = 50                       # the search's epochs, T of the schedules (bind sets it)
     space = None                           # the search's SearchSpace (bind sets it)
     capture_refusal: Optional[str] = None  # why its step cannot be a CUDA graph (None: it can, as DARTS)
@@ -72,7 +73,7 @@ class Method:
                              f"known options: {known}")
         if space is not None and self.SPACES is not None and space not in self.SPACES:
             raise ValueError(f"variant {self.name!r} works in the {' and '.join(self.SPACES)} space(s), "
-                             f"not {space!r}")
+                             f"not {space!r}" + (f": {self.SPACES_WHY}" if self.SPACES_WHY else ""))
         options = {**self.DEFAULTS, **options}
         self.check_option_values(options)
         return options

@@ -31,7 +31,9 @@ class DartsMinus(Method):
 
     name = "darts_minus"
     DEFAULTS = {"beta_0": 1.0}                 # the authors' --skip_beta, linear decay
-    SPACES = ("cnn",)                          # the rnn space's identity op sits inside a gate
+    SPACES = ("cnn",)
+    SPACES_WHY = ("its auxiliary skip is built into the convolutional cells' stride-2 edges (the rnn space's "
+                  "identity sits inside a gate, and nb201's reductions are fixed blocks)")
     presets = {
         # the authors' CIFAR-10 search (scripts/run_darts_minus.sh): DARTS' own settings
         # (50 epochs, batch 64, first order), beta_0 = 1, linear decay

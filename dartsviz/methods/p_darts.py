@@ -71,7 +71,8 @@ class PDarts(Method):
     capture_refusal = "its stages replace the supernet and its schedules follow the search's progress"
 
     name = "p_darts"
-    SPACES = ("cnn",)                 # cells of convolutional ops and their depth
+    SPACES = ("cnn",)
+    SPACES_WHY = "it deepens the convolutional supernet stage by stage and prunes its cells' 8 ops"
     DEFAULTS = {"add_layers_1": 6, "add_layers_2": 12, "keep_1": 5, "keep_2": 3,
                 "dropout_0": 0.0, "dropout_1": 0.4, "dropout_2": 0.7, "dropout_decay": 0.2,
                 "skip_cap": 2}

@@ -58,7 +58,9 @@ class PCDarts(Method):
     name = "pc_darts"
     DEFAULTS = {"partial_channels": 4,  # K: mixed ops see 1/K of the channels (1: all, DARTS; ImageNet: 2)
                 "edge_norm": True}      # one beta per edge, softmax over a node's inputs
-    SPACES = ("cnn",)                  # channels and edges of convolutional cells
+    SPACES = ("cnn",)
+    SPACES_WHY = ("its partial channels and edge normalisation act on the convolutional cells' mixed ops "
+                  "and their nodes' two strongest inputs")
     presets = PRESETS
 
     def check_option_values(self, options) -> None:

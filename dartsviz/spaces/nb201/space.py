@@ -50,8 +50,6 @@ class NB201Space(SearchSpace):
         if getattr(config, "nodes", 4) != 4:
             raise ValueError(f"the nb201 cell has {NODES} nodes (node 0 the input, node 3 the output); "
                              f"got nodes={config.nodes}")
-        if getattr(config, "partial_channels", 1) != 1 or getattr(config, "edge_norm", False):
-            raise ValueError("partial channels and edge normalisation are PC-DARTS', which works in the cnn space")
 
     def load_data(self, config, device):
         return load_data(config.dataset, config.data_dir, config.download, device,

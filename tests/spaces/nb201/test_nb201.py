@@ -158,10 +158,12 @@ def test_search_steps_and_every_record_carries_the_cells_truth(nb_data, order, v
     assert isinstance(search.genotype, NB201Genotype)
 
 
-def test_pc_darts_says_in_one_line_why_not_here():
-    with pytest.raises(ValueError, match="works in the cnn space") as e:
-        SearchConfig.preset("tiny", space="nb201", variant="pc_darts")
-    assert "\n" not in str(e.value)
+@pytest.mark.parametrize("variant, why", [("pc_darts", "partial channels"), ("p_darts", "prunes"),
+                                          ("darts_minus", "auxiliary skip")])
+def test_the_variants_that_do_not_apply_say_why_in_one_line(variant, why):
+    with pytest.raises(ValueError, match=f"variant '{variant}' works in the cnn space") as e:
+        SearchConfig.preset("tiny", space="nb201", variant=variant)
+    assert "\n" not in str(e.value) and why in str(e.value) and "not 'nb201': " in str(e.value)
 
 
 def test_presets_hold_the_authors_settings():
