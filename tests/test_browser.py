@@ -1,13 +1,17 @@
 """A real browser: JupyterLab + headless Chromium run 04_live_search.ipynb at 1366x768 and check
-that the dashboard fits one screen, that its text is readable, and that Step redraws it.
+that the dashboard fits one screen, that its text is readable, that Step redraws it, that its
+tabs keep one height, that cell drawings stay inside their output, and that the projector
+mode enlarges its text to 16 px and more while the step button, weights and graph stay in view.
 
 Follows docs/browser-test-notes.md: loopback server with a random token and a free port,
 isolated Jupyter config dirs, a copy of the notebook in tmp_path, Debian's chromium via
 Playwright's executable_path, every wait bounded, the server always shut down.
 
 Run twice: with the ipywidgets installed here (8), and with ipywidgets 7.7 (what Colab
-ships) in a virtual environment made over this one (`--system-site-packages`), its wheels
-from the package index pip is configured with; skipped, saying why, when they cannot be had.
+ships) in a virtual environment that sees what this interpreter sees (a .pth file adds its
+site directories behind the new environment's own: `--system-site-packages` alone would see
+the base interpreter's, not those of a venv the tests run from), its wheels from the package
+index pip is configured with; skipped, saying why, when they cannot be had.
 
 Screenshots and the measured layout go to `test-artifacts/` at the repository root (or
 $DARTSVIZ_ARTIFACTS), kept by CI.
@@ -36,6 +40,7 @@ VIEWPORT = {"width": 1366, "height": 768}
 WAIT_MS = 60_000
 RUN_MS = 240_000                # Run All: kernel start, imports, the notebook's few steps
 MIN_TEXT_PX = 11.0
+PROJECTOR_TEXT_PX = 16.0        # what the back of a classroom reads
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
@@ -147,9 +152,9 @@ def _lab(tmp_path: Path, python: str = sys.executable, extra_env: dict = None, n
 
 
 # In the page: every visible piece of text under `root` and the size it is drawn at, in CSS px.
-# HTML text: its computed font size; inline SVG (the cell graphs): font size times the SVG's
-# scale on screen; SVG pictures in <img> (the figures): the file's font sizes times the
-# image's shown width over its viewBox width.
+# HTML text: its computed font size times its CSS zoom (the projector's); inline SVG (the cell
+# graphs): font size times the SVG's scale on screen; SVG pictures in <img> (the figures): the
+# file's font sizes times the image's shown width over its viewBox width.
 TEXT_SIZES_JS = """
 async (root) => {
   const shown = e => { const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
@@ -160,7 +165,8 @@ async (root) => {
     const el = n.parentElement;
     if (!n.textContent.trim() || !el || el.closest('svg') || ['STYLE', 'OPTION'].includes(el.tagName) || !shown(el))
       continue;
-    out.push({kind: 'html', text: n.textContent.trim().slice(0, 40), px: parseFloat(getComputedStyle(el).fontSize)});
+    out.push({kind: 'html', text: n.textContent.trim().slice(0, 40),
+              px: parseFloat(getComputedStyle(el).fontSize) * (el.currentCSSZoom || 1)});
   }
   for (const t of root.querySelectorAll('svg text')) {
     if (!t.textContent.trim() || !shown(t)) continue;
@@ -191,11 +197,58 @@ BOX_JS = """
 """
 
 
-def _small_text(page, root, at_least: int = 20) -> list:
-    """The text under MIN_TEXT_PX under `root` (which shows at least `at_least` pieces)."""
+def _small_text(page, root, at_least: int = 20, min_px: float = MIN_TEXT_PX) -> list:
+    """The text under `min_px` under `root` (which shows at least `at_least` pieces)."""
     sizes = root.evaluate(TEXT_SIZES_JS)
     assert len(sizes) >= at_least, sizes
-    return sorted((round(s["px"], 2), s["kind"], s["text"]) for s in sizes if s["px"] < MIN_TEXT_PX - 0.05)
+    return sorted((round(s["px"], 2), s["kind"], s["text"]) for s in sizes if s["px"] < min_px - 0.05)
+
+
+def _text_px(page, root) -> float:
+    """The smallest text under `root`, in CSS px on screen."""
+    return round(min(s["px"] for s in root.evaluate(TEXT_SIZES_JS)), 2)
+
+
+def _in_first_screen(boxes: dict, view: dict, names, tag: str) -> None:
+    for name in names:
+        b = boxes[name]
+        assert b["width"] > 0 and b["height"] > 0, name
+        inside = (b["y"] >= view["y"] - 1 and b["bottom"] <= min(view["bottom"], VIEWPORT["height"]) + 1
+                  and b["x"] >= view["x"] - 1 and b["right"] <= min(view["right"], VIEWPORT["width"]) + 1)
+        assert inside, f"{name} {b} is not inside the first screen {view} ({tag})"
+
+
+def _main_boxes(page, step, window) -> dict:
+    return {"dashboard": page.locator(".dartsviz-dashboard").evaluate(BOX_JS), "step": step.evaluate(BOX_JS),
+            "weights": page.locator("img.dartsviz-weights").evaluate(BOX_JS),
+            "graph": page.locator(".dartsviz-graph svg").first.evaluate(BOX_JS),
+            "notebook_window": window.evaluate(BOX_JS)}
+
+
+# The recurrent cell as JupyterLab shows `display(SVG(cell_svg(...)))` (notebooks 08 and 09): an
+# <img> of the SVG in a .jp-RenderedSVG, which JupyterLab does not constrain; put in an output area
+# of the page, its box.
+SVG_OUTPUT_JS = """
+([svg]) => {
+  const output = document.querySelector('.jp-OutputArea-output');
+  const child = document.createElement('div');
+  child.className = 'lm-Widget jp-OutputArea-child';
+  const prompt = document.createElement('div');
+  prompt.className = 'lm-Widget jp-OutputPrompt jp-OutputArea-prompt';
+  const host = document.createElement('div');
+  host.className = 'lm-Widget jp-RenderedSVG jp-OutputArea-output';
+  const img = new Image();
+  host.appendChild(img);
+  child.append(prompt, host);
+  output.closest('.jp-OutputArea').appendChild(child);
+  return new Promise(done => {
+    img.onload = () => { const r = img.getBoundingClientRect(), a = output.getBoundingClientRect();
+                         child.remove();
+                         done({width: r.width, x: r.x, right: r.right, area_x: a.x, area_right: a.right}); };
+    img.src = 'data:image/svg+xml,' + encodeURIComponent(svg);
+  });
+}
+"""
 
 
 def _wait_images_ready(page, scope: str) -> None:
@@ -247,22 +300,15 @@ def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_pa
             window = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer").first
             if not window.count():
                 window = page.locator(".jp-NotebookPanel .jp-Notebook").first
-            view = window.evaluate(BOX_JS)
-            boxes = {"dashboard": dash.evaluate(BOX_JS), "step": step.evaluate(BOX_JS),
-                     "weights": page.locator("img.dartsviz-weights").evaluate(BOX_JS),
-                     "graph": page.locator(".dartsviz-graph svg").first.evaluate(BOX_JS),
-                     "notebook_window": view}
+            boxes = _main_boxes(page, step, window)
+            view = boxes["notebook_window"]
             found.update(boxes)
             found["dashboard_height"] = round(boxes["dashboard"]["height"])
             found["main_view_height"] = round(boxes["graph"]["bottom"] - boxes["dashboard"]["y"])
+            found["text_px"] = _text_px(page, dash)
             page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}.png"))
             (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
-            for name in ("step", "weights", "graph"):
-                b = boxes[name]
-                assert b["width"] > 0 and b["height"] > 0, name
-                inside = (b["y"] >= view["y"] - 1 and b["bottom"] <= min(view["bottom"], VIEWPORT["height"]) + 1
-                          and b["x"] >= view["x"] - 1 and b["right"] <= min(view["right"], VIEWPORT["width"]) + 1)
-                assert inside, f"{name} {b} is not inside the first screen {view} ({tag})"
+            _in_first_screen(boxes, view, ("step", "weights", "graph"), tag)
             small = _small_text(page, page.locator(".dartsviz-dashboard"))
             assert not small, f"text under {MIN_TEXT_PX} px ({tag}): {small[:10]}"
 
@@ -287,34 +333,68 @@ def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_pa
                                    arg=[before["graph"]], timeout=WAIT_MS)
             assert page.evaluate(node_places) == before["nodes"]
 
-            # -- every tab: drawn when shown, nothing empty, nothing small ------------------------------
+            # -- every tab: drawn when shown, nothing empty, nothing small, one height ---------------
             tabs = page.locator(".dartsviz-tabs")
+            found["tab_heights"] = {}
             for title in ("Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training",
                           "Setup"):
                 tabs.get_by_text(title, exact=True).first.click()
                 page.wait_for_timeout(300)
                 kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
                 _wait_images_ready(page, ".dartsviz-tabs")
+                found["tab_heights"][title] = round(tabs.evaluate(BOX_JS)["height"], 1)
                 small = _small_text(page, tabs, at_least=8)
                 assert not small, f"text under {MIN_TEXT_PX} px in tab {title} ({tag}): {small[:10]}"
                 if title == "Training":
                     assert tabs.get_by_text("nothing trained yet").first.is_visible()
                     assert all(not i.is_visible() for i in tabs.locator("img").all())   # no broken image
+                if title == "Cells & genotype":    # taller than the tab: it scrolls inside; drawings inside it
+                    contents = tabs.locator(".widget-tab-contents").first
+                    scroll = contents.evaluate("e => [e.scrollHeight, e.clientHeight]")
+                    assert scroll[0] > scroll[1] + 50, scroll
+                    inner = contents.evaluate(BOX_JS)
+                    for svg in tabs.locator(".dartsviz-cell svg").all():
+                        b = svg.evaluate(BOX_JS)
+                        assert inner["x"] - 1 <= b["x"] and b["right"] <= inner["right"] + 1, (b, inner)
+            heights = found["tab_heights"]
+            assert max(heights.values()) - min(heights.values()) <= 2, f"the tabs' heights differ ({tag}): {heights}"
             tabs.get_by_text("Heat map", exact=True).first.click()
             broken = page.evaluate("""() => [...document.querySelectorAll('.dartsviz-dashboard img')]
                                        .filter(e => e.getBoundingClientRect().width > 0 && !(e.naturalWidth > 0)).length""")
             assert broken == 0
 
-            # -- projector: everything larger ---------------------------------------------------------
+            # -- a cell drawing as a notebook shows it: inside the output area --------------------------
+            from dartsviz import DARTS_RNN_V2
+            from dartsviz.viz import cell_svg
+            shown = page.evaluate(SVG_OUTPUT_JS, [cell_svg(DARTS_RNN_V2, "recurrent")])
+            found["recurrent_cell_svg"] = shown
+            assert shown["right"] <= shown["area_right"] + 1, f"the recurrent cell overflows its output: {shown}"
+
+            # -- projector: text 16 px and more; the step button, weights and graph still on screen ------
+            weights_src = page.locator("img.dartsviz-weights").get_attribute("src")
             page.locator("button", has_text="projector").first.click()
             page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-150') !== null",
                                    timeout=WAIT_MS)
+            page.wait_for_function(                                    # redrawn for the zoom
+                """([src]) => { const e = document.querySelector('img.dartsviz-weights');
+                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+                arg=[weights_src], timeout=WAIT_MS)
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
             page.wait_for_timeout(500)
             dash.evaluate("e => e.scrollIntoView({block: 'start'})")
-            big = step.evaluate(BOX_JS)
-            found["projector_step_height_ratio"] = round(big["height"] / boxes["step"]["height"], 2)
-            assert found["projector_step_height_ratio"] >= 1.4
+            page.wait_for_timeout(300)
+            _wait_images_ready(page, ".dartsviz-dashboard")
+            big = _main_boxes(page, step, window)
+            found["projector"] = big
+            found["projector_step_height_ratio"] = round(big["step"]["height"] / boxes["step"]["height"], 2)
+            found["projector_text_px"] = _text_px(page, dash)
+            found["projector_main_view_height"] = round(big["graph"]["bottom"] - big["dashboard"]["y"])
             page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}-projector.png"))
+            (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
+            assert found["projector_step_height_ratio"] >= 1.4
+            _in_first_screen(big, big["notebook_window"], ("step", "weights", "graph"), f"{tag}, projector")
+            small = _small_text(page, dash, min_px=PROJECTOR_TEXT_PX)
+            assert not small, f"text under {PROJECTOR_TEXT_PX} px in projector mode ({tag}): {small[:10]}"
             page.locator("button", has_text="projector").first.click()
             page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-100') !== null",
                                    timeout=WAIT_MS)
@@ -322,7 +402,9 @@ def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_pa
             browser.close()
     (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
     print(f"\n{tag}: dashboard {found['dashboard_height']} px tall, controls + weights + cell graph "
-          f"{found['main_view_height']} px, in a notebook window of {round(view['height'])} px at 1366x768")
+          f"{found['main_view_height']} px, in a notebook window of {round(view['height'])} px at 1366x768; "
+          f"tabs {sorted(set(found['tab_heights'].values()))} px tall; smallest text {found['text_px']} px, "
+          f"{found['projector_text_px']} px in projector mode (main view {found['projector_main_view_height']} px)")
     return found
 
 
@@ -333,13 +415,29 @@ def test_dashboard_in_jupyterlab(tmp_path):
         _drive_dashboard(chromium, sync_api, base, token, f"ipywidgets{ipywidgets.__version__.split('.')[0]}", tmp_path)
 
 
+def _site_dirs() -> list:
+    """This interpreter's site directories, in its order: a venv's own (and, made with
+    --system-site-packages, its base interpreter's), and the user's where enabled."""
+    import site
+    import sysconfig
+    paths = sysconfig.get_paths()
+    dirs = [*site.getsitepackages(), paths["purelib"], paths["platlib"]]
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
 def _ipywidgets7_python(tmp_path: Path) -> str:
-    """A virtual environment over this one with ipywidgets 7.7 and its JupyterLab extension
-    (jupyterlab_widgets 1.x): its python. Skips the test when the wheels cannot be had."""
+    """A virtual environment with ipywidgets 7.7 and its JupyterLab extension (jupyterlab_widgets
+    1.x) in its own site-packages, seeing behind them everything this interpreter sees: its python.
+    A venv made from a venv's python with `--system-site-packages` sees the *base* interpreter's
+    packages, not the outer venv's (no ipykernel, no jupyterlab there when the tests run from a
+    venv made by the README's commands); so a .pth file adds this interpreter's site directories
+    (`site.addsitedir`, which reads their .pth files too: editable installs). Skips the test
+    when the wheels cannot be had."""
     venv = tmp_path / "ipyw7"
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     except (subprocess.SubprocessError, OSError) as e:
         pytest.skip(f"cannot make a virtual environment for ipywidgets 7.7: {e}")
     python = str(venv / "bin" / "python")
@@ -351,7 +449,12 @@ def _ipywidgets7_python(tmp_path: Path) -> str:
     if out.returncode != 0:
         pytest.skip("ipywidgets 7.7 / jupyterlab_widgets 1.x wheels are not available from the package index "
                     f"pip uses here: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-    check = subprocess.run([python, "-c", "import ipywidgets, jupyterlab_widgets, dartsviz; "
+    # after pip (so that it never touches this interpreter's ipywidgets 8): what this interpreter sees
+    own = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    (Path(own) / "_dartsviz_outer_env.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in _site_dirs()) + "\n")
+    check = subprocess.run([python, "-c", "import ipywidgets, jupyterlab_widgets, ipykernel, jupyterlab, dartsviz; "
                                           "print(ipywidgets.__version__, jupyterlab_widgets.__version__)"],
                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert check.returncode == 0, check.stderr

@@ -172,7 +172,7 @@ def test_the_collapse_panel_plots_the_records_diagnostics():
     lam = _line(ax_lam, "\u03bb_max")
     assert list(lam.get_xdata()) == [2, 4, 6, 8]
     assert list(lam.get_ydata()) == pytest.approx([1.5 ** s for s in (2, 4, 6, 8)])
-    stop = _line(ax_lam, "DARTS-ES stop (epoch 2)")
+    stop = _line(ax_lam, "DARTS-ES stop (epoch 3)")                 # epochs counted from 1 on screen
     assert list(stop.get_xdata()) == [9, 9]                       # the stopping epoch record's step
     assert list(_line(ax_lam, "kept epoch's end").get_xdata()) == [3, 3]
     for ax in (ax_kept, ax_w):                                   # marked on every axes

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dartsviz import DARTS_V1, DARTS_V2, StepRecord, derive, get_space
+from dartsviz import DARTS_RNN_V1, DARTS_V1, DARTS_V2, StepRecord, derive, get_space
 from dartsviz.spaces.cnn.genotype import derive_cell
 from dartsviz.viz import cellgraph as C
 from test_viz_figures import fake_history, toy, toy_history  # noqa: F401  (toy: a fixture)
@@ -307,3 +307,81 @@ def test_fallback_draws_the_same_places(no_dot):
     assert C._positions(layout) == C._positions(C._derived(DARTS_V2, "normal", None, None)[2])
     svg = C.soft_cell_svg(rec, "normal")
     assert "<svg" in svg and "c[k-2]" in svg                      # text kept as text
+
+
+# ---- drawings that fit their output, and a continuous recurrent cell that a room can read ---------
+
+RNN = get_space("rnn")
+
+
+def rnn_record(probs):
+    return StepRecord(step=1, epoch=0, space="rnn", probs={"recurrent": probs},
+                      genotype=RNN.derive({"recurrent": probs}))
+
+
+def _root(svg):
+    """The root <svg> tag's width in CSS px (a `pt` width is 4/3 px), its viewBox and style."""
+    head = re.search(r"<svg\b[^>]*>", svg, re.S).group(0)
+    width = re.search(r'\swidth="([\d.]+)(pt)?"', head)
+    px = float(width.group(1)) * (4 / 3 if width.group(2) else 1.0)
+    view = re.search(r'viewBox="([^"]+)"', head)
+    return px, view.group(1) if view else None, head
+
+
+def _every_drawing():
+    p = np.random.default_rng(0).dirichlet(np.ones(5), size=36)            # (36, 5)
+    q = np.random.default_rng(0).dirichlet(np.ones(8), size=14)            # (14, 8)
+    return {"derived cnn": C.cell_svg(DARTS_V2, "normal"), "soft cnn": C.soft_cell_svg(record(q), "reduce"),
+            "derived rnn": C.cell_svg(DARTS_RNN_V1, "recurrent"),
+            "soft rnn": C.soft_cell_svg(rnn_record(p), "recurrent")}
+
+
+def _check_drawings_fit(drawings):
+    """Notebooks 08 and 09 show `SVG(cell_svg(...))`, which JupyterLab puts in an unconstrained
+    <img>: every drawing at most 864 px wide (1 pt = 1 px), inside a notebook's 934-px output at
+    1366 px beside the file browser; its viewBox scales it; inlined, it shrinks with its container."""
+    for name, svg in drawings.items():
+        px, view, head = _root(svg)
+        assert view and abs(float(view.split()[2]) - px) < 1.5, (name, head)    # 1 pt of the drawing = 1 px
+        assert px <= 864, (name, px)
+        assert "max-width:100%" in head and "height:auto" in head, (name, head)
+        html = C.as_html(svg, hint=False)
+        assert _root(html)[0] == px and html.count("max-width:100%;height:auto") == 1          # not twice
+
+
+@pytest.mark.skipif(not C.dot_available(), reason="needs graphviz's dot and neato")
+def test_cell_drawings_fit_a_notebooks_output():
+    C.clear_cache()
+    _check_drawings_fit(_every_drawing())
+
+
+def test_cell_drawings_fit_a_notebooks_output_without_dot(no_dot):
+    _check_drawings_fit(_every_drawing())
+
+
+def test_the_continuous_recurrent_cell_draws_each_nodes_two_strongest_inputs_thick():
+    """36 edges cover the drawing: only each node's 2 strongest inputs (the kept one among them),
+    15 edges, thick, none faint, and the title says what is left out; `strongest=0` draws all."""
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(5), size=36)                                  # (36, 5)
+    rec = rnn_record(p)
+    edges = C.soft_edges(rec, "recurrent")
+    assert len(edges) == 1 + 2 * 7 <= 15                                     # node 1 has one input only
+    kept = {(s, d) for s, d, _ in rec.genotype.edges("recurrent")}
+    assert {(s, d) for s, d, *_, k in edges if k} == kept                   # every kept edge, solid
+    weight = {e: p[i, 1:].max() for i, e in enumerate(RNN.edges("recurrent", 36))}   # the strongest op's
+    for node in range(2, 9):
+        drawn = [(s, d) for s, d, *_ in edges if d == node]
+        others = [e for e in weight if e[1] == node and e not in drawn and e not in kept]
+        assert len(drawn) == 2 and all(weight[e] <= min(weight[x] for x in drawn if x not in kept) for e in others)
+    assert min(e[3] for e in edges) >= 0.5 + 10 * min(weight.values()) - 0.05  # the wide pen of a few edges
+    assert min(e[4] for e in edges) >= 0.45                                  # none faint
+    edges_, title, _ = C._soft(rec, "recurrent", None, 2, None)
+    assert "2 strongest inputs: 15 of 36 edges" in title
+    assert len(C.soft_edges(rec, "recurrent", strongest=0)) == 36           # every edge on request
+    assert "of 14 edges" not in C._soft(record(np.full((14, 8), 1 / 8)), "normal", None, 2, None)[1]   # CNN: all
+    if C.dot_available():
+        C.clear_cache()
+        svg = C.soft_cell_svg(rec, "recurrent")
+        searched = re.findall(r"<title>(\d+)&#45;&gt;(\d+)</title>", svg)
+        assert len(searched) == 15 and "15 of 36 edges" in svg

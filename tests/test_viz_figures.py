@@ -204,7 +204,7 @@ def test_figures_mark_the_records_genotype_without_deriving_again():
         want = sorted(edges.index((s, d)) - 0.4 + (CNN.ops.index(op) + 0.5) * 0.1
                       for s, d, op in DARTS_V2.edges(cell))
         assert np.allclose(sorted(x), want)
-    assert "step 7 (epoch 2, order 1)" in fig.get_suptitle()
+    assert "step 7 (epoch 3, order 1)" in fig.get_suptitle()             # epochs counted from 1 on screen
 
 
 def test_collapse_counts_and_differences():

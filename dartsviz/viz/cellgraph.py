@@ -19,8 +19,14 @@ edges; every label has a white halo.
 Rendering needs Graphviz (`dot` and its `neato`). Without it (or if it fails) a matplotlib
 drawing of the same geometry is returned instead, and `DOT_HINT` says how to install it;
 nothing raises. SVGs are cached by their DOT source, so an unchanged picture is never
-re-rendered. In widgets (`as_html`) one point of the drawing is one CSS pixel: edge
-labels are 11 px, node labels 12 px.
+re-rendered. One point of the drawing is one CSS pixel, in a widget (`as_html`) and in the SVG
+itself (its width and height are unitless, so `SVG(cell_svg(...))` in a notebook is at most
+about 800 px wide, inside a notebook's output at 1366 px beside the file browser): edge labels
+are 11 px, node labels 12 px; the root <svg> asks to shrink with a narrower container.
+
+The continuous cell of many edges (the recurrent cell's 36) draws only each node's
+`SOFT_STRONGEST` strongest inputs, thick enough to be seen from the back of a room, and its
+title says how many edges it leaves out.
 """
 from __future__ import annotations
 
@@ -57,7 +63,8 @@ FEED_Y = 24.0              # outside inputs feeding an input node: from +FEED_Y 
 FEED_GAP = 34.0            # between an outside input's box and the input node it feeds
 NODE_Y = 40.0              # intermediate nodes alternate +NODE_Y, -NODE_Y
 MANY_NODES, NODE_Y_MANY = 6, 52.0   # cells of more intermediate nodes: a wider zig-zag
-MAX_SOFT_LABELS = 20       # a continuous cell of more edges labels only its kept edges
+MAX_SOFT_LABELS = 20       # a continuous cell of more edges labels only its kept edges ...
+SOFT_STRONGEST = 2         # ... and draws only each node's 2 strongest inputs (the kept one among them)
 NODE_FILL = {"output": "#d9ead3", "outside": "#cfe2f3", "input": "#cfe2f3", "node": "#fff2cc"}
 CIRCLE = 28.0              # diameter of an intermediate node
 BOX_H = 22.0               # height of an input or output box
@@ -82,7 +89,8 @@ class CellLayout:
     inputs, the output node's label, the nodes concatenated into it, how many characters
     an edge label may have (to reserve room for it), the outside inputs that feed input
     nodes ((label, input node) pairs, e.g. x_t and h_{t-1} into s0) and how the output
-    combines its nodes when the space says so (e.g. "mean")."""
+    combines its nodes when the space says so (e.g. "mean"); `row_width`: the points the
+    intermediate nodes may spread over (narrower for a projector's zoom)."""
 
     labels: Tuple[str, ...]
     n_inputs: int
@@ -91,6 +99,7 @@ class CellLayout:
     label_chars: int = 10
     feeds: Tuple[Tuple[str, int], ...] = ()
     combine: Optional[str] = None
+    row_width: float = ROW_WIDTH
 
     def fed(self, k) -> bool:
         """Input node `k` is computed from outside inputs (drawn as a node, not a box)."""
@@ -114,10 +123,12 @@ class CellLayout:
 
 
 def cell_layout(edges: Sequence[DrawEdge], space=None, cell: Optional[str] = None,
-                concat: Optional[Sequence[int]] = None, label_chars: Optional[int] = None) -> CellLayout:
+                concat: Optional[Sequence[int]] = None, label_chars: Optional[int] = None,
+                row_width: Optional[float] = None) -> CellLayout:
     """The layout of a cell from its drawn edges: nodes numbered inputs first, so the
     first destination is the first intermediate node; labels, outside inputs and the
-    output's rule from `space` when given."""
+    output's rule from `space` when given; `row_width` (points, default ROW_WIDTH) is the
+    room the intermediate nodes spread over."""
     n_inputs = min(d for _, d, *_ in edges)
     n_nodes = max([d for _, d, *_ in edges] + list(concat or ())) + 1
     feeds, combine = (), None
@@ -130,7 +141,8 @@ def cell_layout(edges: Sequence[DrawEdge], space=None, cell: Optional[str] = Non
     concat = tuple(concat) if concat is not None else tuple(range(n_inputs, n_nodes))
     if label_chars is None:
         label_chars = max([len(e[5]) for e in edges] + [4])
-    return CellLayout(labels, n_inputs, output, concat, int(label_chars), feeds, combine)
+    return CellLayout(labels, n_inputs, output, concat, int(label_chars), feeds, combine,
+                      float(row_width if row_width is not None else ROW_WIDTH))
 
 
 # -- where everything goes ---------------------------------------------------------------
@@ -219,7 +231,7 @@ def node_shapes(layout: CellLayout) -> Dict[object, Shape]:
         y = INPUT_Y * (1 - 2 * k / (n_in - 1)) if n_in > 1 else 0.0
         shapes[k] = (Shape(x_in, y, "circle", CIRCLE, CIRCLE) if layout.fed(k)
                      else Shape(x_in, y, "box", box_w(layout.label(k)), BOX_H))
-    column = max(MIN_COLUMN, min(COLUMN, (ROW_WIDTH - x_in) / (n_nodes - n_in + 1)))
+    column = max(MIN_COLUMN, min(COLUMN, (layout.row_width - x_in) / (n_nodes - n_in + 1)))
     node_y = NODE_Y_MANY if n_nodes - n_in > MANY_NODES else NODE_Y
     for i, k in enumerate(range(n_in, n_nodes)):
         shapes[k] = Shape(x_in + (i + 1) * column, node_y if i % 2 == 0 else -node_y, "circle", CIRCLE, CIRCLE)
@@ -345,33 +357,60 @@ def discrete_edges(genotype, cell: str, space=None) -> List[DrawEdge]:
     return [(src, dst, op_color(op, sp), 2.2, 1.0, op, True) for src, dst, op in sp.kept_edges(genotype, cell)]
 
 
-def soft_edges(data, cell: str, digits: int = 2, space=None, label_all: Optional[bool] = None) -> List[DrawEdge]:
-    """Every supernet edge of a step record (or of softmax weights by cell type): width and
+def soft_edges(data, cell: str, digits: int = 2, space=None, label_all: Optional[bool] = None,
+               strongest: Optional[int] = None) -> List[DrawEdge]:
+    """The supernet edges of a step record (or of softmax weights by cell type): width and
     opacity from its weight, rounded to `digits`; the edges the record's genotype keeps
     drawn solid and labelled with the kept op, the others with their strongest op.
-    `label_all` False labels only the kept edges (the default for cells of more than
-    MAX_SOFT_LABELS edges, e.g. the recurrent cell's 36, whose labels would cover the drawing)."""
+    A cell of more than MAX_SOFT_LABELS edges (e.g. the recurrent cell's 36, whose edges
+    and labels would cover the drawing) labels only its kept edges (`label_all` False) and
+    draws only each node's `strongest` inputs (default SOFT_STRONGEST; 0: every edge),
+    ranked by their strongest op's weight, the kept one always among them."""
     arch = architecture(data, space)
     sp, p = arch.space, arch.probs[cell]                      # (E, O)
     kept = arch.kept(cell)                                    # (E, O)
     best = np.where(kept.any(axis=1), np.where(kept, p, -np.inf).argmax(axis=1),
                     strongest_ops(p, sp))                     # (E,)
     uniform = 1.0 / len(sp.ops)
-    crowded = p.shape[0] > MAX_SOFT_LABELS                    # thinner edges, the dropped ones fainter
+    crowded = p.shape[0] > MAX_SOFT_LABELS
     if label_all is None:
         label_all = not crowded
+    if strongest is None:
+        strongest = SOFT_STRONGEST if crowded else 0
+    edges = arch.edges(cell)
+    shown = _strongest_inputs(edges, p[np.arange(len(edges)), best], kept.any(axis=1), strongest)
+    thin = crowded and not strongest                          # every edge of a crowded cell: thinner, fainter
     out = []
-    for i, (src, dst) in enumerate(arch.edges(cell)):
+    for i, (src, dst) in enumerate(edges):
+        if i not in shown:
+            continue
         op = sp.ops[int(best[i])]
         w = round(float(p[i, best[i]]), digits)               # shown value only
         opacity = float(np.clip((w - uniform) * 3 + 0.25, 0.15, 1.0))
         is_kept = bool(kept[i].any())
-        if crowded and not is_kept:
+        if thin and not is_kept:
             opacity = max(0.15, opacity * 0.6)
+        elif crowded:
+            opacity = max(0.45, opacity)                      # few edges left: none too faint to see
         label = f"{op_short(op, sp)} {w:.{digits}f}" if (label_all or is_kept) else ""
-        width = 0.5 + (5 if crowded else 10) * w
+        width = 0.5 + (5 if thin else 10) * w
         out.append((src, dst, op_color(op, sp), round(width, 1), round(opacity, 2), label, is_kept))
     return out
+
+
+def _strongest_inputs(edges, weight: np.ndarray, kept: np.ndarray, k: int) -> set:
+    """The indices of the edges to draw: every one (k = 0), else each node's k strongest
+    inputs by `weight` (E,), its kept inputs first."""
+    if not k:
+        return set(range(len(edges)))
+    into: Dict[object, List[int]] = {}
+    for i, (_, dst) in enumerate(edges):
+        into.setdefault(dst, []).append(i)
+    shown = set()
+    for idx in into.values():
+        ranked = sorted(idx, key=lambda i: (not kept[i], -weight[i], i))
+        shown.update(ranked[:max(k, int(kept[idx].sum()))])
+    return shown
 
 
 def _darker(color: str, f: float = 0.75) -> str:
@@ -441,7 +480,7 @@ def render_svg(digraph) -> Optional[str]:
     if not dot_available():
         return None
     try:
-        return _halo(_pipe(digraph, "svg", "utf-8"))
+        return _px_size(_halo(_pipe(digraph, "svg", "utf-8")))
     except (ImportError, OSError, subprocess.SubprocessError, RuntimeError, ValueError):
         return None          # graphviz.ExecutableNotFound is a RuntimeError; CalledProcessError a SubprocessError
 
@@ -471,6 +510,8 @@ def fallback_svg(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLay
     layout = layout or cell_layout(edges)
     geo = cell_geometry(layout)
     x0, y0, x1, y1 = geo.bbox
+    if not title:                               # no title: no room for it
+        y1 -= FONT_TITLE + 8.0
     fig = Figure(figsize=((x1 - x0) / 72, (y1 - y0) / 72), dpi=72)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(x0, x1)
@@ -499,11 +540,12 @@ def fallback_svg(edges: Sequence[DrawEdge], title: str, layout: Optional[CellLay
             ax.add_patch(FancyBboxPatch((s.x - s.w / 2 + 3, s.y - s.h / 2 + 3), s.w - 6, s.h - 6,
                                         boxstyle="round,pad=3", fc=fc, ec="#333333", lw=1.2, zorder=3))
         ax.text(s.x, s.y, layout.label(k), ha="center", va="center", fontsize=FONT_NODE, zorder=4)
-    ax.text((x0 + x1) / 2, y1 - 4, title, ha="center", va="top", fontsize=FONT_TITLE)
+    if title:
+        ax.text((x0 + x1) / 2, y1 - 4, title, ha="center", va="top", fontsize=FONT_TITLE)
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(buf, format=fmt)
-    return buf.getvalue().decode("utf-8") if fmt == "svg" else buf.getvalue()
+    return _px_size(buf.getvalue().decode("utf-8")) if fmt == "svg" else buf.getvalue()
 
 
 # -- cached entry points ------------------------------------------------------------------
@@ -525,37 +567,45 @@ def _cached_svg(edges: List[DrawEdge], title: str, layout: CellLayout) -> str:
     return svg
 
 
-def _derived(genotype, cell: str, title: Optional[str], space) -> tuple:
-    """Edges, title and layout of a derived cell."""
+def _derived(genotype, cell: str, title: Optional[str], space, row_width: Optional[float] = None) -> tuple:
+    """Edges, title (None: the default one; "": none) and layout of a derived cell."""
     sp = space_of(genotype, space)
     if cell not in sp.cell_types:
         raise ValueError(f"cell type must be one of {', '.join(sp.cell_types)}, got {cell!r}")
     edges = discrete_edges(genotype, cell, sp)
     chars = max(len(op) for op in sp.ops)
-    layout = cell_layout(edges, sp, cell, sp.concat(genotype, cell), label_chars=chars)
-    return edges, title or f"derived {sp.cell_title(cell)}", layout
+    layout = cell_layout(edges, sp, cell, sp.concat(genotype, cell), label_chars=chars, row_width=row_width)
+    return edges, f"derived {sp.cell_title(cell)}" if title is None else title, layout
 
 
-def _soft(data, cell: str, title: Optional[str], digits: int, space) -> tuple:
-    """Edges, title and layout of a continuous cell."""
+def _soft(data, cell: str, title: Optional[str], digits: int, space, row_width: Optional[float] = None) -> tuple:
+    """Edges, title and layout of a continuous cell (title "": none). A title of a cell drawn
+    in part says what it leaves out."""
     arch = architecture(data, space)
     edges = soft_edges(arch, cell, digits)
     sp = arch.space
+    total = arch.probs[cell].shape[0]
     chars = max(len(op_short(op, sp)) for op in sp.ops) + digits + 3
     which = "solid = kept" if all(e[5] for e in edges) else "solid = kept, labelled"
-    return (edges, title or f"continuous {sp.cell_title(cell)} ({which})",
-            cell_layout(edges, sp, cell, sp.concat(arch.genotype, cell), label_chars=chars))  # nb201: node 3 alone
+    if len(edges) < total:
+        which = f"each node's {SOFT_STRONGEST} strongest inputs: {len(edges)} of {total} edges; {which}"
+    if title is None:
+        title = f"continuous {sp.cell_title(cell)} ({which})"
+    return edges, title, cell_layout(edges, sp, cell, label_chars=chars, row_width=row_width)
 
 
-def cell_svg(genotype, cell: str, title: Optional[str] = None, space=None) -> str:
-    """SVG of the derived cell `cell` (one of the space's cell types) of `genotype`."""
-    return _cached_svg(*_derived(genotype, cell, title, space))
+def cell_svg(genotype, cell: str, title: Optional[str] = None, space=None, row_width: Optional[float] = None) -> str:
+    """SVG of the derived cell `cell` (one of the space's cell types) of `genotype` (`title`
+    "": none; `row_width`: points its nodes spread over, default ROW_WIDTH)."""
+    return _cached_svg(*_derived(genotype, cell, title, space, row_width))
 
 
-def soft_cell_svg(data, cell: str, title: Optional[str] = None, digits: int = 2, space=None) -> str:
+def soft_cell_svg(data, cell: str, title: Optional[str] = None, digits: int = 2, space=None,
+                  row_width: Optional[float] = None) -> str:
     """SVG of the continuous cell of a step record (or of softmax weights by cell type):
-    every supernet edge weighted by its softmax weights."""
-    return _cached_svg(*_soft(data, cell, title, digits, space))
+    its supernet edges weighted by their softmax weights (a crowded cell: each node's
+    strongest inputs, `soft_edges`)."""
+    return _cached_svg(*_soft(data, cell, title, digits, space, row_width))
 
 
 def cell_dot(genotype, cell: str, space=None):
@@ -564,19 +614,27 @@ def cell_dot(genotype, cell: str, space=None):
 
 
 _SVG_TAG = re.compile(r"<svg\b[^>]*>", re.S)
+FIT = "max-width:100%;height:auto"
+
+
+def _px_size(svg: str) -> str:
+    """The SVG document shown at one point of the drawing per CSS pixel: its root's width and
+    height without the `pt` unit (a 799 pt wide cell is 799 px, not 1,065), scaled by its
+    viewBox, and asking to shrink with a narrower container (where it is inlined in HTML)."""
+    m = _SVG_TAG.search(svg)
+    if not m:
+        return svg
+    tag = re.sub(r'\s(width|height)="([\d.]+)pt"', r' \1="\2"', m.group(0))
+    if "style=" not in tag:
+        tag = tag.replace("<svg", f'<svg style="{FIT}"', 1)
+    return svg[:m.start()] + tag + svg[m.end():]
 
 
 def svg_for_html(svg: str) -> str:
     """An SVG document as inline HTML: no XML prolog, one point of the drawing shown as one
     CSS pixel (so 11 pt labels are 11 px), shrinking with a narrower container."""
     start = svg.find("<svg")
-    svg = svg[start:] if start >= 0 else svg
-    m = _SVG_TAG.search(svg)
-    if not m:
-        return svg
-    tag = re.sub(r'\s(width|height)="([\d.]+)pt"', r' \1="\2"', m.group(0))
-    tag = tag.replace("<svg", '<svg style="max-width:100%;height:auto"', 1)
-    return svg[:m.start()] + tag + svg[m.end():]
+    return _px_size(svg[start:] if start >= 0 else svg)
 
 
 def as_html(svg: str, hint: bool = True) -> str:

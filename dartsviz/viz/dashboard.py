@@ -3,16 +3,23 @@
     dash = Dashboard(dataset="digits")      # or Dashboard(search); Dashboard(scale=1.5) for a projector
     dash                                    # shows it in a notebook
     dash.step(3); dash.run(epochs=1)        # drive it from code (notebooks, tests)
+    Dashboard(search, main="collapse")      # the collapse panel in view instead of the weights
 
 Laid out for one screen (1366x768 with JupyterLab's file browser open): the controls, the
-softmax weights of the selected cell type and its live cell graph on top; heat map,
-trajectories, curves and cost, collapse, all cell graphs, training and setup in tabs
-(`panels.PanelSet`). Only what is in view is redrawn; a tab is drawn when shown.
+softmax weights of the selected cell type (or the panels named by `main`) and its live cell
+graph on top; heat map, trajectories, curves and cost, collapse, all cell graphs, training
+and setup in tabs of one height (`panels.PanelSet`). Only what is in view is redrawn; a tab
+is drawn when shown; a panel in view that waits for its redraw says so ("drawing…").
+The projector toggle (or `scale` > 1) enlarges the view 1.5x and keeps it on one screen:
+the step buttons, the step counter, the weights and the cell graph on top, their text
+16 px and more (figures and graph redrawn to fit the zoomed column); the settings (variant,
+order, HVP, progress) and the status line move under the graph.
+The status line and the panels number epochs alike, from 1 (`records.epoch_number`).
 
 The search emits records; the dashboard subscribes, keeps the records it is pushed and
 redraws from them (before the first step, from `search.snapshot()`). The order and HVP
 toggles show `search.config` and change it through `search.set`; so does the lambda_max
-setting in the Collapse tab (`monitor_every`). The variant dropdown beside them starts a
+setting over the collapse panel (`monitor_every`). The variant dropdown beside them starts a
 new search with the chosen method (same seed and data; `variant_config` says which
 settings come with it), and the line beside the status shows the variant's own numbers
 (`record.monitors`), the parameter-free ops kept and the last lambda_max. Buttons run a
@@ -26,7 +33,7 @@ import dataclasses
 import html
 import re
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import ipywidgets as widgets
 
@@ -35,7 +42,7 @@ from ..loop import Records
 from ..methods import method_names
 from ..records import StepRecord
 from .panels import PROJECTOR_SCALE, PanelSet
-from .records import last_lambda, monitor_items
+from .records import epoch_number, last_lambda, monitor_items
 from .throttle import Throttle
 from .view import WidgetView
 
@@ -81,7 +88,8 @@ class Dashboard(WidgetView):
 
     def __init__(self, search=None, *, preset: str = "tiny", dataset: Optional[str] = None,
                  seed: Optional[int] = None, redraw_every: int = 5, min_interval: float = 0.3,
-                 budget: float = 0.015, dpi: int = 72, scale: float = 1.0, **overrides):
+                 budget: float = 0.015, dpi: int = 72, scale: float = 1.0,
+                 main: Optional[Sequence[str]] = None, **overrides):
         from ..search import Search, SearchConfig
         self._Search, self._SearchConfig = Search, SearchConfig
         # Reset keeps the settings unless the dashboard was made from a plain preset
@@ -102,7 +110,7 @@ class Dashboard(WidgetView):
         self.throttle = Throttle(redraw_every, min_interval, budget)
         self.draw_seconds = 0.0                 # time spent redrawing (for the overhead figure)
         self.last_error: Optional[str] = None   # traceback of the last handler error
-        self.panels = PanelSet(search.snapshot(), dpi=dpi, guard=self._guard)
+        self.panels = PanelSet(search.snapshot(), dpi=dpi, guard=self._guard, main=main)
         self.images, self.cells, self.graph = self.panels.images, self.panels.cells, self.panels.graph
         self.genotype_text, self.edge = self.panels.genotype_text, self.panels.edge
         self._running = False
@@ -147,7 +155,8 @@ class Dashboard(WidgetView):
         self.seed = widgets.IntText(value=c.seed, description="seed", layout=_layout(width="150px"))
         self.reset_button = widgets.Button(description="\u21ba Reset", button_style="warning", **btn)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=_layout(width="160px"))
-        self.counter = widgets.HTML(value="")
+        # one line whatever its length (ellipsis; all of it on hover): the view never moves as it changes
+        self.counter = widgets.HTML(value="", layout=_layout(flex="0 1 auto", min_width="0", overflow="hidden"))
         self._syncing_projector = False
         self.projector = widgets.ToggleButton(value=False, description="projector",
                                               tooltip="enlarge everything for a classroom", **btn)
@@ -178,16 +187,36 @@ class Dashboard(WidgetView):
         monitor = widgets.HBox([self.monitor_every, widgets.HTML(
             "steps (0: off): the Hessian's dominant eigenvalue in \u03b1 by power iteration; its seconds are not "
             "in the seconds per step")], layout=_layout(flex_flow="row wrap", align_items="center"))
-        status = widgets.HBox([self.status, self.quantities],
-                              layout=_layout(flex_flow="row", align_items="center", justify_content="space-between"))
-        self.widget = self.panels.layout(above=(
-            row(self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button,
-                self.variant, self.order, widgets.Label("HVP"), self.hvp),
-            row(self.progress, self.counter, self.projector),
-            status,
-        ), tabs=(("Training", self.train_panel.widget), ("Setup", setup)), extras={"collapse": monitor})
+        self._status_row = widgets.HBox([self.status, self.quantities], layout=_layout(
+            flex_flow="row", align_items="center", justify_content="space-between"))
+        self._hvp_label = widgets.Label("HVP")
+        self._controls, self._counter_row, self._settings_row = row(), row(), row()
+        self.widget = self.panels.layout(tabs=(("Training", self.train_panel.widget), ("Setup", setup)),
+                                         extras={"collapse": monitor})
+        self._arrange()
         self.widget.add_class("dartsviz-dashboard")
         self.step_button.add_class("dartsviz-step")
+
+    def _arrange(self) -> None:
+        """The controls as laid out for the scale: at 1, the buttons and settings on one row,
+        progress, counter and projector toggle on the next, the status line under them;
+        enlarged (a projector), only the buttons and the counter above the weights and the
+        graph, the settings and the status line under the graph (all on one screen)."""
+        buttons = [self.step_button, self.step10_button, self.epochs, self.run_button, self.pause_button]
+        settings = [self.variant, self.order, self._hvp_label, self.hvp]
+        if self.panels.scale > 1.0:
+            rows = ((self._controls, buttons + [self.projector]), (self._counter_row, [self.counter]),
+                    (self._settings_row, [self.progress] + settings))
+            above, below = (self._controls, self._counter_row), (self._settings_row, self._status_row)
+        else:
+            rows = ((self._controls, buttons + settings), (self._counter_row, [self.progress, self.counter,
+                                                                              self.projector]),
+                    (self._settings_row, []))
+            above, below = (self._controls, self._counter_row, self._status_row), ()
+        for box, children in rows:
+            if list(box.children) != children:
+                box.children = children
+        self.panels.arrange(above, below)
 
     def set_scale(self, scale: float) -> None:
         """Enlarge everything by `scale` (e.g. 1.5 for a classroom projector; 1.0 = laid out for
@@ -199,10 +228,12 @@ class Dashboard(WidgetView):
             self.projector.value = False
         finally:
             self._syncing_projector = False
+        self._arrange()
 
     def _on_projector(self, on: bool) -> None:
         if not self._syncing_projector:
             self.panels.set_scale(max(PROJECTOR_SCALE, self._base_scale) if on else self._base_scale)
+            self._arrange()
 
     @property
     def scale(self) -> float:
@@ -384,8 +415,13 @@ class Dashboard(WidgetView):
         value = record.metrics.get(f"val_{metric}") if record is not None else None
         shown = f" \u00b7 val {metric} {value:.2f}" if value is not None else ""
         hvp = f" ({c.hvp} HVP)" if c.order != ORDERS[0] else ""
-        self.counter.value = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {s.epoch} "
-                              f"\u00b7 order {c.order}{hvp}{sec}{shown}")
+        # the epoch of the step shown (the panels' titles say the same), of the epochs planned
+        epochs = -(-total // max(1, s.steps_per_epoch))
+        text = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {epoch_number(self.current().epoch)} "
+                f"/ {epochs} \u00b7 order {c.order}{hvp}{sec}{shown}")
+        plain = html.escape(re.sub(r"<[^>]+>", "", text))
+        self.counter.value = (f'<span title="{plain}" style="white-space:nowrap;overflow:hidden;'
+                              f'text-overflow:ellipsis;display:block">{text}</span>')
         self._update_quantities()
 
     def _update_quantities(self) -> None:

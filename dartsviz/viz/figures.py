@@ -10,7 +10,12 @@ keep one Figure per panel and redraw it as often as it likes without leaking fig
 
 Sizes: a panel is laid out for `PX_PER_INCH` CSS pixels per inch (so a point of text is a
 pixel), `display_width(fig)` pixels wide, with no text under `FONT` points; a builder
-sets its figure's size from what it holds (cell types, edges).
+sets its figure's size from what it holds (cell types, edges). A view zoomed for a projector
+says so (`set_view_zoom`): its panels are then drawn narrower (`panel_width`), so that at the
+zoom they still fit a notebook's column uncapped and their text is FONT x zoom pixels, and
+the weights panel is compact (its title and legend on one line, short op names).
+
+Epochs are shown as people count them, from 1 (`epoch_number`); records count from 0.
 """
 from __future__ import annotations
 
@@ -29,8 +34,8 @@ from ..bilevel import ORDERS
 from .palette import ORDER_COLORS, ZERO_OP_TEXT, edge_label, op_color, op_short
 from ..summary import median_seconds, record_series
 from .panel_registry import Panel, PanelData, register_panel
-from .records import (METRIC_LIMITS, Architecture, architecture, collapse_counts, epoch_records, loss_of,
-                      metric_of, metric_title, probs_series, step_records)
+from .records import (METRIC_LIMITS, Architecture, architecture, collapse_counts, epoch_number, epoch_records,
+                      loss_of, metric_of, metric_title, probs_series, step_records)
 from .spaceof import space_of
 
 DPI = 80
@@ -46,6 +51,31 @@ SIZES = {  # inches (width, height) of each panel; builders adjust the height to
     "collapse": (PANEL_WIDTH, 3.6),
 }
 CELL_LINESTYLES = ("-", "--", ":", "-.")
+# CSS px on screen that an enlarged panel may take: a notebook's output at 1366 px beside the file
+# browser is 934 px, a tab's page 2 x 16 px less at scale 1 (padding, border), 48 px less zoomed 1.5,
+# and a scroll bar less where the page scrolls
+SCREEN_COLUMN = 860
+
+
+def set_view_zoom(fig: Figure, zoom: float) -> None:
+    """Say that `fig` is shown in a view zoomed by `zoom` (CSS zoom; 1: not zoomed)."""
+    fig._dartsviz_zoom = float(zoom)
+
+
+def view_zoom(fig: Optional[Figure]) -> float:
+    return float(getattr(fig, "_dartsviz_zoom", 1.0) or 1.0) if fig is not None else 1.0
+
+
+def panel_width(fig: Optional[Figure], default: float = PANEL_WIDTH) -> float:
+    """Inches a panel is drawn wide in `fig`: `default`, narrower in a zoomed view so that
+    `default` inches at the zoom still fit SCREEN_COLUMN pixels (text FONT x zoom px, uncapped)."""
+    zoom = view_zoom(fig)
+    return default if zoom <= 1.0 else min(default, round(SCREEN_COLUMN / (PX_PER_INCH * zoom), 2))
+
+
+def compact(fig: Optional[Figure]) -> bool:
+    """Whether `fig` is shown enlarged (a projector): fewer lines of text around the data."""
+    return view_zoom(fig) > 1.0
 
 
 def _margins(fig: Figure, left: float, right: float, top: float, bottom: float, **kw) -> None:
@@ -109,7 +139,7 @@ def _step_title(arch: Architecture, what: str) -> str:
     r = arch.record
     if r is None:
         return what
-    return f"{what} at step {r.step} (epoch {r.epoch}, order {r.order})"
+    return f"{what} at step {r.step} (epoch {epoch_number(r.epoch)}, order {r.order})"
 
 
 def _op_legend(fig: Figure, space, y: float = 0.995) -> None:
@@ -128,7 +158,7 @@ def _cell_panel(data, fig: Optional[Figure], name: str, build, space=None, cells
         if unknown:
             raise ValueError(f"no cell type {unknown[0]!r}; cell types: {', '.join(arch.probs)}")
         arch = dataclasses.replace(arch, probs={c: arch.probs[c] for c in cells})
-    key = (name, arch.space.name, tuple((c, p.shape) for c, p in arch.probs.items()))
+    key = (name, arch.space.name, tuple((c, p.shape) for c, p in arch.probs.items()), view_zoom(fig))
     state = _state(fig, key)
     if state is None:
         state = build(_fig(fig, name), arch, key)
@@ -163,23 +193,31 @@ def draw_weights(data, fig: Optional[Figure] = None, title: Optional[str] = None
             st["ax"].set_title(st["title"], fontsize=TITLE_FONT, loc="left")
         else:
             st["betas"].set_offsets(np.column_stack([np.arange(len(beta)), beta]))
-            st["ax"].set_title(st["title"] + "; \u2014 = softmax(\u03b2)", fontsize=TITLE_FONT, loc="left")
+            if st["title"]:
+                st["ax"].set_title(st["title"] + "; \u2014 = softmax(\u03b2)", fontsize=TITLE_FONT, loc="left")
             top = max(top, float(np.max(beta)))
         for lab, k in zip(st["labels"], kept_edge):
             lab.set_fontweight("bold" if k else "regular")
         st["ax"].set_ylim(0, max(0.2, top * 1.15))
+    if title is None and state["compact"]:                   # one short line beside the legend
+        r = arch.record
+        title = f"step {r.step} \u00b7 epoch {epoch_number(r.epoch)}" if r is not None else "softmax weights"
+        if any((getattr(r, "edge_probs", None) or {}).get(c) is not None for c in arch.probs):
+            title += " \u00b7 \u2014 = softmax(\u03b2)"
     state["title"].set_text(title or _step_title(arch, "softmax weights per edge"))
     return state["fig"]
 
 
 WEIGHTS_TOP, WEIGHTS_CELL, WEIGHTS_AXES = 0.62, 2.25, 1.6   # inches: title + legend; per cell; its axes
+COMPACT_TOP, COMPACT_CELL, COMPACT_AXES = 0.34, 1.42, 1.02  # the same, compact: one line; no axes title
 WEIGHTS_GROUPS = 0.2        # inches more per cell for a second row of tick labels (edges grouped by node)
-WEIGHTS_AXES_WIDTH = PANEL_WIDTH - 0.85   # inches between the margins
+WEIGHTS_MARGINS = 0.85      # inches left and right of the axes
+WEIGHTS_AXES_WIDTH = PANEL_WIDTH - WEIGHTS_MARGINS   # inches between the margins
 
 
-def _crowded(edges) -> bool:
+def _crowded(edges, axes_width: float = WEIGHTS_AXES_WIDTH) -> bool:
     """Too many edges for a `0→2` label under each (e.g. the recurrent cell's 36)."""
-    return len(edges) * _text_inches(edge_label(*edges[-1])) > 0.9 * WEIGHTS_AXES_WIDTH
+    return len(edges) * _text_inches(edge_label(*edges[-1])) > 0.9 * axes_width
 
 
 def _text_inches(text: str, size: float = FONT) -> float:
@@ -204,8 +242,12 @@ def _grouped_edge_ticks(ax, edges) -> None:
 def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
     sp = arch.space
     n = len(arch.probs)
-    extra = WEIGHTS_GROUPS if any(_crowded(arch.edges(c)) for c in arch.probs) else 0.0
-    fig.set_size_inches(PANEL_WIDTH, WEIGHTS_TOP + n * (WEIGHTS_CELL + extra))
+    fig_w, small = panel_width(fig), compact(fig)
+    top_h, cell_h, axes_h = (COMPACT_TOP, COMPACT_CELL, COMPACT_AXES) if small else (WEIGHTS_TOP, WEIGHTS_CELL,
+                                                                                  WEIGHTS_AXES)
+    crowded = lambda edges: _crowded(edges, fig_w - WEIGHTS_MARGINS)
+    extra = WEIGHTS_GROUPS if any(crowded(arch.edges(c)) for c in arch.probs) else 0.0
+    fig.set_size_inches(fig_w, top_h + n * (cell_h + extra))
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     n_ops = len(sp.ops)
     width = 0.8 / n_ops
@@ -219,15 +261,16 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
         betas = ax.scatter([], [], marker="_", s=160, linewidths=1.6, color="black", zorder=4)   # softmax(beta)
         marks = ax.scatter([], [], marker="v", s=22, color="black", zorder=3)
         ax.set_xticks(x)
-        if _crowded(edges):
+        if crowded(edges):
             _grouped_edge_ticks(ax, edges)
         else:
             ax.set_xticklabels([edge_label(s, d) for s, d in edges], fontsize=FONT)
         ax.set_xlim(-0.55, len(edges) - 0.45)
         ax.axhline(1.0 / n_ops, color="#888888", lw=0.8, ls=":", zorder=1)
-        ax.set_ylabel("softmax weight", fontsize=FONT)
-        ticks = "; ticks: source, then \u2192node under each group" if _crowded(edges) else ""
-        title = f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}{ticks}"
+        ax.set_ylabel("weight" if small else "softmax weight", fontsize=FONT)
+        ticks = "; ticks: source, then \u2192node under each group" if crowded(edges) else ""
+        title = ("" if small else
+                 f"{sp.cell_title(cell)}: shaded = kept edges, \u25bc = kept op, dotted = uniform 1/{n_ops}{ticks}")
         ax.set_title(title, fontsize=TITLE_FONT, loc="left")
         ax.tick_params(axis="y", labelsize=FONT)
         for side in ("top", "right"):
@@ -236,10 +279,17 @@ def _build_weights(fig: Figure, arch: Architecture, key) -> dict:
         cells.append(dict(ax=ax, spans=spans, bars=bars, marks=marks, labels=labels, betas=betas, title=title))
     h = fig.get_size_inches()[1]
     title = fig.suptitle("", fontsize=TITLE_FONT, x=0.01, ha="left", y=1 - 0.04 / h, va="top")
-    _op_legend(fig, sp, y=1 - 0.26 / h)
-    gap = WEIGHTS_CELL + extra - WEIGHTS_AXES
-    _margins(fig, left=0.75, right=0.1, top=WEIGHTS_TOP + 0.3, bottom=gap - 0.3, hspace=gap / WEIGHTS_AXES)
-    state = dict(key=key, fig=fig, cells=cells, title=title)
+    gap = cell_h + extra - axes_h
+    if small:       # the legend on the title's line, at the right, with the short op names
+        handles = [Patch(facecolor=op_color(op, sp), label=op_short(op, sp)) for op in sp.ops]
+        fig.legend(handles=handles, loc="upper right", ncol=len(sp.ops), fontsize=FONT, frameon=False,
+                   bbox_to_anchor=(1.0, 1 - 0.01 / h), handlelength=0.8, handletextpad=0.3, columnspacing=0.7,
+                   borderaxespad=0.1)
+        _margins(fig, left=0.75, right=0.1, top=top_h, bottom=gap, hspace=gap / axes_h)
+    else:
+        _op_legend(fig, sp, y=1 - 0.26 / h)
+        _margins(fig, left=0.75, right=0.1, top=top_h + 0.3, bottom=gap - 0.3, hspace=gap / axes_h)
+    state = dict(key=key, fig=fig, cells=cells, title=title, compact=small)
     fig._dartsviz_state = state
     return state
 
@@ -276,7 +326,7 @@ HEATMAP_ROW = 0.19          # inches per edge
 def _build_heatmap(fig: Figure, arch: Architecture, key) -> dict:
     sp = arch.space
     n_edges = max(p.shape[0] for p in arch.probs.values())
-    fig.set_size_inches(SIZES["heatmap"][0], 1.15 + HEATMAP_ROW * n_edges)
+    fig.set_size_inches(panel_width(fig, SIZES["heatmap"][0]), 1.15 + HEATMAP_ROW * n_edges)
     axes = fig.subplots(1, len(arch.probs), squeeze=False)[0]
     _margins(fig, left=0.55, right=0.1, top=0.55, bottom=0.6, wspace=0.25)
     uniform = 1.0 / len(sp.ops)
@@ -310,7 +360,7 @@ def draw_trajectories(records: Sequence, cell: Optional[str] = None, edge: Optio
     """The weight of every op on one edge over the steps; second-order steps shaded.
     By default the first cell type of the records' space and its first edge."""
     fig = _fig(fig, "trajectories")
-    fig.set_size_inches(*SIZES["trajectories"])
+    fig.set_size_inches(panel_width(fig, SIZES["trajectories"][0]), SIZES["trajectories"][1])
     ax = fig.add_subplot(1, 1, 1)
     steps = step_records(records)
     where = "weights over time"
@@ -363,7 +413,7 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
     steps = step_records(records)
     epochs = epoch_records(records)
     metric = space_of(records, space).metric if (steps or epochs or space is not None) else None
-    state = _state(fig, ("curves", metric))
+    state = _state(fig, ("curves", metric, view_zoom(fig)))
     if state is None:
         fig = _fig(fig, "curves")
         state = _build_curves(fig, metric)
@@ -391,9 +441,9 @@ def draw_curves(records: Sequence, fig: Optional[Figure] = None, upto: Optional[
 
 
 def _build_curves(fig: Figure, metric: Optional[str]) -> dict:
-    fig.set_size_inches(*SIZES["curves"])
+    fig.set_size_inches(panel_width(fig, SIZES["curves"][0]), SIZES["curves"][1])
     ax_loss, ax_metric, ax_sec = fig.subplots(1, 3)
-    state = dict(key=("curves", metric), fig=fig, loss=ax_loss, metric=ax_metric, sec=ax_sec)
+    state = dict(key=("curves", metric, view_zoom(fig)), fig=fig, loss=ax_loss, metric=ax_metric, sec=ax_sec)
     for key, ax, name in (("loss", ax_loss, "loss"), ("metric", ax_metric, metric_title(metric))):
         state[f"{key}_lines"] = dict(
             train=ax.plot([], [], "-", color="#1f77b4", lw=1, alpha=0.8, label="train")[0],
@@ -408,7 +458,7 @@ def _build_curves(fig: Figure, metric: Optional[str]) -> dict:
     for ax in (ax_loss, ax_metric, ax_sec):
         ax.set_xlabel("step", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
-    _margins(fig, left=0.6, right=0.4, top=0.35, bottom=0.8, wspace=0.3)
+    _margins(fig, left=0.6, right=0.4, top=0.55 if compact(fig) else 0.35, bottom=0.8, wspace=0.3)
     fig._dartsviz_state = state
     return state
 
@@ -455,7 +505,8 @@ def _draw_seconds(state: dict, steps: Sequence, x: np.ndarray) -> None:
     if len(steps):
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.set_ylim(0, float(secs.max()) * 1.15 + 1e-9)
-    ax.set_title("seconds per step" + (f" (median {', '.join(medians)})" if medians else ""), fontsize=8)
+    wrap = "\n" if compact(ax.figure) else " "                 # a narrow panel: the medians on a line of their own
+    ax.set_title("seconds per step" + (f"{wrap}(median {', '.join(medians)})" if medians else ""), fontsize=8)
     if ax.get_legend() is not None:
         ax.get_legend().remove()
     ax.set_xlabel("step", fontsize=8, loc="left")              # the legend sits under the axes, right
@@ -481,7 +532,7 @@ def draw_collapse(records: Sequence, fig: Optional[Figure] = None, upto: Optiona
     `early_stop_epoch`) is marked on every axes. A note instead where the space declares
     no skip op and no parameter-free ops."""
     fig = _fig(fig, "collapse")
-    fig.set_size_inches(*SIZES["collapse"])
+    fig.set_size_inches(panel_width(fig, SIZES["collapse"][0]), SIZES["collapse"][1])
     ax_kept, ax_w, ax_lam = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=(1.15, 1.0, 1.0)))
     steps = step_records(records)
     sp = space_of(steps, space) if (steps or space is not None) else None
@@ -579,7 +630,8 @@ def _draw_max_weights(ax, steps: Sequence, sp) -> None:
 def _draw_lambda(ax, steps: Sequence) -> None:
     x, y = record_series(steps, "lambda_max")
     if not x:
-        ax.text(0.5, 0.5, "\u03bb_max not measured:\nset monitor_every = N steps\n(Collapse tab, or --monitor-every)",
+        ax.text(0.5, 0.5, "\u03bb_max not measured:\nset monitor_every = N\n(the setting above,\n"
+                "or --monitor-every)",
                 ha="center", va="center", transform=ax.transAxes, fontsize=FONT, color="#555555")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -602,7 +654,7 @@ def _mark_early_stop(axes, epochs: Sequence) -> None:
     for stop, epoch, kept in early_stops(epochs):
         for i, ax in enumerate(axes):
             ax.axvline(stop, color=ES_COLOR, ls="--", lw=1.4,
-                       label=f"DARTS-ES stop (epoch {epoch})" if i == len(axes) - 1 else None)
+                       label=f"DARTS-ES stop (epoch {epoch_number(epoch)})" if i == len(axes) - 1 else None)
             if kept is not None:
                 ax.axvline(kept, color=ES_COLOR, ls=":", lw=1.2,
                            label="kept epoch's end" if i == len(axes) - 1 else None)

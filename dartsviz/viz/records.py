@@ -15,6 +15,12 @@ from ..spaces import SearchSpace
 from .spaceof import space_of
 
 
+def epoch_number(epoch: int) -> int:
+    """An epoch as every view shows it, counted from 1 (records and `Search.epoch` count from
+    0): the status line, the panels' titles and the replay say the same number."""
+    return int(epoch) + 1
+
+
 def step_records(records: Sequence) -> List[StepRecord]:
     return [r for r in records if isinstance(r, StepRecord)]
 

@@ -17,6 +17,7 @@ import ipywidgets as widgets
 from ..records import EpochRecord, StepRecord, record_from_dict
 from ..runs import RunDir, RunDirError
 from .panels import PanelSet
+from .records import epoch_number
 from .rundata import load_run
 from .view import WidgetView
 
@@ -130,5 +131,5 @@ class Replay(WidgetView):
         value = rec.metrics.get(f"val_{metric}")
         shown = f", val {metric} {value:.2f}" if value is not None else ""
         self.title.value = (f"<b>{html.escape(self.run.label)}</b>: step {upto} of {self.steps[-1].step}, "
-                            f"epoch {rec.epoch}, order {rec.order}{shown}")
+                            f"epoch {epoch_number(rec.epoch)}, order {rec.order}{shown}")
         self.status.value = ""

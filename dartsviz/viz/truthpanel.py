@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _fig, _margins, new_figure
+from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _fig, _margins, compact, new_figure, panel_width
 from .panel_registry import Panel, PanelData, register_panel
 from .records import step_records
 
@@ -44,7 +44,7 @@ def draw_truth(records: Sequence, fig: Optional[Figure] = None, record=None, upt
     cells; right: every cell's accuracy (log count) with `record`'s cell (default the last) marked."""
     from .. import truth
     fig = _fig(fig, "truth") if fig is not None else new_figure(SIZE)
-    fig.set_size_inches(*SIZE)
+    fig.set_size_inches(panel_width(fig, SIZE[0]), SIZE[1])       # narrower when the view is zoomed (projector)
     ax, ax_all = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=(1.7, 1.0)))
     refs = _references()
     x, y, steps = _series(records)
@@ -59,7 +59,8 @@ def draw_truth(records: Sequence, fig: Optional[Figure] = None, record=None, upt
     ax.set_ylim(0, 100)
     ax.set_xlabel("step", fontsize=FONT)
     ax.set_ylabel("true accuracy (%)", fontsize=FONT)
-    ax.set_title(f"true accuracy of the derived cell ({WHAT})", fontsize=TITLE_FONT)
+    ax.set_title(f"true accuracy ({WHAT})" if compact(fig) else f"true accuracy of the derived cell ({WHAT})",
+                 fontsize=TITLE_FONT)
     ax.legend(fontsize=FONT - 1, loc="lower right", ncol=2)
     table = truth.table()
     ax_all.hist(table.valid_acc, bins=np.arange(0, 100.5, 2.0), color="#b0b0b0", log=True)
@@ -75,7 +76,7 @@ def draw_truth(records: Sequence, fig: Optional[Figure] = None, record=None, upt
     ax_all.set_title("where it stands", fontsize=TITLE_FONT)
     for a in (ax, ax_all):
         a.tick_params(labelsize=FONT)
-    _margins(fig, left=0.8, right=0.2, top=0.45, bottom=0.6, wspace=0.25)
+    _margins(fig, left=0.8, right=0.2, top=0.45, bottom=0.6, wspace=0.4 if compact(fig) else 0.25)
     return fig
 
 

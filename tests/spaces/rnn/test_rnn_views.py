@@ -87,7 +87,8 @@ def searched(edges):
 
 def check_cell_svg(svg, genotype, soft):
     """The recurrent cell as drawn by graphviz: x_t and h_{t-1} into s0, the kept edges of
-    `genotype` solid and labelled with their op, all 36 edges when `soft`, 1..8 into h_t."""
+    `genotype` solid and labelled with their op, each node's 2 strongest inputs when `soft`
+    (15 of the 36 edges), 1..8 into h_t."""
     assert NODES | {"mean"} <= texts(svg)
     edges = svg_edges(svg)
     assert {e for e in edges if not e[0].isdigit()} == {("in0", "0"), ("in1", "0")}      # x_t, h_{t-1} -> s0
@@ -96,7 +97,7 @@ def check_cell_svg(svg, genotype, soft):
     kept = {(str(s), str(d)): op for s, d, op in genotype.edges("recurrent")}
     assert len(kept) == 8
     assert {e for e, (solid, _) in cell.items() if solid} == set(kept)
-    assert len(cell) == (36 if soft else 8)
+    assert len(cell) == (15 if soft else 8)
     for e, op in kept.items():                                                # "relu 0.23" / "relu"
         assert cell[e][1].split()[0] == (RNN.op_short[op] if soft else op), (e, cell[e], op)
     assert all(label == "" for e, (solid, label) in cell.items() if not solid)     # only kept edges labelled
@@ -245,12 +246,12 @@ def test_dot_source_draws_x_t_and_h_into_s0_and_every_node_into_h_t():
     for name, label in (("in0", "x_t"), ("in1", "h_{t-1}"), ("0", "s0"), ("out", "h_t"), ("_combine", "mean")):
         assert re.search(rf'^\t{name} \[label="?{re.escape(label)}"? .*pos="[-\d.]+,[-\d.]+!"', src, re.M), name
     assert re.search(r'^\t0 \[.*shape=circle', src, re.M)     # s0 is computed: a node, not an input box
-    # the soft cell: all 36 edges, only the 8 kept ones solid and labelled
+    # the soft cell: each node's 2 strongest inputs (15 edges), only the 8 kept ones solid and labelled
     p = np.random.default_rng(1).dirichlet(np.ones(5), size=36)
     rec = record(p)
     soft = [(s, d, a) for s, d, a in dot_edges(C.cell_digraph(*C._soft(rec, "recurrent", None, 2, None)).source)
             if s.isdigit() and d.isdigit()]
-    assert len(soft) == 36
+    assert len(soft) == 15
     solid = sorted((int(s), int(d)) for s, d, a in soft if "style=solid" in a)
     assert solid == sorted((s, d) for s, d, _ in rec.genotype.edges("recurrent"))
     assert sorted((int(s), int(d)) for s, d, a in soft if "label=" in a) == solid
@@ -259,10 +260,10 @@ def test_dot_source_draws_x_t_and_h_into_s0_and_every_node_into_h_t():
 def test_soft_edges_label_every_edge_on_request_and_grow_with_the_weight():
     p = np.full((36, 5), 0.2)
     p[3] = [0.01, 0.01, 0.95, 0.02, 0.01]                      # edge (0, 3): relu, sharp
-    edges = C.soft_edges(record(p), "recurrent")
+    edges = C.soft_edges(record(p), "recurrent", strongest=0)              # every edge
     assert len(edges) == 36 and sum(e[6] for e in edges) == 8
     assert sum(bool(e[5]) for e in edges) == 8
-    assert len([e for e in C.soft_edges(record(p), "recurrent", label_all=True) if e[5]]) == 36
+    assert len([e for e in C.soft_edges(record(p), "recurrent", label_all=True, strongest=0) if e[5]]) == 36
     sharp, flat = edges[3], edges[4]                          # (0, 3) and (1, 3)
     assert sharp[:2] == (0, 3) and sharp[3] > flat[3] and sharp[4] > flat[4]
     assert sharp[5] == "relu 0.95" and sharp[6]
