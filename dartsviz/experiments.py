@@ -48,7 +48,7 @@ from .records import metric_title
 from .runs import RunDir, atomic_write_bytes, atomic_write_text
 from .search import Search, SearchConfig
 from .spaces import get_space, is_builtin
-from .summary import collapse_summary, cost_summary
+from .summary import collapse_heading, collapse_summary, cost_summary
 from .train import Train
 
 METHODS = {1: "DARTS (first order)", 2: "DARTS (second order)", "random": "random"}
@@ -402,7 +402,7 @@ def table_columns(rows: List[dict], space: str = "cnn", layout: str = "trained")
             cols.append((PAPER[space][0], lambda r: r["paper"] or "-"))
         return cols
     if layout == "search":
-        diag = [("parameter-free ops (normal cell)", "param_free_ops"), ("max skip weight", "max_skip"),
+        diag = [(collapse_heading(get_space(space)), "param_free_ops"), ("max skip weight", "max_skip"),
                 ("last \u03bb_max", "lambda_max"), ("median s/step", "median_s"), ("memory, MB", "memory_mb"),
                 (f"supernet val {metric}", f"val_{metric}"), (f"supernet test {metric}", f"supernet_test_{metric}")]
         return ([("method", lambda r: r["method"])] + [(h, lambda r, k=k: _fmt(r.get(k))) for h, k in diag]

@@ -82,3 +82,11 @@ def collapse_summary(records: Sequence) -> dict:
             "max_skip": getattr(last, "max_skip", None), "lambda_max": lam[-1] if lam else None,
             "lambda_step": x[-1] if x else None,
             "early_stop": (stops[0].epoch, stops[0].early_stop_epoch) if stops else None}
+
+
+def collapse_heading(space) -> str:
+    """What a run's `param_free_ops` counts, in the words of its space: "parameter-free ops (normal
+    cell)", or "identity edges (recurrent cell)" where every op has weights and only the skip op marks
+    collapse."""
+    what = f"{space.skip_op} edges" if space.skip_op and not space.parameter_free else "parameter-free ops"
+    return f"{what} ({space.cell_title(space.cell_types[0])})"

@@ -119,3 +119,15 @@ def test_compare_end_to_end_options_parse():
     args = build_parser().parse_args(["compare", "--end-to-end", "--seeds", "0", "2", "--random", "3", "--out", "d",
                                       "--train-epochs", "4"])
     assert (args.seeds, args.random, args.out, args.train_epochs, args.orders) == ([0, 2], 3, "d", 4, [1, 2])
+
+
+@pytest.mark.parametrize("space, heading", [("cnn", "parameter-free ops (normal cell)"),
+                                            ("rnn", "identity edges (recurrent cell)")])
+def test_the_search_table_names_what_it_counts_in_the_spaces_words(space, heading):
+    from dartsviz.experiments import table_columns
+    from dartsviz.summary import collapse_heading
+    from dartsviz.spaces import get_space
+    assert collapse_heading(get_space(space)) == heading
+    rows = [{"method": "darts", "arm": "darts", "runs": 1, "param_free_ops": 3, "search_seconds_mean": 1.0}]
+    headings = [h for h, _ in table_columns(rows, space, "search")]
+    assert heading in headings and (space == "cnn") == any("normal cell" in h for h in headings)

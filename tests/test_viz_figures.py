@@ -281,6 +281,16 @@ def test_collapse_is_skipped_cleanly_where_a_space_has_no_skip_op(bare):
     assert any("no collapse indicator" in t for t in texts) and fig.axes[0].get_legend() is None
 
 
+@pytest.mark.parametrize("values, said", [((0.4, -0.02), True), ((0.4, 0.3), False)])
+def test_a_negative_lambda_max_is_explained_where_it_is_drawn(values, said):
+    history = fake_history()
+    for r, v in zip([r for r in history if r.kind == "step"][2::2], values):
+        r.lambda_max = v
+    fig = F.draw_collapse(history)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert (F.NEGATIVE_LAMBDA in texts) == said
+
+
 # ---- sizes: readable in a widget at 1 pt = 1 px ---------------------------------------------------
 
 @pytest.mark.parametrize("name", list(DRAWERS))

@@ -18,7 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..bilevel import ORDERS
-from ..summary import arch_steps, collapse_summary, cost_summary, median_seconds, peak_memory, record_series
+from ..summary import (arch_steps, collapse_heading, collapse_summary, cost_summary, median_seconds, peak_memory,
+                       record_series)
 from .cellgraph import as_html, cell_svg
 from .figures import MEMORY_CAPTION, SECONDS_CAPTION, draw_heatmap, early_stops, new_figure, to_png, to_svg
 from .palette import edge_label, op_color
@@ -248,7 +249,7 @@ def summary_html(runs: Sequence[RunData], caption: bool = True) -> str:
     return ("<table style='border-collapse:collapse' border='1' cellpadding='3'><tr><th>run</th><th>steps</th>"
             + "".join(f"<th>median s/step, order {o}</th>" for o in ORDERS)
             + f"<th>total s</th><th>memory, MB</th><th>last val {html.escape(metric)}</th>"
-            + "<th>parameter-free ops (normal cell)</th><th>last \u03bb_max</th></tr>"
+            + f"<th>{html.escape(collapse_heading(runs[0].space))}</th><th>last \u03bb_max</th></tr>"
             + "".join(rows) + "</table>" + (cost_caption() if caption else _SEE_CAPTION) + ratio)
 
 

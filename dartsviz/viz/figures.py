@@ -627,6 +627,11 @@ def _draw_max_weights(ax, steps: Sequence, sp) -> None:
     _legend_under(ax)
 
 
+# A negative lambda_max: no direction of alpha curves the loss upwards measurably at that step (the
+# Hessian there is about negative semidefinite, or its largest eigenvalue is within the estimate's noise)
+NEGATIVE_LAMBDA = "below 0: no upward curvature\nfound in \u03b1 at that step"
+
+
 def _draw_lambda(ax, steps: Sequence) -> None:
     x, y = record_series(steps, "lambda_max")
     if not x:
@@ -638,6 +643,9 @@ def _draw_lambda(ax, steps: Sequence) -> None:
         return
     ax.plot(x, y, "o-", ms=4, lw=1.4, color="#9467bd", label="\u03bb_max")
     ax.set_ylabel("\u03bb_max", fontsize=FONT)
+    if min(y) < 0:                        # what a negative estimate means, where one is shown
+        ax.axhline(0.0, color="#999999", lw=0.8)
+        ax.text(0.02, 0.03, NEGATIVE_LAMBDA, transform=ax.transAxes, fontsize=FONT, color="#555555", va="bottom")
     _legend_under(ax)
 
 

@@ -190,11 +190,11 @@ class RNNSpace(SearchSpace):
         return ["s0"] + [str(i) for i in range(1, n_nodes)]
 
     def output_label(self, cell_type: str) -> str:
-        return "h_t"
+        return "h[t]"
 
     def input_feeds(self, cell_type: str) -> List[tuple]:
         """x_t and h_{t-1} both feed s0."""
-        return [("x_t", 0), ("h_{t-1}", 0)]
+        return [("x[t]", 0), ("h[t-1]", 0)]
 
     def output_combine(self, cell_type: str) -> str:
         """h_t is the mean of the concat nodes (1..8)."""

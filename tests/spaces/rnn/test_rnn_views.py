@@ -20,7 +20,7 @@ from dartsviz.viz import figures as F
 torch.set_num_threads(1)
 
 RNN = get_space("rnn")
-NODES = {"x_t", "h_{t-1}", "s0", *map(str, range(1, 9)), "h_t"}
+NODES = {"x[t]", "h[t-1]", "s0", *map(str, range(1, 9)), "h[t]"}       # plain text: no "h_{t-1}" markup
 needs_dot = pytest.mark.skipif(not C.dot_available(), reason="needs graphviz's dot and neato")
 
 
@@ -243,7 +243,7 @@ def test_dot_source_draws_x_t_and_h_into_s0_and_every_node_into_h_t():
     kept = [(int(s), int(d), re.search(r'label=(\w+)', a).group(1)) for s, d, a in edges
             if s.isdigit() and d.isdigit()]
     assert sorted(kept) == sorted(DARTS_RNN_V2.edges("recurrent"))
-    for name, label in (("in0", "x_t"), ("in1", "h_{t-1}"), ("0", "s0"), ("out", "h_t"), ("_combine", "mean")):
+    for name, label in (("in0", "x[t]"), ("in1", "h[t-1]"), ("0", "s0"), ("out", "h[t]"), ("_combine", "mean")):
         assert re.search(rf'^\t{name} \[label="?{re.escape(label)}"? .*pos="[-\d.]+,[-\d.]+!"', src, re.M), name
     assert re.search(r'^\t0 \[.*shape=circle', src, re.M)     # s0 is computed: a node, not an input box
     # the soft cell: each node's 2 strongest inputs (15 edges), only the 8 kept ones solid and labelled
