@@ -37,6 +37,9 @@ def _text(nb, marker):
             parts.append(out.get("text", ""))
         elif out.get("output_type") == "execute_result":
             parts.append(out.get("data", {}).get("text/plain", ""))
+        elif out.get("output_type") == "display_data" and "text/markdown" in out.get("data", {}):
+            text = out["data"]["text/markdown"]                   # a table rendered, not printed
+            parts.append(text if text.endswith("\n") else text + "\n")
     return "".join(parts)
 
 
@@ -110,6 +113,8 @@ def _check_03(nb, work):
 
 def _check_04(nb, work):
     assert _displayed(nb, "display(dash.widget)", "application/vnd.jupyter.widget-view+json")
+    # the low first test accuracy is explained (eval-mode BatchNorm with running statistics)
+    assert any("first test accuracy" in c.source and "*running* statistics" in c.source for c in nb.cells)
     # FAST: 3 steps per epoch; the warm-up epoch, 3 first-order steps, then 3 second-order ones
     counter = _text(nb, "dash.set_order(2)")
     assert re.search(r"^step 9 / 9 .*order 2", counter) and "<" not in counter, counter   # plain text, no HTML
@@ -387,6 +392,14 @@ def test_output_bound_catches_a_large_output():
         _check_output_sizes(nb, "small.ipynb")
 
 
+def _check_no_printed_tables(nb, name):
+    """A Markdown table is displayed rendered (IPython's Markdown), never printed as raw text."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            assert not re.search(r"^\|[-| :]+\|$", text, re.M), f"{name}: cell {i} prints a Markdown table as text"
+
+
 def _execute(path, tmp_path, fast, timeout, times=1):
     """Run a copy of the notebook `times` times in a row in one tmp working directory, as a
     class does (each time a fresh kernel, the files of the run before left in place);
@@ -417,6 +430,7 @@ def test_notebook_runs_twice_in_the_same_folder(path, tmp_path):
     nb, work = _execute(path, tmp_path, fast=True, timeout=300, times=2)
     CHECKS[path.stem](nb, work)
     _check_output_sizes(nb, path.name)
+    _check_no_printed_tables(nb, path.name)
     keep = os.environ.get("DARTSVIZ_EXECUTED_DIR")       # CI: the documentation site shows this run
     if keep:
         import hashlib
