@@ -278,3 +278,14 @@ def test_seconds_legend_lists_only_orders_with_points_under_the_axes(runs):
     assert not legend.overlaps(ax.get_window_extent(renderer))                 # outside the data
     assert not legend.overlaps(ax.xaxis.label.get_window_extent(renderer))
     assert legend.y0 >= fig.bbox.y0 and legend.x1 <= fig.bbox.x1
+
+
+@pytest.mark.parametrize("draw", ["draw_compare_curves", "draw_compare_cost", "draw_compare_collapse"])
+def test_the_comparison_figures_write_no_text_under_11_px(runs, draw):
+    import re
+    from dartsviz.viz import compare, figures
+    from dartsviz.viz.rundata import load_run
+    fig = getattr(compare, draw)([load_run(r) for r in runs])
+    svg = figures.panel_svg(fig)                                  # text kept as text, with its size
+    sizes = [float(x) for x in re.findall(rb"font-size: ?([\d.]+)px", svg)]
+    assert len(sizes) >= 5 and min(sizes) >= figures.FONT, sorted(sizes)[:5]

@@ -27,7 +27,7 @@ def draw_anytime(summaries: Sequence, references: Optional[Dict[str, float]] = N
     for (label, acc), style in zip((references or {}).items(), ("--", ":", "-.")):
         ax.axhline(acc, color="0.3", ls=style, lw=1)
         ax.annotate(f"{label} {acc:.2f} %", (0, acc), xycoords=("axes fraction", "data"), xytext=(4, 3),
-                    textcoords="offset points", fontsize=8, color="0.3")
+                    textcoords="offset points", fontsize=11, color="0.3")
         low.append(acc - 1)
     if low:
         top = max([*(references or {}).values(), *(np.nanmax(s.valid_curve[0]) for s in summaries)])
@@ -35,7 +35,7 @@ def draw_anytime(summaries: Sequence, references: Optional[Dict[str, float]] = N
     ax.set_xlim(left=0)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(Y_LABEL)
-    ax.set_title("Query searches on NAS-Bench-201: mean ± std over runs", fontsize=10)
+    ax.set_title("Query searches on NAS-Bench-201: mean ± std over runs", fontsize=12)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=11)
     return fig

@@ -21,7 +21,8 @@ from ..bilevel import ORDERS
 from ..summary import (arch_steps, collapse_heading, collapse_summary, cost_summary, median_seconds, peak_memory,
                        record_series)
 from .cellgraph import as_html, cell_svg
-from .figures import MEMORY_CAPTION, SECONDS_CAPTION, draw_heatmap, early_stops, new_figure, to_png, to_svg
+from .figures import (FONT, MEMORY_CAPTION, SECONDS_CAPTION, TITLE_FONT, draw_heatmap, early_stops, new_figure,
+                      to_png, to_svg)
 from .palette import edge_label, op_color
 from . import truthpanel as truth_panel
 from .records import METRIC_LIMITS, epoch_records, loss_of, metric_of, metric_title, step_records
@@ -92,12 +93,12 @@ def draw_compare_curves(runs: Sequence[RunData], fig: Optional[Figure] = None) -
         ax_loss.plot(x, [loss_of(r, "val") for r in steps], style, color=color, lw=1, label=run.label)
         ax_metric.plot(x, [metric_of(r, "val", metric) for r in steps], style, color=color, lw=1, label=run.label)
     for ax, name in ((ax_loss, "validation loss"), (ax_metric, f"validation {metric_title(metric)}")):
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("step", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.set_title(name, fontsize=TITLE_FONT)
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
     if metric in METRIC_LIMITS:
         ax_metric.set_ylim(*METRIC_LIMITS[metric])
-    ax_loss.legend(fontsize=8, frameon=False)
+    ax_loss.legend(fontsize=FONT, frameon=False)
     fig.set_layout_engine("constrained")                  # nothing cut off, whatever the labels
     return fig
 
@@ -127,11 +128,11 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
             ax_sec.plot([r.step for r in warm], [r.seconds for r in warm], "o", ms=4, mfc="none", mew=0.9,
                         color=color, label=f"{run.label}: warm-up (not in median)")
     ax_sec.set_ylim(bottom=0)
-    ax_sec.set_title("seconds per step (medians leave out warm-up)", fontsize=10)
-    ax_sec.set_xlabel("step", fontsize=9)
+    ax_sec.set_title("seconds per step (medians leave out warm-up)", fontsize=TITLE_FONT)
+    ax_sec.set_xlabel("step", fontsize=FONT)
     handles = ax_sec.get_legend_handles_labels()[0]
     if handles:                                           # under the axes: never over the points
-        fig.legend(handles=handles, fontsize=8, frameon=False, loc="outside lower center",
+        fig.legend(handles=handles, fontsize=FONT, frameon=False, loc="outside lower center",
                    ncol=2 if len(handles) > 1 else 1)
     mems = [peak_memory(r.steps) for r in runs]
     whats = {w for _, w in mems}
@@ -139,15 +140,15 @@ def draw_compare_cost(runs: Sequence[RunData], fig: Optional[Figure] = None) -> 
     bars = ax_mem.bar(x, [m or 0.0 for m, _ in mems], color=[run_color(i) for i in x], width=0.6)
     for bar, (m, _) in zip(bars, mems):
         ax_mem.annotate("n/a" if m is None else f"{m:.{0 if m >= 10 else 1}f} MB", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=FONT)
     ax_mem.set_xticks(x)
     width = max(8, 36 // len(runs))                      # characters per line under each bar
     ax_mem.set_xticklabels([_wrap(r.label if len(whats) == 1 else f"{r.label} ({w})", width)
-                            for r, (_, w) in zip(runs, mems)], fontsize=8)
-    ax_mem.set_title(_wrap(f"memory, MB: {whats.pop()}" if len(whats) == 1 else "memory, MB", 20), fontsize=10)
+                            for r, (_, w) in zip(runs, mems)], fontsize=FONT)
+    ax_mem.set_title(_wrap(f"memory, MB: {whats.pop()}" if len(whats) == 1 else "memory, MB", 20), fontsize=TITLE_FONT)
     ax_mem.set_ylim(0, max([1.0] + [m or 0.0 for m, _ in mems]) * 1.2)
     for ax in (ax_sec, ax_mem):
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=FONT)
     return fig
 
 
@@ -208,19 +209,19 @@ def draw_compare_collapse(runs: Sequence[RunData], fig: Optional[Figure] = None)
                 ax.axvline(stop, color=color, ls="--", lw=1.2)
     if not measured:
         ax_lam.text(0.5, 0.5, "\u03bb_max not measured\n(search with monitor_every = N)", ha="center",
-                    va="center", transform=ax_lam.transAxes, fontsize=9, color="#555555")
-    ax_free.set_title("parameter-free ops in the derived normal cell", fontsize=10)
+                    va="center", transform=ax_lam.transAxes, fontsize=FONT, color="#555555")
+    ax_free.set_title(_wrap(f"{collapse_heading(runs[0].space)}, derived", 44), fontsize=TITLE_FONT)
     ax_free.set_ylim(bottom=-0.2)
     ax_lam.set_title("\u03bb_max (dashed: DARTS-ES stop)" if any(
-        early_stops(epoch_records(r.records)) for r in runs) else "\u03bb_max of the Hessian in \u03b1", fontsize=10)
+        early_stops(epoch_records(r.records)) for r in runs) else "\u03bb_max of the Hessian in \u03b1", fontsize=TITLE_FONT)
     for ax in (ax_free, ax_lam):
-        ax.set_xlabel("step", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
     handles, labels = ax_free.get_legend_handles_labels()
     if not handles:
         handles, labels = ax_lam.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=min(len(handles), 5))
+        fig.legend(handles, labels, fontsize=FONT, frameon=False, loc="outside lower center", ncol=min(len(handles), 5))
     return fig
 
 

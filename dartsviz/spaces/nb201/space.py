@@ -116,7 +116,7 @@ class NB201Space(SearchSpace):
         return OP_SHORT
 
     def cell_title(self, cell_type: str) -> str:
-        return "cell (shared by every cell of the network)"
+        return "shared cell"                 # one cell for the whole network
 
 
 NB201 = NB201Space()          # registered by dartsviz.spaces
