@@ -44,7 +44,7 @@ def test_the_presets_validate_and_the_paper_preset_is_the_reference_search():
         SearchConfig.preset("tiny_rnn", bptt=0)
     space = get_space("rnn")
     assert (space.metric, space.higher_is_better, space.cell_types) == ("ppl", False, ("recurrent",))
-    assert space.node_labels("recurrent", 9)[0].startswith("s0") and space.output_label("recurrent") == "h_t"
+    assert space.node_labels("recurrent", 9)[0].startswith("s0") and space.output_label("recurrent") == "h[t]"
 
 
 @pytest.mark.parametrize("order,hvp", [(1, "finite"), (2, "finite"), (2, "exact")])
