@@ -142,6 +142,14 @@ def full_training_data(data: DataSplits) -> DataSplits:
     return dataclasses.replace(data, train=(x, y), val=(x[:0], y[:0]))
 
 
+def image_training_data(config, device, data=None) -> DataSplits:
+    """The config's image data set (`data` when given) as one training split, read by rank 0 first
+    under torchrun (it may download)."""
+    with distributed.main_first(config.download):
+        splits = data if data is not None else load_data(config.dataset, config.data_dir, config.download, device)
+    return full_training_data(splits)
+
+
 class CNNTrainer(SpaceTrainer):
     """An image classifier of the genotype's cells: cutout, drop-path, auxiliary head."""
 
@@ -162,9 +170,7 @@ class CNNTrainer(SpaceTrainer):
             self.stream = LoaderStream(self.data, c.batch_size, c.seed + 1, dtype, device)
             input_shape = self.data.input_shape
         else:
-            with distributed.main_first(c.download):     # torchrun: rank 0 downloads, then the others read
-                splits = data if data is not None else load_data(c.dataset, c.data_dir, c.download, device)
-            self.data = full_training_data(splits)
+            self.data = image_training_data(c, device, data)
             self.model = NetworkEval(genotype, c.channels, self.data.num_classes, c.layers, c.auxiliary,
                                      self.data.in_channels, self.data.image_size, c.stem_multiplier,
                                      c.aux_widths).to(device, dtype)

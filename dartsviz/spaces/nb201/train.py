@@ -18,8 +18,8 @@ import torch
 
 from ... import distributed
 from ...config import ConfigBase, RunFields, WeightOptimFields
-from ...data import BatchStream, check_dataset_name, load_data
-from ..cnn.train import evaluate_model, full_training_data
+from ...data import BatchStream, check_dataset_name
+from ..cnn.train import image_training_data
 from ..trainer import SpaceTrainer
 from .network import NB201Network
 
@@ -74,9 +74,7 @@ class NB201Trainer(SpaceTrainer):
     def __init__(self, space, genotype, config: NB201TrainConfig, device, dtype, data=None):
         super().__init__(space, genotype, config, device, dtype)
         c = config
-        with distributed.main_first(c.download):        # torchrun: rank 0 downloads, then the others read
-            splits = data if data is not None else load_data(c.dataset, c.data_dir, c.download, device)
-        self.data = full_training_data(splits)
+        self.data = image_training_data(c, device, data)
         self.model = NB201Network(genotype, c.channels, c.layers, self.data.num_classes,
                                   self.data.in_channels).to(device, dtype)
         self.stream = BatchStream(self.data, "train", c.batch_size, c.seed + 1, dtype)
@@ -92,10 +90,6 @@ class NB201Trainer(SpaceTrainer):
     def end_epoch(self, epoch: int, steps: List):
         losses, metrics, _ = super().end_epoch(epoch, steps)
         return losses, metrics, {"params": self.params}
-
-    def evaluate(self, split: str = "test") -> Dict[str, float]:
-        loss, acc = evaluate_model(self.model, self.data, split, self.dtype)
-        return {"loss": loss, "acc": acc}
 
     def summary(self, history: List) -> Dict[str, Any]:
         out = super().summary(history)
