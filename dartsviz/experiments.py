@@ -136,11 +136,11 @@ def run_isolated(config: dict, out) -> dict:
 def search_stats(records: Sequence, config: dict, genotype, seconds: float, early_stop: Optional[str]) -> dict:
     """A search's numbers from its records (`summary.cost_summary` / `collapse_summary`): its
     derived cell, collapse diagnostics, cost and metrics."""
-    metric = get_space(config["space"]).metric
+    space = get_space(config["space"])
+    metric = space.metric
     cost, collapse = cost_summary(records), collapse_summary(records)
     steps = [r for r in records if r.kind == "step"]
     epochs = [r for r in records if r.kind == "epoch"]
-    space = get_space(config["space"])
     skip = sum(op == space.skip_op for _, _, op in space.kept_edges(genotype, space.cell_types[0]))
     return {**(space.truth_of(genotype) or {}), "skip_edges": skip,
             "steps": len(steps), "epochs": config.get("epochs"), "param_free_ops": collapse["param_free_ops"],

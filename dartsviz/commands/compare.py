@@ -105,10 +105,7 @@ def compare_variants(args) -> int:
     """`--variants`: one search per variant (and with --end-to-end a training of each cell),
     the variants table on stdout, the report in --out."""
     from ..experiments import compare_variants as run_variants, format_table
-    for flag in ("epochs", "search_epochs", "train_epochs", "steps_per_epoch", "monitor_iters"):
-        v = getattr(args, flag, None)
-        if v is not None and v <= 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be positive, got {v}")
+    _refuse_non_positive(args, "epochs", "search_epochs", "train_epochs", "steps_per_epoch", "monitor_iters")
     if args.monitor_every is not None and args.monitor_every < 0:
         raise ValueError(f"--monitor-every must be 0 (off) or positive, got {args.monitor_every}")
     if args.labels:
@@ -132,10 +129,7 @@ def compare_end_to_end(args) -> int:
     from ..experiments import compare_end_to_end as run_e2e, format_table
     from ..search import SearchConfig
     from ..spaces import get_space
-    for name in ("search_epochs", "train_epochs", "steps_per_epoch"):
-        v = getattr(args, name, None)
-        if v is not None and v <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    _refuse_non_positive(args, "search_epochs", "train_epochs", "steps_per_epoch")
     if args.random < 0:
         raise ValueError(f"--random must be >= 0, got {args.random}")
     common = {k: getattr(args, k) for k in ("dataset", "data_dir", "device", "steps_per_epoch")
@@ -158,10 +152,7 @@ def compare_truth(args) -> int:
     """`--truth`: the nb201 space's searched cells and query searches by their true accuracy."""
     import math
     from ..experiments import compare_truth as run_truth, format_table
-    for name in ("search_epochs", "epochs", "steps_per_epoch", "query_runs"):
-        v = getattr(args, name, None)
-        if v is not None and v <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    _refuse_non_positive(args, "search_epochs", "epochs", "steps_per_epoch", "query_runs")
     if not (math.isfinite(args.budget) and args.budget > 0):
         raise ValueError(f"--budget must be a positive number of seconds, got {args.budget}")
     if args.space not in (None, "nb201"):
@@ -177,3 +168,11 @@ def compare_truth(args) -> int:
           "column is the \"cifar10\" split's test set")
     print(f"report: {out / 'index.html'}" if (out / "index.html").exists() else f"written: {out / 'table.md'}")
     return 0
+
+
+def _refuse_non_positive(args, *names) -> None:
+    """A count flag given as 0 or less is one line: "--NAME must be positive, got V"."""
+    for name in names:
+        v = getattr(args, name, None)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
