@@ -258,6 +258,24 @@ def _wait_images_ready(page, scope: str) -> None:
              .every(e => e.src && e.complete && e.naturalWidth > 0)""", arg=scope, timeout=WAIT_MS)
 
 
+def _run_all(page, kernel, shown) -> None:
+    """Run All Cells, wait for `shown` to appear and for the last cell to finish (the kernel idle
+    again), dismiss the news toast, and fail on any traceback in the outputs."""
+    page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+    page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
+    shown.wait_for(state="visible", timeout=RUN_MS)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+                  .every(e => !e.textContent.includes('*'))""", timeout=RUN_MS)
+    kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+    no = page.locator(".jp-toast-button", has_text="No")          # "get notified about news?"
+    if no.count():
+        no.first.click()
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+                          has_text="Traceback")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
 def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_path: Path) -> dict:
     """Open the notebook at 1366x768 with the file browser open, Run All, and check the dashboard."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -276,21 +294,8 @@ def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_pa
                 page.locator("#filebrowser").wait_for(state="visible")
             found["file_browser_width"] = page.locator("#filebrowser").evaluate(BOX_JS)["width"]
 
-            page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
-            page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
             step = page.locator("button.dartsviz-step")
-            step.wait_for(state="visible", timeout=RUN_MS)
-            # the last cell has run when the kernel is idle again after the run
-            page.wait_for_function(
-                """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                          .every(e => !e.textContent.includes('*'))""", timeout=RUN_MS)
-            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            no = page.locator(".jp-toast-button", has_text="No")          # "get notified about news?"
-            if no.count():
-                no.first.click()
-            errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
-                                  has_text="Traceback")
-            assert errors.count() == 0, errors.first.inner_text()
+            _run_all(page, kernel, step)
 
             # -- one screen: the dashboard's top at the top of the notebook's window ----------------
             dash = page.locator(".dartsviz-dashboard")
@@ -505,17 +510,8 @@ def test_truth_panel_in_jupyterlab(tmp_path):
             page.goto(f"{base}/lab/tree/{notebook.name}?token={token}", timeout=WAIT_MS)
             kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
             kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
-            page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
             truth = page.locator("img.dartsviz-truth")
-            truth.wait_for(state="visible", timeout=RUN_MS)
-            page.wait_for_function(
-                """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                          .every(e => !e.textContent.includes('*'))""", timeout=RUN_MS)
-            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
-                                  has_text="Traceback")
-            assert errors.count() == 0, errors.first.inner_text()
+            _run_all(page, kernel, truth)
             truth.evaluate("e => e.scrollIntoView({block: 'center'})")
             _wait_images_ready(page, ".dartsviz-tabs")
             box = truth.evaluate(BOX_JS)
