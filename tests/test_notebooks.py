@@ -184,7 +184,7 @@ def _check_07(nb, work):
     assert [r[0] for r in seen] == ["normal", "reduce"], course
     for (cell, first, peak, _, last, end), (_, _, free, _) in zip(seen, rows):
         assert int(first) <= int(peak) and int(last) <= int(peak) and last == free and end == "6", course
-    assert re.search(r"^supernet test accuracy: [\d.]+ after epoch 0, [\d.]+ after epoch 1$", course, re.M), course
+    assert re.search(r"^supernet test accuracy: [\d.]+ after epoch 1, [\d.]+ after epoch 2$", course, re.M), course
 
 
 def _rnn_genotype_in(text):
@@ -320,7 +320,7 @@ def _check_10(nb, work):
     assert "6 step records" in _text(nb, "dash.run()"), _text(nb, "dash.run()")
     text = _text(nb, "last, peak = steps[-1]")
     lines = re.findall(r"^\s*(\d+)\s+(\d+)\s+([\d.]+) %\s+([\d,]+)\s+(\d) of 6\s+(\S+)$", text, re.M)
-    assert [(e, s) for e, s, *_ in lines] == [("0", "3"), ("1", "6")], text
+    assert [(e, s) for e, s, *_ in lines] == [("1", "3"), ("2", "6")], text    # epochs counted from 1
     for _, _, acc, rank, skip, arch in lines:
         g, cell = parse_genotype(arch), truth.lookup(arch)
         assert (acc, int(rank.replace(",", "")), int(skip)) == (f"{cell.valid_acc:.2f}", cell.rank,
@@ -335,6 +335,8 @@ def _check_10(nb, work):
                      r"the end is ([\d.]+) points below it$", text, re.M)
     assert peak and float(peak.group(1)) >= max(float(x[2]) for x in lines), text
     assert abs(float(peak.group(1)) - float(peak.group(3)) - float(lines[-1][2])) < 0.006, text
+    assert re.search(r"^the supernet's test accuracy on digits: [\d.]+ after epoch 1, [\d.]+ after epoch 2$",
+                     _text(nb, "last, peak = steps[-1]"), re.M), text
     assert len(_displayed(nb, "draw_truth(dash.history)", "image/png")) == 1         # the truth panel's figure
     assert len(_displayed(nb, "draw_truth(dash.history)", "image/svg+xml")) == 1     # the derived cell
     # 5. the variants on the same seed, by their cells' true accuracy; the report and its truth figure

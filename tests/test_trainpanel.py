@@ -1,3 +1,5 @@
+import re
+
 from dartsviz import SearchConfig, Search
 from dartsviz.viz.dashboard import Dashboard
 from dartsviz.viz.trainpanel import TrainPanel
@@ -24,6 +26,15 @@ def test_dashboard_trains_the_derived_cell_with_live_curves():
     assert panel.placeholder.layout.display == "none"
     assert "done at step 3" in panel.status.value and "parameters" in panel.status.value
     assert panel.widget in dash.panels.tabs.children
+    # the projector redraws the curves narrower: zoomed 1.5x they fit the column, their text 16 px or more
+    from dartsviz.viz.figures import SCREEN_COLUMN
+    assert panel.image.layout.width == "864px"
+    dash.projector.value = True
+    width = int(panel.image.layout.width[:-2])
+    sizes = [float(x) for x in re.findall(rb"font-size: ?([\d.]+)px", bytes(panel.image.value))]
+    assert width * 1.5 <= SCREEN_COLUMN and sizes and min(sizes) * 1.5 >= 16, (width, sorted(set(sizes)))
+    dash.projector.value = False
+    assert panel.image.layout.width == "864px"
 
 
 def test_train_button_runs_an_epoch_and_errors_reach_the_status_line():

@@ -58,6 +58,7 @@ FONT_NODE, FONT_EDGE, FONT_TITLE = 12.0, 11.0, 13.0
 CHAR_EM = 0.62             # an upper bound of Helvetica's mean glyph width, in ems
 COLUMN = 126.0             # between node columns (closer, down to MIN_COLUMN, for cells of many nodes)
 MIN_COLUMN, ROW_WIDTH = 72.0, 640.0   # so that a drawing stays within about 800 px
+TIGHT_COLUMN = 46.0        # the floor in a narrowed row (a projector's zoom): 8 nodes in a row fit 860 px at 1.5x
 INPUT_Y = 76.0             # the inputs from +INPUT_Y (first) down to -INPUT_Y (last)
 FEED_Y = 24.0              # outside inputs feeding an input node: from +FEED_Y down to -FEED_Y
 FEED_GAP = 34.0            # between an outside input's box and the input node it feeds
@@ -231,7 +232,8 @@ def node_shapes(layout: CellLayout) -> Dict[object, Shape]:
         y = INPUT_Y * (1 - 2 * k / (n_in - 1)) if n_in > 1 else 0.0
         shapes[k] = (Shape(x_in, y, "circle", CIRCLE, CIRCLE) if layout.fed(k)
                      else Shape(x_in, y, "box", box_w(layout.label(k)), BOX_H))
-    column = max(MIN_COLUMN, min(COLUMN, (layout.row_width - x_in) / (n_nodes - n_in + 1)))
+    floor = MIN_COLUMN if layout.row_width >= ROW_WIDTH else TIGHT_COLUMN
+    column = max(floor, min(COLUMN, (layout.row_width - x_in) / (n_nodes - n_in + 1)))
     node_y = NODE_Y_MANY if n_nodes - n_in > MANY_NODES else NODE_Y
     for i, k in enumerate(range(n_in, n_nodes)):
         shapes[k] = Shape(x_in + (i + 1) * column, node_y if i % 2 == 0 else -node_y, "circle", CIRCLE, CIRCLE)

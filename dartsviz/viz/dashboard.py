@@ -222,6 +222,7 @@ class Dashboard(WidgetView):
         """Enlarge everything by `scale` (e.g. 1.5 for a classroom projector; 1.0 = laid out for
         one 1366x768 screen). The projector toggle switches between this and 1.5."""
         self.panels.set_scale(scale)
+        self.train_panel.set_zoom(self.panels.scale)
         self._base_scale = float(scale)
         self._syncing_projector = True
         try:
@@ -233,6 +234,7 @@ class Dashboard(WidgetView):
     def _on_projector(self, on: bool) -> None:
         if not self._syncing_projector:
             self.panels.set_scale(max(PROJECTOR_SCALE, self._base_scale) if on else self._base_scale)
+            self.train_panel.set_zoom(self.panels.scale)
             self._arrange()
 
     @property

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _margins, display_width, panel_svg
+from .figures import FONT, PANEL_WIDTH, TITLE_FONT, _margins, display_width, panel_svg, panel_width, set_view_zoom
 from .records import METRIC_LIMITS, metric_title, training_metric
 from .spaceof import space_of
 from .view import WidgetView
@@ -33,7 +33,7 @@ def draw_training(records: Sequence[dict], fig: Optional[Figure] = None) -> Figu
     if fig is None:
         fig = Figure(figsize=TRAINING_SIZE, dpi=72)
     fig.clear()
-    fig.set_size_inches(*TRAINING_SIZE)
+    fig.set_size_inches(panel_width(fig, TRAINING_SIZE[0]), TRAINING_SIZE[1])   # narrower in a zoomed view
     ax_loss, ax_metric = fig.subplots(1, 2)
     steps = [r for r in records if r.get("kind") == "step"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
@@ -131,11 +131,18 @@ class TrainPanel(WidgetView):
         if time.perf_counter() - self._last_draw >= self.min_interval:
             self.redraw()
 
+    def set_zoom(self, zoom: float) -> None:
+        """Say that the panel is shown zoomed by `zoom` (a projector's 1.5): the figure is then
+        drawn narrower so that at the zoom it fits the column and its text grows with it."""
+        set_view_zoom(self._fig, max(1.0, float(zoom)))
+        self.redraw()
+
     def redraw(self) -> None:
         history = self.trainer.history if self.trainer is not None else []
         if not history:
             return                      # the 'nothing trained yet' line stays
         self.image.value = panel_svg(draw_training(history, self._fig))
+        self.image.layout.width = f"{display_width(self._fig)}px"
         self.image.layout.display = None
         self.placeholder.layout.display = "none"
         self._last_draw = time.perf_counter()

@@ -211,6 +211,27 @@ def test_the_rnn_dashboard_fits_the_same_screen_as_the_cnn_one(dash):
     assert sizes and min(sizes) >= 11
 
 
+
+def test_projector_draws_the_recurrent_cell_and_its_panels_for_16_px_text(dash):
+    """1.5x: the 8-node recurrent graph (both kinds) and the weights are drawn narrow enough that,
+    zoomed, they fit a notebook's column at 1366 px (860 px, not capped), so 11 pt is 16.5 px."""
+    dash.step(1)
+    dash.projector.value = True
+    try:
+        for kind in ("soft", "derived"):
+            dash.panels.graph_kind.value = kind
+            w, _ = _svg_size(dash.graph.value)
+            assert w * 1.5 <= F.SCREEN_COLUMN, (kind, w)
+            if C.dot_available():
+                sizes = [float(x) for x in re.findall(r'font-size="([\d.]+)"', dash.graph.value)]
+                assert sizes and min(sizes) * 1.5 >= 16, (kind, sorted(set(sizes)))
+        width = int(dash.images["weights"].layout.width[:-2])
+        sizes = [float(x) for x in re.findall(rb"font-size: ?([\d.]+)px", bytes(dash.images["weights"].value))]
+        assert width * 1.5 <= F.SCREEN_COLUMN and sizes and min(sizes) * 1.5 >= 16
+    finally:
+        dash.projector.value = False
+
+
 # ---- figures and cell graphs ------------------------------------------------------------------------
 
 def test_weights_panel_groups_the_36_edges_by_node():
