@@ -7,7 +7,9 @@
        {{ repo_url }}              https://github.com/OWNER/REPO
        {{ colab_badge NAME }}      the "Open in Colab" badge of notebooks/NAME
        {{ source PATH }}           https://github.com/OWNER/REPO/blob/main/PATH (a file of the repository)
-   so a fork's site points at the fork without editing a page.
+   so a fork's site points at the fork without editing a page. A link to a file of the repository
+   outside docs/, written relative (`[bench](../bench/README.md)`, which GitHub follows), becomes
+   that file's address on the site.
 2. Glossary links. On every page but the glossary, the first use of each term of TERMS in the
    prose (not in code, headings, or links) becomes a link to its entry in glossary.md.
 3. The executed notebooks. docs/tutorials/ must hold an executed copy of every notebook in
@@ -72,7 +74,20 @@ def _fill(markdown: str, page) -> str:
         log.warning(f"{page.file.src_uri}: unknown placeholder {m.group(0)!r}")
         return m.group(0)
 
-    return _PLACEHOLDER.sub(sub, markdown)
+    markdown = _PLACEHOLDER.sub(sub, markdown)
+
+    def outside(m):
+        target = posixpath.normpath(posixpath.join("docs", posixpath.dirname(page.file.src_uri), m.group(2)))
+        if target.startswith("docs/") or target.startswith(".."):
+            return m.group(0)
+        if not (ROOT / target).exists():
+            log.warning(f"{page.file.src_uri}: link to {m.group(2)}: no such file in the repository")
+        return f"](https://github.com/{home}/blob/{BRANCH}/{target})"
+
+    return _OUTSIDE_LINK.sub(outside, markdown)
+
+
+_OUTSIDE_LINK = re.compile(r"(\]\()(\.\./[^)\s#]+)\)")       # ](../path): a repository file outside docs/
 
 
 # ---- 2. glossary links ----------------------------------------------------------------------------

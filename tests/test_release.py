@@ -195,3 +195,31 @@ def test_committed_notebooks_agree_with_HOME__fix_with_set_home():
     """If this fails: python -m dartsviz.notebooks set-home <HOME> (see dartsviz/notebooks.py), then commit."""
     problems = nbh.check(ROOT)
     assert problems == [], "\n".join(problems + [f"fix: python -m dartsviz.notebooks set-home {nbh.HOME}"])
+
+
+def test_the_sites_pages_link_repository_files_relatively_and_the_site_gives_their_address():
+    """A page of docs/ links a file outside docs/ as `../PATH` (which GitHub follows, no raw
+    placeholder there); the site's hook turns it into the file's address at the home, and warns
+    of a file that does not exist."""
+    import importlib.util
+    import logging
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="speed.md"))
+    home = f"https://github.com/{nbh.HOME}/blob/main"
+    text = "see [`bench`](../bench/README.md), [the glossary](glossary.md) and [x](../no/such.md)."
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    hooks.log.addHandler(handler)
+    try:
+        out = hooks._fill(text, page)
+    finally:
+        hooks.log.removeHandler(handler)
+    assert out == (f"see [`bench`]({home}/bench/README.md), [the glossary](glossary.md) "
+                   f"and [x]({home}/no/such.md).")
+    assert warnings == ["speed.md: link to ../no/such.md: no such file in the repository"]
+    pages = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    assert "{{ source" not in pages
