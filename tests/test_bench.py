@@ -78,3 +78,22 @@ def test_cells_bench_times_each_cell_of_both_implementations():
     assert rows[4][:2] == ["all", "cells"]
     ref, fast = (float(r[-3]) for r in rows[4:]), (float(r[-2]) for r in rows[4:])
     assert all(t > 0 for t in list(ref) + list(fast))
+
+
+def test_suite_time_compares_the_tests_both_logs_have_and_counts_a_twice_run_notebook_once(tmp_path):
+    base = ("3.00s call     tests/test_a.py::test_x\n0.50s setup    tests/test_a.py::test_x\n"
+            "2.00s call     tests/test_a.py::test_gone\n"
+            "10.00s call     tests/test_notebooks.py::test_notebook_runs[01_intro]\n"
+            "=== 3 passed in 9.00s ===\n")
+    now = ("4.00s call     tests/test_a.py::test_x\n1.00s call     tests/test_b.py::test_new\n"
+           "24.00s call     tests/test_notebooks.py::test_notebook_runs_twice_in_the_same_folder[01_intro]\n"
+           "6.00s call     tests/test_notebooks.py::test_notebook_runs_twice_in_the_same_folder[02_more]\n"
+           "=== 4 passed in 12.00s ===\n")
+    (tmp_path / "base.txt").write_text(base)
+    (tmp_path / "now.txt").write_text(now)
+    p = subprocess.run([sys.executable, "bench/suite_time.py", "--logs", str(tmp_path / "base.txt"),
+                        str(tmp_path / "now.txt")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "tests in both: 1; worker seconds 3.5 -> 4.0 (+14.3 %)" in p.stdout, p.stdout
+    assert "only in the baseline: 2 tests, 12.0 s" in p.stdout and "only now:             3 tests, 31.0 s" in p.stdout
+    assert "notebooks in both, one run each: 1; 10.0 s -> 12.0 s (+20.0 %); notebooks only now: 02_more" in p.stdout
