@@ -397,7 +397,9 @@ def table_columns(rows: List[dict], space: str = "cnn", layout: str = "trained")
                 ("true acc (%), CIFAR-10 200 ep., validation", pm("true_valid_acc")),
                 ("true test acc (%)", pm("true_test_acc")),
                 ("skip edges", lambda r: _fmt(r.get("skip_edges_mean"), 2)),
-                ("search (s)", lambda r: f"{r['search_seconds_mean']:.1f}")]
+                ("search, this machine (s)", lambda r: f"{r['search_seconds_mean']:.1f}"),
+                ("simulated training (s)", lambda r: "-" if r.get("simulated_seconds_mean") is None
+                 else f"{r['simulated_seconds_mean']:,.0f}")]
         if rows and all("paper" in r for r in rows):
             cols.append((PAPER[space][0], lambda r: r["paper"] or "-"))
         return cols
@@ -703,6 +705,7 @@ def compare_truth(seeds: Sequence[int] = (0, 1, 2), orders: Sequence[int] = (1, 
                                "true_valid_acc_mean": s.valid_mean, "true_valid_acc_std": s.valid_std,
                                "true_test_acc_mean": s.test_mean, "true_test_acc_std": s.test_std,
                                "search_seconds_mean": (time.perf_counter() - t0) / query_runs,
+                               "simulated_seconds_mean": statistics.fmean(r.spent for r in s.runs),
                                "paper": paper.get(NAMES[algo], "")})
     best = truth.best()
     result["rows"].append({"method": "best cell", "arm": "best", "runs": 1, "true_valid_acc_mean": best.valid_acc,

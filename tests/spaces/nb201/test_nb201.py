@@ -242,6 +242,13 @@ def test_compare_truth_puts_searched_and_query_cells_in_one_report(tmp_path, cap
     table = format_table(res)
     assert '| DARTS (first order) | 2 |' in table and "| 54.30 ± 0.00 |" in table and "| 93.92 ± 0.30 |" in table
     assert "cifar10" in table.splitlines()[0]
+    # the query searches' cost is the simulated training they paid (at least the budget), not this machine's time
+    header = [h.strip() for h in table.splitlines()[0].strip("|").split("|")]
+    col = header.index("simulated training (s)")
+    cells = {r.split("|")[1].strip(): r.split("|")[col + 1].strip() for r in table.splitlines()[2:]}
+    assert cells["regularised evolution"] == f"{np.mean([r.spent for r in rea.runs]):,.0f}"
+    assert min(r.spent for r in rea.runs) >= 20000 and cells["DARTS (first order)"] == cells["best cell"] == "-"
+    assert "search, this machine (s)" in header
     page = (tmp_path / "r" / "index.html").read_text()
     assert "True accuracy" in page and (tmp_path / "r" / "anytime.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["compare", "--truth", "--budget", "-3", "--out", str(tmp_path / "x"), "--quiet"]) == 1
