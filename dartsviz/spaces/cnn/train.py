@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import distributed
-from ...config import ConfigBase, WeightOptimFields
+from ...config import ConfigBase, RunFields, WeightOptimFields
 from ...data import BatchStream, DataSplits, check_dataset_name, iterate, load_data
 from ...imagefolder import LoaderStream, load_image_folders
 from ..trainer import SpaceTrainer
@@ -38,7 +38,7 @@ from .ops import check_even_channels
 
 
 @dataclass
-class TrainConfig(ConfigBase, WeightOptimFields):
+class TrainConfig(ConfigBase, WeightOptimFields, RunFields):
     """Training-from-scratch settings. Defaults are the paper's CIFAR-10 evaluation settings."""
 
     space: str = "cnn"                # fixed: a run directory says which space trained it
@@ -65,12 +65,7 @@ class TrainConfig(ConfigBase, WeightOptimFields):
     lr_schedule: str = "cosine"       # cosine: lr to lr_min over the epochs; step: lr * lr_gamma ** epoch
     lr_gamma: float = 0.97            # the step schedule's factor per epoch
     label_smoothing: float = 0.0      # cross-entropy target (1 - eps) one-hot + eps / classes
-    # run
-    steps_per_epoch: Optional[int] = None   # None: one pass over the training set
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "float32"
-    sync_every: int = 1               # steps whose records are read from the device together
+    # run (RunFields: steps_per_epoch, seed, device, dtype, sync_every)
     sync_bn: bool = False             # torchrun on CUDA: SyncBatchNorm, batch statistics over all ranks
 
     TUPLE_FIELDS = ("aux_widths",)

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ...config import ConfigBase, WeightOptimFields
+from ...config import ConfigBase, RunFields, WeightOptimFields
 from ...text import TextData, TextStream, check_text_dataset, load_text
 from ..trainer import SpaceTrainer
 from .genotype import GENOTYPES
@@ -38,7 +38,7 @@ OPTIMISERS = ("sgd", "asgd")
 
 
 @dataclass
-class RNNTrainConfig(ConfigBase, WeightOptimFields):
+class RNNTrainConfig(ConfigBase, WeightOptimFields, RunFields):
     """Final-training settings. Defaults are the paper's PTB evaluation (850 wide, batch 64)."""
 
     space: str = "rnn"                # fixed: a run directory says which space trained it
@@ -65,12 +65,8 @@ class RNNTrainConfig(ConfigBase, WeightOptimFields):
     momentum: float = 0.0
     weight_decay: float = 8e-7
     grad_clip: float = 0.25
-    # run
-    steps_per_epoch: Optional[int] = None   # None: one pass over the training split
+    # run (RunFields: steps_per_epoch, seed, device, dtype, sync_every), the reference's seed
     seed: int = 1267
-    device: str = "auto"
-    dtype: str = "float32"
-    sync_every: int = 1
 
     def validate(self) -> "RNNTrainConfig":
         if self.space != "rnn":
