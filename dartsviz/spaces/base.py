@@ -26,6 +26,7 @@ class SearchSpace:
     unused_search_flags: Dict[str, str] = {}   # `dartsviz search` flags (dest name -> why) that mean nothing here
     unused_train_flags: Dict[str, str] = {}    # the same for `dartsviz train`; both refused in one line
     paper_genotypes: Dict[str, Any] = {}
+    genotype_class = None                  # its genotype type: `from_text`, `from_dict` (or override the readers)
     trainer_class = None                   # the space's SpaceTrainer (or override `trainer()`)
     capture_refusal: Optional[str] = None  # why its step cannot be a CUDA graph (None: it can)
     search_fields: Dict[str, Any] = {}     # its own search settings, name -> default (SearchConfig.space_options)
@@ -99,17 +100,26 @@ class SearchSpace:
         raise NotImplementedError
 
     def parse_genotype(self, text: str):
-        raise NotImplementedError
+        """A genotype from its text (one-line ValueError when it does not parse); by default
+        `genotype_class.from_text`."""
+        return self._genotype_type().from_text(text)
 
     def genotype_from_dict(self, d: dict):
-        raise NotImplementedError
+        """A genotype from its JSON form; by default `genotype_class.from_dict`."""
+        return self._genotype_type().from_dict(d)
+
+    def _genotype_type(self):
+        if self.genotype_class is None:
+            raise NotImplementedError(f"the {self.name} space reads no genotypes (set genotype_class)")
+        return self.genotype_class
 
     def random_genotype(self, seed=None):
         raise NotImplementedError
 
     def holds_genotype(self, obj) -> bool:
         """Whether `obj` is a genotype object of this space (of the type of its paper cells)."""
-        kinds = tuple({type(g) for g in self.paper_genotypes.values()})
+        kinds = ((self.genotype_class,) if self.genotype_class is not None
+                 else tuple({type(g) for g in self.paper_genotypes.values()}))
         return bool(kinds) and isinstance(obj, kinds)
 
     def trainer(self):

@@ -36,6 +36,7 @@ class CNNSpace(SearchSpace):
     """Image classification with convolutional cells (DARTS section 2, CIFAR-10 search)."""
 
     name = "cnn"
+    genotype_class = Genotype
     unused_train_flags = {"nhid": "its width is --channels"}
     cell_types = ("normal", "reduce")
     ops = tuple(PRIMITIVES)
@@ -82,12 +83,6 @@ class CNNSpace(SearchSpace):
         if edge_probs is not None:
             return derive_edge_normalised(probs, edge_probs)
         return derive(probs["normal"], probs["reduce"])
-
-    def parse_genotype(self, text: str) -> Genotype:
-        return Genotype.from_text(text)
-
-    def genotype_from_dict(self, d: dict) -> Genotype:
-        return Genotype.from_dict(d)
 
     def random_genotype(self, seed=None) -> Genotype:
         return random_genotype(seed)

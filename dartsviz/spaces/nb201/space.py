@@ -31,6 +31,7 @@ class NB201Space(SearchSpace):
     """Image classification in the NAS-Bench-201 cell space, with every cell's true accuracy."""
 
     name = "nb201"
+    genotype_class = NB201Genotype
     cell_types = (CELL_TYPE,)
     ops = PRIMITIVES
     zero_op = "none"
@@ -62,12 +63,6 @@ class NB201Space(SearchSpace):
     # -- the architecture ------------------------------------------------------------
     def derive(self, probs, edge_probs=None) -> NB201Genotype:
         return derive(probs[CELL_TYPE])
-
-    def parse_genotype(self, text: str) -> NB201Genotype:
-        return parse_genotype(text)
-
-    def genotype_from_dict(self, d: dict) -> NB201Genotype:
-        return NB201Genotype.from_dict(d)
 
     def random_genotype(self, seed=None) -> NB201Genotype:
         return random_genotype(seed)

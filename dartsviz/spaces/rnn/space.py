@@ -21,7 +21,7 @@ from ...config import check_bool, check_positive, check_range
 from ...text import TextData, TextStream, check_text_dataset, load_text, segments
 from ..base import SearchSpace
 from ..supernet import running_stats_untouched
-from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, STEPS, RNNGenotype, derive, edges_of, parse_genotype,
+from .genotype import (CELL_TYPE, GENOTYPES, PRIMITIVES, STEPS, RNNGenotype, derive, edges_of,
                        random_genotype, steps_for_edges)
 from .model import RNNSearchModel
 
@@ -56,6 +56,7 @@ class RNNSpace(SearchSpace):
     """Language modelling with a recurrent cell (DARTS section 3.2, PTB search)."""
 
     name = "rnn"
+    genotype_class = RNNGenotype
     cell_types = (CELL_TYPE,)
     ops = PRIMITIVES
     zero_op = "none"
@@ -162,12 +163,6 @@ class RNNSpace(SearchSpace):
     # -- the architecture ------------------------------------------------------------
     def derive(self, probs) -> RNNGenotype:
         return derive(probs[CELL_TYPE])
-
-    def parse_genotype(self, text: str) -> RNNGenotype:
-        return parse_genotype(text)
-
-    def genotype_from_dict(self, d: dict) -> RNNGenotype:
-        return RNNGenotype.from_dict(d)
 
     def random_genotype(self, seed=None) -> RNNGenotype:
         return random_genotype(seed)
