@@ -3,11 +3,11 @@
 `HOME` below is the one value a fork changes. Nobody edits it or its copies by hand:
 
     python -m dartsviz.notebooks set-home OWNER/REPO   # writes HOME here, pyproject.toml's [project.urls],
-                                                       # every notebook's badge and install cell, README links
+                                                       # every notebook's badge and install cell, README and docs/ links
     python -m dartsviz.notebooks check                 # exit 1 when any of them disagrees with HOME
 
 Both run in the project's checkout (or pass `--root`). The install cell installs from the home with
-pip's git URL form (no package index entry needed) and falls back to the package index name.
+pip's git URL form (no package index entry needed) and never falls back to the package index.
 Notebooks are read and written as plain JSON in Jupyter's own layout, so a rewrite changes only
 the lines it means to change.
 """
@@ -211,8 +211,9 @@ def planned_files(root, home: str, notebook_dir=None) -> Dict[Path, tuple]:
 
     add(files["module"], lambda t: module_for_home(t, home))
     add(files["pyproject"], lambda t: pyproject_for_home(t, home))
-    if (root / "README.md").is_file():
-        add(root / "README.md", lambda t: readme_for_home(t, old, home))
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        if page.is_file():                      # the README and the site's pages: the same links
+            add(page, lambda t: readme_for_home(t, old, home))
     nb_dir = Path(notebook_dir) if notebook_dir is not None else root / NOTEBOOK_DIR
     notebooks = sorted(nb_dir.glob("*.ipynb"))
     if not notebooks:
@@ -261,8 +262,9 @@ def check(root=".", home: Optional[str] = None, notebook_dir=None) -> List[str]:
     except HomeError as e:
         return [str(e)]
     what = {"notebooks.py": f"HOME is not {home!r}", "pyproject.toml": f"[project.urls] not pointing at {home}",
-            "README.md": f"Colab or GitHub links not pointing at {home}"}
-    return [f"{_rel(path, root)}: {what.get(path.name, f'Colab badge or install cell not pointing at {home}')}"
+            ".md": f"Colab or GitHub links not pointing at {home}",
+            ".ipynb": f"Colab badge or install cell not pointing at {home}"}
+    return [f"{_rel(path, root)}: {what.get(path.name) or what[path.suffix]}"
             for path, (old, new) in plan.items() if old != new]
 
 
@@ -284,7 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = _Parser(
         prog="python -m dartsviz.notebooks",
         description="The project's public home (GitHub OWNER/REPO) in the notebooks' Colab badges and install "
-                    "cells, pyproject.toml and README links.")
+                    "cells, pyproject.toml, README and docs/ links.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("set-home", help="point every badge, install cell and project link at OWNER/REPO")
     p.add_argument("home", metavar="OWNER/REPO")
@@ -313,7 +315,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if problems:
         print(f"fix: python -m dartsviz.notebooks set-home {home}")
         return 1
-    print(f"ok: notebooks, pyproject.toml and README point at {home}")
+    print(f"ok: notebooks, pyproject.toml, README and docs/ point at {home}")
     return 0
 
 

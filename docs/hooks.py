@@ -7,7 +7,8 @@
        {{ repo_url }}              https://github.com/OWNER/REPO
        {{ colab_badge NAME }}      the "Open in Colab" badge of notebooks/NAME
        {{ source PATH }}           https://github.com/OWNER/REPO/blob/main/PATH (a file of the repository)
-   so a fork's site points at the fork without editing a page. A link to a file of the repository
+   The pages themselves hold real links (readable on GitHub too), which `set-home` rewrites with the
+   README's; the placeholders are there for a page that wants them. A link to a file of the repository
    outside docs/, written relative (`[bench](../bench/README.md)`, which GitHub follows), becomes
    that file's address on the site.
 2. Glossary links. On every page but the glossary, the first use of each term of TERMS in the

@@ -22,7 +22,8 @@ def _project_copy(tmp_path):
     root = tmp_path / "project"
     shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (root / "dartsviz").mkdir()
-    for rel in ("pyproject.toml", "README.md", "dartsviz/notebooks.py"):
+    (root / "docs").mkdir()
+    for rel in ("pyproject.toml", "README.md", "dartsviz/notebooks.py", "docs/getting-started.md", "docs/tutorials.md"):
         shutil.copy(ROOT / rel, root / rel)
     return root
 
@@ -66,6 +67,11 @@ def test_set_home_rewrites_every_badge_and_install_cell_and_a_second_run_changes
     urls = tomllib.loads((root / "pyproject.toml").read_text())["project"]["urls"]
     assert urls == nbh.project_urls(FORK)
     assert f'HOME = "{FORK}"' in (root / "dartsviz" / "notebooks.py").read_text()
+    # the site's pages: the clone command, the git install and every Colab badge point at the fork
+    start, tutorials = ((root / "docs" / n).read_text() for n in ("getting-started.md", "tutorials.md"))
+    assert f"git clone https://github.com/{FORK} " in start and f"git+https://github.com/{FORK}" in start
+    assert tutorials.count(f"colab.research.google.com/github/{FORK}/blob/main/notebooks/") == len(before)
+    assert nbh.HOME not in start + tutorials and "{{" not in start + tutorials
     assert nbh.check(root) == [] and nbh.check(root, home=FORK) == []
 
     digests = _digests(root)
