@@ -259,6 +259,19 @@ def test_the_status_line_is_the_counter_as_plain_text(dash):
     assert dash.status_line.startswith("step 1 / 6 \u00b7 epoch 1 / 2 \u00b7 order 1") and "<" not in dash.status_line
 
 
+def test_a_search_stepped_past_its_plan_says_so_on_the_status_line(data):
+    """Step after the planned steps extends the search: the counter says "step 3 (planned 2)",
+    never "step 3 / 2", and the progress bar is full."""
+    from dartsviz.viz.dashboard import Dashboard
+    d = Dashboard(Search(SearchConfig.preset("tiny", **{**SMALL, "steps_per_epoch": 2, "epochs": 1}), data=data))
+    d.step(2)
+    assert d.status_line.startswith("step 2 / 2 \u00b7 epoch 1 / 1 \u00b7")
+    d.step(1)
+    assert d.search.step_count == 3
+    assert d.status_line.startswith("step 3 (planned 2) \u00b7 epoch 2 (planned 1) \u00b7"), d.status_line
+    assert d.progress.value == d.progress.max == 3
+
+
 def _svg_texts(image) -> str:
     return " ".join(re.findall(r"<text\b[^>]*>([^<]*)</text>", bytes(image.value).decode()))
 

@@ -417,10 +417,15 @@ class Dashboard(WidgetView):
         value = record.metrics.get(f"val_{metric}") if record is not None else None
         shown = f" \u00b7 val {metric} {value:.2f}" if value is not None else ""
         hvp = f" ({c.hvp} HVP)" if c.order != ORDERS[0] else ""
-        # the epoch of the step shown (the panels' titles say the same), of the epochs planned
-        epochs = -(-total // max(1, s.steps_per_epoch))
-        text = (f"step <b>{s.step_count}</b> / {s.total_steps} \u00b7 epoch {epoch_number(self.current().epoch)} "
-                f"/ {epochs} \u00b7 order {c.order}{hvp}{sec}{shown}")
+        # the epoch of the step shown (the panels' titles say the same), of the epochs planned; a
+        # search stepped past its plan says so rather than "step 10 / 9"
+        planned = s.total_steps
+        epochs = -(-planned // max(1, s.steps_per_epoch))
+        past = s.step_count > planned
+        of_steps, of_epochs = ((f" (planned {planned})", f" (planned {epochs})") if past
+                               else (f" / {planned}", f" / {epochs}"))
+        text = (f"step <b>{s.step_count}</b>{of_steps} \u00b7 epoch {epoch_number(self.current().epoch)}"
+                f"{of_epochs} \u00b7 order {c.order}{hvp}{sec}{shown}")
         plain = html.escape(re.sub(r"<[^>]+>", "", text))
         self.counter.value = (f'<span title="{plain}" style="white-space:nowrap;overflow:hidden;'
                               f'text-overflow:ellipsis;display:block">{text}</span>')
