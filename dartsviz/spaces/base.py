@@ -117,7 +117,8 @@ class SearchSpace:
         raise NotImplementedError
 
     def holds_genotype(self, obj) -> bool:
-        """Whether `obj` is a genotype object of this space (of the type of its paper cells)."""
+        """Whether `obj` is a genotype object of this space (its `genotype_class`, else the type of
+        its paper cells)."""
         kinds = ((self.genotype_class,) if self.genotype_class is not None
                  else tuple({type(g) for g in self.paper_genotypes.values()}))
         return bool(kinds) and isinstance(obj, kinds)
