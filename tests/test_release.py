@@ -3,6 +3,7 @@ cell, and pyproject.toml's URLs, agree with; `set-home` rewrites them all; the w
 The wheel itself is built, installed and run by .ci/wheel-check (CI), not here."""
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -229,3 +230,15 @@ def test_the_sites_pages_link_repository_files_relatively_and_the_site_gives_the
     assert warnings == ["speed.md: link to ../no/such.md: no such file in the repository"]
     pages = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
     assert "{{ source" not in pages
+
+
+def test_the_readme_is_a_first_visit_and_its_test_command_is_the_one_ci_runs():
+    """README: at most 150 lines, a picture of the dashboard that exists, and the test command
+    that .ci/run runs (CI only adds where to keep the notebooks and the slowest tests' list)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    pictures = [p for p in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme) if not p.startswith("http")]
+    assert pictures and all((ROOT / p).is_file() for p in pictures), pictures
+    (command,) = re.findall(r'^pip install -e "\.\[test\]" && (.+)$', readme, re.M)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert any(command in line for line in ci.splitlines() if "pytest" in line), command
