@@ -258,6 +258,23 @@ def _wait_images_ready(page, scope: str) -> None:
              .every(e => e.src && e.complete && e.naturalWidth > 0)""", arg=scope, timeout=WAIT_MS)
 
 
+@contextlib.contextmanager
+def _open_notebook(sync_api, chromium: str, base: str, token: str, name: str):
+    """Headless Chromium at VIEWPORT with `name` open in the JupyterLab at `base`, its kernel idle:
+    yields (page, the kernel's status-bar item); the browser is always closed."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=WAIT_MS)
+            kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            yield page, kernel
+        finally:
+            browser.close()
+
+
 def _run_all(page, kernel, shown) -> None:
     """Run All Cells, wait for `shown` to appear and for the last cell to finish (the kernel idle
     again), dismiss the news toast, and fail on any traceback in the outputs."""
@@ -280,131 +297,122 @@ def _drive_dashboard(chromium, sync_api, base: str, token: str, tag: str, tmp_pa
     """Open the notebook at 1366x768 with the file browser open, Run All, and check the dashboard."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     found = {"viewport": VIEWPORT, "environment": tag}
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=WAIT_MS)
-            kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
-            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            # default zoom, the file browser open (JupyterLab's default; opened if a workspace closed it)
-            if not page.locator("#filebrowser").is_visible():
-                page.locator('.jp-SideBar [data-id="filebrowser"]').first.click()
-                page.locator("#filebrowser").wait_for(state="visible")
-            found["file_browser_width"] = page.locator("#filebrowser").evaluate(BOX_JS)["width"]
+    with _open_notebook(sync_api, chromium, base, token, NOTEBOOK.name) as (page, kernel):
+        # default zoom, the file browser open (JupyterLab's default; opened if a workspace closed it)
+        if not page.locator("#filebrowser").is_visible():
+            page.locator('.jp-SideBar [data-id="filebrowser"]').first.click()
+            page.locator("#filebrowser").wait_for(state="visible")
+        found["file_browser_width"] = page.locator("#filebrowser").evaluate(BOX_JS)["width"]
 
-            step = page.locator("button.dartsviz-step")
-            _run_all(page, kernel, step)
+        step = page.locator("button.dartsviz-step")
+        _run_all(page, kernel, step)
 
-            # -- one screen: the dashboard's top at the top of the notebook's window ----------------
-            dash = page.locator(".dartsviz-dashboard")
-            dash.evaluate("e => e.scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(500)
-            _wait_images_ready(page, ".dartsviz-dashboard")
-            window = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer").first
-            if not window.count():
-                window = page.locator(".jp-NotebookPanel .jp-Notebook").first
-            boxes = _main_boxes(page, step, window)
-            view = boxes["notebook_window"]
-            found.update(boxes)
-            found["dashboard_height"] = round(boxes["dashboard"]["height"])
-            found["main_view_height"] = round(boxes["graph"]["bottom"] - boxes["dashboard"]["y"])
-            found["text_px"] = _text_px(page, dash)
-            page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}.png"))
-            (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
-            _in_first_screen(boxes, view, ("step", "weights", "graph"), tag)
-            small = _small_text(page, page.locator(".dartsviz-dashboard"))
-            assert not small, f"text under {MIN_TEXT_PX} px ({tag}): {small[:10]}"
+        # -- one screen: the dashboard's top at the top of the notebook's window ----------------
+        dash = page.locator(".dartsviz-dashboard")
+        dash.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        _wait_images_ready(page, ".dartsviz-dashboard")
+        window = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer").first
+        if not window.count():
+            window = page.locator(".jp-NotebookPanel .jp-Notebook").first
+        boxes = _main_boxes(page, step, window)
+        view = boxes["notebook_window"]
+        found.update(boxes)
+        found["dashboard_height"] = round(boxes["dashboard"]["height"])
+        found["main_view_height"] = round(boxes["graph"]["bottom"] - boxes["dashboard"]["y"])
+        found["text_px"] = _text_px(page, dash)
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}.png"))
+        (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
+        _in_first_screen(boxes, view, ("step", "weights", "graph"), tag)
+        small = _small_text(page, page.locator(".dartsviz-dashboard"))
+        assert not small, f"text under {MIN_TEXT_PX} px ({tag}): {small[:10]}"
 
-            # -- Step: the weights and the live graph redraw; the graph's nodes stay where they were --
-            node_places = """() => [...document.querySelectorAll('.dartsviz-graph g.node text')]
-                                   .map(t => { const r = t.getBoundingClientRect();
-                                               return [t.textContent, Math.round(r.x), Math.round(r.y)]; })"""
-            counter = page.locator(".widget-html-content", has_text="step").filter(has_text="epoch").first
-            before = {"counter": counter.inner_text(), "weights": page.locator("img.dartsviz-weights").get_attribute("src"),
-                      "graph": page.locator(".dartsviz-graph").inner_html(), "nodes": page.evaluate(node_places)}
-            assert len(before["nodes"]) >= 7
-            step.click()
-            page.wait_for_function(
-                """([src]) => { const e = document.querySelector('img.dartsviz-weights');
-                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
-                arg=[before["weights"]], timeout=WAIT_MS)
-            page.wait_for_function(
-                """([before]) => [...document.querySelectorAll('.widget-html-content')]
-                    .some(e => e.textContent.includes('epoch') && e.textContent.includes('step')
-                               && e.textContent !== before)""", arg=[before["counter"]], timeout=WAIT_MS)
-            page.wait_for_function("([g]) => document.querySelector('.dartsviz-graph').innerHTML !== g",
-                                   arg=[before["graph"]], timeout=WAIT_MS)
-            assert page.evaluate(node_places) == before["nodes"]
+        # -- Step: the weights and the live graph redraw; the graph's nodes stay where they were --
+        node_places = """() => [...document.querySelectorAll('.dartsviz-graph g.node text')]
+                               .map(t => { const r = t.getBoundingClientRect();
+                                           return [t.textContent, Math.round(r.x), Math.round(r.y)]; })"""
+        counter = page.locator(".widget-html-content", has_text="step").filter(has_text="epoch").first
+        before = {"counter": counter.inner_text(), "weights": page.locator("img.dartsviz-weights").get_attribute("src"),
+                  "graph": page.locator(".dartsviz-graph").inner_html(), "nodes": page.evaluate(node_places)}
+        assert len(before["nodes"]) >= 7
+        step.click()
+        page.wait_for_function(
+            """([src]) => { const e = document.querySelector('img.dartsviz-weights');
+                            return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+            arg=[before["weights"]], timeout=WAIT_MS)
+        page.wait_for_function(
+            """([before]) => [...document.querySelectorAll('.widget-html-content')]
+                .some(e => e.textContent.includes('epoch') && e.textContent.includes('step')
+                           && e.textContent !== before)""", arg=[before["counter"]], timeout=WAIT_MS)
+        page.wait_for_function("([g]) => document.querySelector('.dartsviz-graph').innerHTML !== g",
+                               arg=[before["graph"]], timeout=WAIT_MS)
+        assert page.evaluate(node_places) == before["nodes"]
 
-            # -- every tab: drawn when shown, nothing empty, nothing small, one height ---------------
-            tabs = page.locator(".dartsviz-tabs")
-            found["tab_heights"] = {}
-            for title in ("Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training",
-                          "Setup"):
-                tabs.get_by_text(title, exact=True).first.click()
-                page.wait_for_timeout(300)
-                kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-                _wait_images_ready(page, ".dartsviz-tabs")
-                found["tab_heights"][title] = round(tabs.evaluate(BOX_JS)["height"], 1)
-                small = _small_text(page, tabs, at_least=8)
-                assert not small, f"text under {MIN_TEXT_PX} px in tab {title} ({tag}): {small[:10]}"
-                if title == "Training":
-                    assert tabs.get_by_text("nothing trained yet").first.is_visible()
-                    assert all(not i.is_visible() for i in tabs.locator("img").all())   # no broken image
-                if title == "Cells & genotype":    # taller than the tab: it scrolls inside; drawings inside it
-                    contents = tabs.locator(".widget-tab-contents").first
-                    scroll = contents.evaluate("e => [e.scrollHeight, e.clientHeight]")
-                    assert scroll[0] > scroll[1] + 50, scroll
-                    inner = contents.evaluate(BOX_JS)
-                    for svg in tabs.locator(".dartsviz-cell svg").all():
-                        b = svg.evaluate(BOX_JS)
-                        assert inner["x"] - 1 <= b["x"] and b["right"] <= inner["right"] + 1, (b, inner)
-            heights = found["tab_heights"]
-            assert max(heights.values()) - min(heights.values()) <= 2, f"the tabs' heights differ ({tag}): {heights}"
-            tabs.get_by_text("Heat map", exact=True).first.click()
-            broken = page.evaluate("""() => [...document.querySelectorAll('.dartsviz-dashboard img')]
-                                       .filter(e => e.getBoundingClientRect().width > 0 && !(e.naturalWidth > 0)).length""")
-            assert broken == 0
-
-            # -- a cell drawing as a notebook shows it: inside the output area --------------------------
-            from dartsviz import DARTS_RNN_V2
-            from dartsviz.viz import cell_svg
-            shown = page.evaluate(SVG_OUTPUT_JS, [cell_svg(DARTS_RNN_V2, "recurrent")])
-            found["recurrent_cell_svg"] = shown
-            assert shown["right"] <= shown["area_right"] + 1, f"the recurrent cell overflows its output: {shown}"
-
-            # -- projector: text 16 px and more; the step button, weights and graph still on screen ------
-            weights_src = page.locator("img.dartsviz-weights").get_attribute("src")
-            page.locator("button", has_text="projector").first.click()
-            page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-150') !== null",
-                                   timeout=WAIT_MS)
-            page.wait_for_function(                                    # redrawn for the zoom
-                """([src]) => { const e = document.querySelector('img.dartsviz-weights');
-                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
-                arg=[weights_src], timeout=WAIT_MS)
-            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            page.wait_for_timeout(500)
-            dash.evaluate("e => e.scrollIntoView({block: 'start'})")
+        # -- every tab: drawn when shown, nothing empty, nothing small, one height ---------------
+        tabs = page.locator(".dartsviz-tabs")
+        found["tab_heights"] = {}
+        for title in ("Heat map", "Trajectories", "Curves & cost", "Collapse", "Cells & genotype", "Training",
+                      "Setup"):
+            tabs.get_by_text(title, exact=True).first.click()
             page.wait_for_timeout(300)
-            _wait_images_ready(page, ".dartsviz-dashboard")
-            big = _main_boxes(page, step, window)
-            found["projector"] = big
-            found["projector_step_height_ratio"] = round(big["step"]["height"] / boxes["step"]["height"], 2)
-            found["projector_text_px"] = _text_px(page, dash)
-            found["projector_main_view_height"] = round(big["graph"]["bottom"] - big["dashboard"]["y"])
-            page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}-projector.png"))
-            (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
-            assert found["projector_step_height_ratio"] >= 1.4
-            _in_first_screen(big, big["notebook_window"], ("step", "weights", "graph"), f"{tag}, projector")
-            small = _small_text(page, dash, min_px=PROJECTOR_TEXT_PX)
-            assert not small, f"text under {PROJECTOR_TEXT_PX} px in projector mode ({tag}): {small[:10]}"
-            page.locator("button", has_text="projector").first.click()
-            page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-100') !== null",
-                                   timeout=WAIT_MS)
-        finally:
-            browser.close()
+            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+            _wait_images_ready(page, ".dartsviz-tabs")
+            found["tab_heights"][title] = round(tabs.evaluate(BOX_JS)["height"], 1)
+            small = _small_text(page, tabs, at_least=8)
+            assert not small, f"text under {MIN_TEXT_PX} px in tab {title} ({tag}): {small[:10]}"
+            if title == "Training":
+                assert tabs.get_by_text("nothing trained yet").first.is_visible()
+                assert all(not i.is_visible() for i in tabs.locator("img").all())   # no broken image
+            if title == "Cells & genotype":    # taller than the tab: it scrolls inside; drawings inside it
+                contents = tabs.locator(".widget-tab-contents").first
+                scroll = contents.evaluate("e => [e.scrollHeight, e.clientHeight]")
+                assert scroll[0] > scroll[1] + 50, scroll
+                inner = contents.evaluate(BOX_JS)
+                for svg in tabs.locator(".dartsviz-cell svg").all():
+                    b = svg.evaluate(BOX_JS)
+                    assert inner["x"] - 1 <= b["x"] and b["right"] <= inner["right"] + 1, (b, inner)
+        heights = found["tab_heights"]
+        assert max(heights.values()) - min(heights.values()) <= 2, f"the tabs' heights differ ({tag}): {heights}"
+        tabs.get_by_text("Heat map", exact=True).first.click()
+        broken = page.evaluate("""() => [...document.querySelectorAll('.dartsviz-dashboard img')]
+                                   .filter(e => e.getBoundingClientRect().width > 0 && !(e.naturalWidth > 0)).length""")
+        assert broken == 0
+
+        # -- a cell drawing as a notebook shows it: inside the output area --------------------------
+        from dartsviz import DARTS_RNN_V2
+        from dartsviz.viz import cell_svg
+        shown = page.evaluate(SVG_OUTPUT_JS, [cell_svg(DARTS_RNN_V2, "recurrent")])
+        found["recurrent_cell_svg"] = shown
+        assert shown["right"] <= shown["area_right"] + 1, f"the recurrent cell overflows its output: {shown}"
+
+        # -- projector: text 16 px and more; the step button, weights and graph still on screen ------
+        weights_src = page.locator("img.dartsviz-weights").get_attribute("src")
+        page.locator("button", has_text="projector").first.click()
+        page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-150') !== null",
+                               timeout=WAIT_MS)
+        page.wait_for_function(                                    # redrawn for the zoom
+            """([src]) => { const e = document.querySelector('img.dartsviz-weights');
+                            return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+            arg=[weights_src], timeout=WAIT_MS)
+        kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(500)
+        dash.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+        _wait_images_ready(page, ".dartsviz-dashboard")
+        big = _main_boxes(page, step, window)
+        found["projector"] = big
+        found["projector_step_height_ratio"] = round(big["step"]["height"] / boxes["step"]["height"], 2)
+        found["projector_text_px"] = _text_px(page, dash)
+        found["projector_main_view_height"] = round(big["graph"]["bottom"] - big["dashboard"]["y"])
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-1366x768-{tag}-projector.png"))
+        (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
+        assert found["projector_step_height_ratio"] >= 1.4
+        _in_first_screen(big, big["notebook_window"], ("step", "weights", "graph"), f"{tag}, projector")
+        small = _small_text(page, dash, min_px=PROJECTOR_TEXT_PX)
+        assert not small, f"text under {PROJECTOR_TEXT_PX} px in projector mode ({tag}): {small[:10]}"
+        page.locator("button", has_text="projector").first.click()
+        page.wait_for_function("() => document.querySelector('.dartsviz-dashboard.dartsviz-zoom-100') !== null",
+                               timeout=WAIT_MS)
     (ARTIFACTS / f"dashboard-layout-{tag}.json").write_text(json.dumps(found, indent=1))
     print(f"\n{tag}: dashboard {found['dashboard_height']} px tall, controls + weights + cell graph "
           f"{found['main_view_height']} px, in a notebook window of {round(view['height'])} px at 1366x768; "
@@ -502,31 +510,23 @@ def test_truth_panel_in_jupyterlab(tmp_path):
     chromium, sync_api = _needs_browser()
     notebook = _truth_notebook(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with _lab(tmp_path, notebook=notebook) as (base, token), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{base}/lab/tree/{notebook.name}?token={token}", timeout=WAIT_MS)
-            kernel = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]')
-            kernel.filter(has_text="| Idle").first.wait_for(timeout=WAIT_MS)
-            truth = page.locator("img.dartsviz-truth")
-            _run_all(page, kernel, truth)
-            truth.evaluate("e => e.scrollIntoView({block: 'center'})")
-            _wait_images_ready(page, ".dartsviz-tabs")
-            box = truth.evaluate(BOX_JS)
-            output = page.locator(".jp-OutputArea-output").first.evaluate(BOX_JS)
-            assert box["width"] > 400 and box["height"] > 100, box
-            assert box["x"] >= output["x"] - 1 and box["right"] <= output["right"] + 1, (box, output)
-            assert box["y"] >= 0 and box["bottom"] <= VIEWPORT["height"], box      # the whole figure in view
-            small = _small_text(page, page.locator(".dartsviz-tabs"), at_least=8)
-            assert not small, f"text under {MIN_TEXT_PX} px in the Truth tab: {small[:10]}"
-            before = truth.get_attribute("src")
-            page.locator("button.dartsviz-step").first.click()
-            page.wait_for_function(
-                """([src]) => { const e = document.querySelector('img.dartsviz-truth');
-                                return e.src !== src && e.complete && e.naturalWidth > 0; }""",
-                arg=[before], timeout=WAIT_MS)
-            page.screenshot(path=str(ARTIFACTS / "truth-panel-1366x768.png"))
-        finally:
-            browser.close()
+    with _lab(tmp_path, notebook=notebook) as (base, token), \
+            _open_notebook(sync_api, chromium, base, token, notebook.name) as (page, kernel):
+        truth = page.locator("img.dartsviz-truth")
+        _run_all(page, kernel, truth)
+        truth.evaluate("e => e.scrollIntoView({block: 'center'})")
+        _wait_images_ready(page, ".dartsviz-tabs")
+        box = truth.evaluate(BOX_JS)
+        output = page.locator(".jp-OutputArea-output").first.evaluate(BOX_JS)
+        assert box["width"] > 400 and box["height"] > 100, box
+        assert box["x"] >= output["x"] - 1 and box["right"] <= output["right"] + 1, (box, output)
+        assert box["y"] >= 0 and box["bottom"] <= VIEWPORT["height"], box      # the whole figure in view
+        small = _small_text(page, page.locator(".dartsviz-tabs"), at_least=8)
+        assert not small, f"text under {MIN_TEXT_PX} px in the Truth tab: {small[:10]}"
+        before = truth.get_attribute("src")
+        page.locator("button.dartsviz-step").first.click()
+        page.wait_for_function(
+            """([src]) => { const e = document.querySelector('img.dartsviz-truth');
+                            return e.src !== src && e.complete && e.naturalWidth > 0; }""",
+            arg=[before], timeout=WAIT_MS)
+        page.screenshot(path=str(ARTIFACTS / "truth-panel-1366x768.png"))
