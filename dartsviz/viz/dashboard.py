@@ -221,8 +221,7 @@ class Dashboard(WidgetView):
     def set_scale(self, scale: float) -> None:
         """Enlarge everything by `scale` (e.g. 1.5 for a classroom projector; 1.0 = laid out for
         one 1366x768 screen). The projector toggle switches between this and 1.5."""
-        self.panels.set_scale(scale)
-        self.train_panel.set_zoom(self.panels.scale)
+        self._zoom(scale)
         self._base_scale = float(scale)
         self._syncing_projector = True
         try:
@@ -233,9 +232,13 @@ class Dashboard(WidgetView):
 
     def _on_projector(self, on: bool) -> None:
         if not self._syncing_projector:
-            self.panels.set_scale(max(PROJECTOR_SCALE, self._base_scale) if on else self._base_scale)
-            self.train_panel.set_zoom(self.panels.scale)
+            self._zoom(max(PROJECTOR_SCALE, self._base_scale) if on else self._base_scale)
             self._arrange()
+
+    def _zoom(self, scale: float) -> None:
+        """The panels, the cell graphs and the training tab drawn and shown for `scale`."""
+        self.panels.set_scale(scale)
+        self.train_panel.set_zoom(self.panels.scale)
 
     @property
     def scale(self) -> float:
